@@ -1,0 +1,3 @@
+from mlffbench.cli import main
+
+main()

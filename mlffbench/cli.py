@@ -1,0 +1,82 @@
+"""The `mlffbench` command line: thin functions that load a config, call a workflow, print.
+
+Each command lives in `mlffbench/commands/<name>.py` with a `register(app)` function, so the
+commands grow independently. Errors from bad input are one line on stderr with exit code 2;
+simulations that cannot go on (blow-up, no convergence) exit with code 1 and say why.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from mlffbench import __version__
+from mlffbench.errors import SimulationError, UserError
+from mlffbench.progress import console
+
+COMMAND_MODULES = ("generate", "train", "check_model", "md", "pdos", "neb", "vacancy", "cg",
+                   "run", "report", "check", "bench")
+
+app = typer.Typer(
+    name="mlffbench",
+    help="Does a machine-learned force field know the physics, or only its training set? "
+         "Benchmarks MLFFs against the exact Lennard-Jones argon oracle.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlffbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """mlffbench: generate | train | md | pdos | neb | vacancy | run | report | check."""
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"mlffbench.commands.{_name}")
+    except ModuleNotFoundError as exc:  # a command not written yet
+        if exc.name != f"mlffbench.commands.{_name}":
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point with one-line errors."""
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except SimulationError as exc:
+        console.print(f"[bold red]failed:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,392 @@
+"""Molecular dynamics with jax-md integrators, run in jit-compiled chunks.
+
+Design (why it looks like this):
+* Steps run inside `lax.scan` chunks of `chunk_steps`; Python only sees chunk boundaries. The
+  neighbour list is updated every step inside the chunk and its overflow flag is checked after
+  the chunk, outside `jit` (it is a device value). On overflow the list is re-allocated with
+  more room, sized from the positions that overflowed, and the *whole chunk is re-run from its
+  start*, so no step ever used a truncated list.
+* Blow-up detection: the largest single-step displacement and non-finite values are tracked in
+  the scan; a chunk that exceeds `max_step_displacement` or `max_kT` stops the run, and the state
+  at the start of that chunk is returned as the last good frame.
+* Replicas: positions of shape (n_replicas, N, 3) run as one vmapped, jitted call sharing the
+  box. Each replica gets its own RNG key (seed, replica index).
+* Temperatures may follow a per-step schedule (the generate ramp) passed through the scan.
+
+Units: reduced (sigma, epsilon, tau, m = 1, k_B = 1). Temperature counts 3N degrees of freedom,
+like jax-md's thermostats (LAMMPS `compute temp` uses 3N - 3).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax_md import simulate, space
+
+from mlffbench.errors import SimulationError
+from mlffbench.neighbors import as_box_matrix
+from mlffbench.potentials.base import Potential
+
+ENSEMBLES = ("nve", "nvt_nose_hoover", "nvt_langevin", "npt_nose_hoover")
+RECORDABLE = ("positions", "velocities", "forces", "stress", "box")
+
+
+@dataclass(frozen=True)
+class Integrator:
+    """Integrator settings, reduced units.
+
+    Attributes:
+        ensemble: one of ENSEMBLES.
+        dt: time step (tau).
+        tau_T: thermostat time constant (tau), Nose-Hoover.
+        gamma: Langevin friction (1/tau).
+        pressure: target pressure for NPT (epsilon/sigma^3).
+        tau_P: barostat time constant (tau).
+        chain_length: Nose-Hoover chain length (>= 2: length 1 is wrong in jax-md, issue #351).
+    """
+
+    ensemble: str = "nve"
+    dt: float = 0.002
+    tau_T: float = 0.2
+    gamma: float = 1.0
+    pressure: float = 0.0
+    tau_P: float = 2.0
+    chain_length: int = 3
+
+    def __post_init__(self) -> None:
+        if self.ensemble not in ENSEMBLES:
+            raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {self.ensemble!r}")
+        if self.chain_length < 2:
+            raise ValueError("Nose-Hoover chain_length must be >= 2 (length 1 is wrong in jax-md)")
+        if self.dt <= 0:
+            raise ValueError("dt must be positive")
+
+
+@dataclass
+class MDResult:
+    """What a run produced.
+
+    samples: dict of arrays with leading axis n_samples (then n_replicas if replicated):
+        'step', 'time', 'kT', 'T', 'Epot', 'Ekin', 'Etot', 'P' (reduced; Epot/P NaN for force-only
+        models) and any recorded 'positions', 'velocities', 'forces', 'stress', 'box'.
+    final: dict with 'positions', 'velocities', 'box' of the last good state (Cartesian).
+    status: 'ok' or 'blowup'; message says why it stopped.
+    """
+
+    samples: dict[str, np.ndarray]
+    final: dict[str, np.ndarray]
+    status: str = "ok"
+    message: str = ""
+    steps_done: int = 0
+    neighbor_reallocations: int = 0
+    compile_seconds: float = 0.0
+    run_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def atom_steps_per_second(self) -> float:
+        n_atoms = int(np.prod(self.final["positions"].shape[:-1]))
+        return n_atoms * self.steps_done / max(self.run_seconds, 1e-12)
+
+
+def _make_integrator(potential: Potential, box: jnp.ndarray, integ: Integrator, kT0: float):
+    """jax-md (init_fn, apply_fn, shift_fn) for the chosen ensemble."""
+    dt = jnp.asarray(integ.dt, jnp.float64)
+    if integ.ensemble == "npt_nose_hoover":
+        if not potential.conservative:
+            raise SimulationError("NPT needs an energy (pressure); this model predicts forces only")
+        _, shift = space.periodic_general(box, fractional_coordinates=True)
+
+        def energy_frac(S, neighbor=None, box=None, perturbation=None, **_):
+            # jax-md's barostat takes dU/dV through `perturbation` (a scalar 1 + eps or a matrix
+            # applied to every displacement, see space.periodic_general); honour it as a strain.
+            if perturbation is not None:
+                p = jnp.asarray(perturbation)
+                box = p * box if p.ndim == 0 else p @ box
+            return potential.energy(S @ box.T, box, neighbor)
+
+        init, apply = simulate.npt_nose_hoover(
+            energy_frac, shift, dt, jnp.asarray(integ.pressure, jnp.float64),
+            jnp.asarray(kT0, jnp.float64),
+            barostat_kwargs={"chain_length": integ.chain_length, "tau": integ.tau_P},
+            thermostat_kwargs={"chain_length": integ.chain_length, "tau": integ.tau_T})
+        return init, apply, shift
+
+    _, shift = space.periodic_general(box, fractional_coordinates=False)
+    if potential.conservative:
+        def field_fn(R, neighbor=None, **_):
+            return potential.energy(R, box, neighbor)
+    else:
+        def field_fn(R, neighbor=None, **_):
+            return potential.forces(R, box, neighbor).astype(R.dtype)
+
+    if integ.ensemble == "nve":
+        init, apply = simulate.nve(field_fn, shift, dt)
+    elif integ.ensemble == "nvt_nose_hoover":
+        init, apply = simulate.nvt_nose_hoover(field_fn, shift, dt, jnp.asarray(kT0, jnp.float64),
+                                               chain_length=integ.chain_length, tau=integ.tau_T)
+    else:
+        init, apply = simulate.nvt_langevin(field_fn, shift, dt, jnp.asarray(kT0, jnp.float64),
+                                            gamma=integ.gamma)
+    return init, apply, shift
+
+
+def _cartesian(state, npt: bool):
+    if npt:
+        box = simulate.npt_box(state)
+        return state.position @ box.T, box
+    return state.position, None
+
+
+def _observe(potential: Potential, R, box, momentum, force, nbrs, record) -> dict:
+    """Observables of one system at one sample (reduced units)."""
+    n = R.shape[0]
+    ekin = 0.5 * jnp.sum(momentum * momentum)
+    kT_inst = 2.0 * ekin / (3 * n)
+    volume = jnp.abs(jnp.linalg.det(box))
+    nan = jnp.asarray(jnp.nan, jnp.float64)
+    if potential.conservative:
+        epot = potential.energy(R, box, nbrs).astype(jnp.float64)
+        stress = potential.stress(R, box, nbrs).astype(jnp.float64)
+        pressure = 2.0 * ekin / (3.0 * volume) - jnp.trace(stress) / 3.0
+    else:
+        epot, pressure, stress = nan, nan, jnp.full((3, 3), jnp.nan)
+    out = {"T": kT_inst, "Ekin": ekin, "Epot": epot, "Etot": epot + ekin, "P": pressure}
+    if "positions" in record:
+        out["positions"] = R
+    if "velocities" in record:
+        out["velocities"] = momentum  # mass = 1 in reduced units
+    if "forces" in record:
+        out["forces"] = force
+    if "stress" in record:
+        out["stress"] = stress
+    if "box" in record:
+        out["box"] = box
+    return out
+
+
+def _chunk_fn(potential: Potential, apply, update_nbrs, shift, box0, npt: bool, sample_every: int,
+              record: tuple[str, ...]):
+    """One system: (state, nbrs, kT per step (n_steps,)) -> (state, nbrs, max_disp, samples)."""
+
+    def step(carry, kT):
+        state, nbrs, max_disp = carry
+        if npt:
+            box = simulate.npt_box(state)
+            nbrs = update_nbrs(state.position, nbrs, box=box)
+            new = apply(state, neighbor=nbrs, kT=kT)
+            df = new.position - state.position
+            d = (df - jnp.round(df)) @ simulate.npt_box(new).T
+        else:
+            nbrs = update_nbrs(state.position, nbrs)
+            new = apply(state, neighbor=nbrs, kT=kT)
+            d = new.position - state.position  # shift_fn wraps; unwrap by minimum image
+            frac = d @ jnp.linalg.inv(box0).T
+            d = (frac - jnp.round(frac)) @ box0.T
+        disp = jnp.max(jnp.sqrt(jnp.sum(d * d, axis=-1)))
+        disp = jnp.where(jnp.isfinite(disp), disp, jnp.inf)
+        return (new, nbrs, jnp.maximum(max_disp, disp)), None
+
+    def block(carry, kTs):
+        carry, _ = lax.scan(step, carry, kTs)
+        state, nbrs, _ = carry
+        R, box = _cartesian(state, npt)
+        if box is None:
+            box = box0
+        nbrs_now = update_nbrs(state.position, nbrs, box=box) if npt else update_nbrs(state.position, nbrs)
+        obs = _observe(potential, R, box, state.momentum, state.force, nbrs_now, record)
+        obs["kT"] = kTs[-1]
+        return carry, obs
+
+    def chunk(state, nbrs, kT_steps):
+        n_blocks = kT_steps.shape[0] // sample_every
+        blocks = kT_steps.reshape(n_blocks, sample_every)
+        (state, nbrs, max_disp), samples = lax.scan(block, (state, nbrs, jnp.zeros((), jnp.float64)),
+                                                    blocks)
+        return state, nbrs, max_disp, samples
+
+    return chunk
+
+
+def _batched(fn, n_rep: int):
+    """vmap over replicas, or squeeze/unsqueeze for one system.
+
+    A single system is not vmapped on purpose: vmap turns the neighbour list's `lax.cond`
+    (rebuild only when an atom moved more than skin/2) into a select that rebuilds every step.
+    """
+    if n_rep > 1:
+        return jax.vmap(fn, in_axes=(0, 0, None))
+
+    def one(state, nbrs, kTs):
+        sq = jax.tree_util.tree_map(lambda x: x[0], (state, nbrs))
+        out = fn(*sq, kTs)
+        return jax.tree_util.tree_map(lambda x: x[None], out)
+
+    return one
+
+
+def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps: int, *,
+           kT: float | np.ndarray = 0.0, seed: int = 0, sample_every: int = 100,
+           chunk_steps: int = 1000, skin: float = 0.3, velocities=None,
+           record: tuple[str, ...] = (), max_step_displacement: float = 0.25,
+           max_kT: float = 50.0, capacity_multiplier: float = 1.3,
+           progress: Callable[[int, int], None] | None = None) -> MDResult:
+    """Run MD; see the module docstring for chunking, overflow and blow-up handling.
+
+    Args:
+        potential: any `Potential`.
+        positions: (N, 3) or (n_replicas, N, 3) Cartesian reduced positions.
+        box: (3,) or (3, 3) reduced box (the initial box for NPT).
+        integrator: ensemble and its settings.
+        n_steps: number of steps; a multiple of `sample_every`.
+        kT: target temperature, scalar or per-step schedule of length n_steps (reduced). Also
+            used to draw initial velocities when `velocities` is None.
+        seed: RNG seed for velocities and Langevin noise (replica r uses fold_in(seed, r)).
+        sample_every: steps between samples.
+        chunk_steps: steps per jit-compiled chunk (rounded to a multiple of sample_every).
+        skin: neighbour-list skin (sigma).
+        velocities: optional initial velocities (mass 1: momenta), same shape as positions.
+        record: any of RECORDABLE, stored at every sample.
+        max_step_displacement: a step moving any atom further (sigma) counts as a blow-up.
+        max_kT: an instantaneous temperature above this counts as a blow-up.
+        capacity_multiplier: neighbour-list head room at allocation.
+        progress: called as progress(steps_done, n_steps) after every chunk.
+    """
+    unknown = set(record) - set(RECORDABLE)
+    if unknown:
+        raise ValueError(f"cannot record {sorted(unknown)}; choose from {RECORDABLE}")
+    if n_steps <= 0 or n_steps % sample_every:
+        raise ValueError(f"n_steps ({n_steps}) must be a positive multiple of sample_every ({sample_every})")
+    R = np.asarray(positions, dtype=np.float64)
+    replicated = R.ndim == 3
+    Rs = R if replicated else R[None]
+    n_rep, n_atoms = Rs.shape[0], Rs.shape[1]
+    npt = integrator.ensemble == "npt_nose_hoover"
+    if npt and replicated:
+        raise ValueError("NPT runs one system at a time (each replica would need its own box)")
+    box_m = jnp.asarray(as_box_matrix(box))
+    inv_box = np.linalg.inv(np.asarray(box_m))
+    kT_steps = np.broadcast_to(np.asarray(kT, dtype=np.float64), (n_steps,)).copy()
+    chunk_steps = max(sample_every, (chunk_steps // sample_every) * sample_every)
+
+    spec = potential.neighbors(box_m, skin=skin, fractional=npt, n_atoms=n_atoms,
+                               capacity_multiplier=capacity_multiplier)
+    init, apply, shift = _make_integrator(potential, box_m, integrator, float(kT_steps[0]))
+
+    def list_coords(Rc: np.ndarray) -> jnp.ndarray:
+        return jnp.asarray(Rc @ inv_box.T if npt else Rc)
+
+    def allocate(Rc_all: np.ndarray, extra: int):
+        """One allocation (from the densest-looking replica 0), then each replica's own list."""
+        nb = spec.allocate(list_coords(Rc_all[0]), extra_capacity=extra)
+        return jax.vmap(lambda r: spec.update(r, nb))(list_coords(Rc_all))
+
+    extra = 0
+    nbrs = allocate(Rs, extra)
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jnp.arange(n_rep))
+    kT0 = jnp.asarray(kT_steps[0])
+
+    def init_one(key, r, nb, v):
+        if npt:
+            state = init(key, r @ jnp.linalg.inv(box_m).T, box_m, neighbor=nb, kT=kT0)
+        else:
+            state = init(key, r, neighbor=nb, kT=kT0)
+        return state if v is None else state.set(momentum=v)
+
+    if velocities is None:
+        state = jax.jit(jax.vmap(lambda k, r, nb: init_one(k, r, nb, None)))(keys, jnp.asarray(Rs), nbrs)
+    else:
+        V = jnp.asarray(np.asarray(velocities, np.float64).reshape(Rs.shape))
+        state = jax.jit(jax.vmap(init_one))(keys, jnp.asarray(Rs), nbrs, V)
+
+    chunk_one = _chunk_fn(potential, apply, spec.update, shift, box_m, npt, sample_every, tuple(record))
+    chunk_all = jax.jit(_batched(chunk_one, n_rep))
+    compiled: dict[Any, Any] = {}
+
+    samples: list[dict] = []
+    done, reallocs = 0, 0
+    status, message = "ok", ""
+    compile_s, run_s = 0.0, 0.0
+    while done < n_steps:
+        length = min(chunk_steps, n_steps - done)
+        kTs = jnp.asarray(kT_steps[done:done + length])
+        shape_key = (length, tuple(jnp.shape(x) for x in jax.tree_util.tree_leaves(nbrs)))
+        if shape_key not in compiled:  # ahead-of-time compile, so compile time is timed alone
+            t0 = time.perf_counter()
+            compiled[shape_key] = chunk_all.lower(state, nbrs, kTs).compile()
+            compile_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        new_state, new_nbrs, max_disp, chunk_samples = compiled[shape_key](state, nbrs, kTs)
+        jax.block_until_ready(new_state.position)
+        run_s += time.perf_counter() - t0
+        if bool(jnp.any(new_nbrs.did_buffer_overflow)):
+            reallocs += 1
+            if reallocs > 20:
+                raise SimulationError("neighbour list kept overflowing after 20 re-allocations")
+            # size the new list from the positions that overflowed (re-allocating from the same
+            # positions can reproduce the same too-small capacity), grow it on each retry, and
+            # re-run the chunk from its start.
+            R_end = np.asarray(_cartesian_all(new_state, npt))
+            R_start = np.asarray(_cartesian_all(state, npt))
+            extra += 4 * reallocs
+            nbrs = allocate(R_end if np.all(np.isfinite(R_end)) else R_start, extra)
+            nbrs = jax.vmap(lambda r, nb: spec.update(r, nb))(list_coords(R_start), nbrs)
+            continue
+        T_max = float(jnp.max(chunk_samples["T"]))
+        md = float(jnp.max(max_disp))
+        if not (np.isfinite(md) and md <= max_step_displacement and np.isfinite(T_max) and T_max <= max_kT):
+            status = "blowup"
+            why = (f"an atom moved {md:.3g} sigma in one step (limit {max_step_displacement})"
+                   if not (np.isfinite(md) and md <= max_step_displacement)
+                   else f"the temperature reached {T_max:.3g} epsilon/k_B (limit {max_kT})")
+            message = f"blow-up between steps {done} and {done + length}: {why}; kept the state at step {done}"
+            break
+        state, nbrs = new_state, new_nbrs
+        chunk_samples = jax.tree_util.tree_map(np.asarray, chunk_samples)
+        chunk_samples["step"] = np.arange(1, length // sample_every + 1) * sample_every + done
+        samples.append(chunk_samples)
+        done += length
+        if progress is not None:
+            progress(done, n_steps)
+
+    R_fin = np.asarray(_cartesian_all(state, npt))
+    V_fin = np.asarray(state.momentum)
+    if npt:  # momenta of fractional coordinates -> Cartesian velocities
+        boxes = np.asarray(jax.vmap(simulate.npt_box)(state))
+        V_fin = np.einsum("rnk,rjk->rnj", V_fin, boxes)
+    box_fin = np.asarray(jax.vmap(simulate.npt_box)(state))[0] if npt else np.asarray(box_m)
+    final = {"positions": R_fin if replicated else R_fin[0],
+             "velocities": V_fin if replicated else V_fin[0], "box": box_fin}
+    return MDResult(samples=_stack_samples(samples, replicated, integrator.dt), final=final,
+                    status=status, message=message, steps_done=done, neighbor_reallocations=reallocs,
+                    compile_seconds=compile_s, run_seconds=run_s)
+
+
+def _cartesian_all(state, npt: bool):
+    """(n_rep, N, 3) Cartesian positions of a batched state."""
+    if npt:
+        boxes = jax.vmap(simulate.npt_box)(state)
+        return jnp.einsum("rnk,rjk->rnj", state.position, boxes)
+    return state.position
+
+
+def _stack_samples(chunks: list[dict], replicated: bool, dt: float) -> dict[str, np.ndarray]:
+    """Concatenate chunk samples; axis order (n_samples, [n_replicas,] ...)."""
+    if not chunks:
+        return {}
+    out: dict[str, np.ndarray] = {}
+    for key in chunks[0]:
+        parts = [c[key] for c in chunks]
+        if key == "step":
+            out[key] = np.concatenate(parts)
+            continue
+        arr = np.concatenate([np.moveaxis(p, 0, 1) for p in parts], axis=0)  # (S, R, ...)
+        out[key] = arr if replicated else arr[:, 0]
+    out["time"] = out["step"] * dt
+    return out

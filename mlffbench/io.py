@@ -1,0 +1,168 @@
+"""Files: atomic output directories, JSON results with units, manifests, datasets.
+
+Atomicity: a command writes into a hidden sibling directory (`.OUTDIR.partial-<pid>`) and renames
+it onto OUTDIR only when everything is written, so an interrupted run leaves no half-written
+output behind (the partial directory is removed on failure).
+
+Datasets are written twice: `dataset.extxyz` (ASE-readable, metal units) for people and other
+tools, and `dataset.npz` (float64 arrays, reduced units) for fast training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from mlffbench.errors import UserError
+
+PACKAGES = ("mlffbench", "jax", "jaxlib", "jax-md", "flax", "optax", "numpy", "ase")
+
+
+def check_outdir(outdir: str | Path, overwrite: bool) -> Path:
+    """Refuse an existing, non-empty OUTDIR unless `overwrite` (UserError, nothing written)."""
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output path {out} exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"output directory {out} already exists; pass --overwrite to replace it")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_outdir(outdir: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory that becomes `outdir` only if the block succeeds."""
+    out = check_outdir(outdir, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a file via a temporary sibling and os.replace (never half-written)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.parent / f".{p.name}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, p)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return obj.item()
+    if hasattr(obj, "__array__"):
+        return _jsonable(np.asarray(obj))
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None  # JSON has no NaN/inf; null means 'not available'
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Atomic, indented JSON; numpy/JAX values converted, NaN/inf written as null."""
+    atomic_write_bytes(path, (json.dumps(_jsonable(data), indent=2) + "\n").encode())
+
+
+def read_json(path: str | Path) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"file not found: {p}")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def value(x: float, unit: str, **extra: Any) -> dict:
+    """A number with its unit, as every result stores it: {'value': x, 'unit': unit, ...}."""
+    return {"value": x, "unit": unit, **extra}
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_dir(path: str | Path, pattern: str = "*") -> str:
+    """Hash of every file under `path` (names and contents), order-independent."""
+    h = hashlib.sha256()
+    for f in sorted(Path(path).rglob(pattern)):
+        if f.is_file():
+            h.update(str(f.relative_to(path)).encode())
+            h.update(sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def device_description() -> dict[str, str]:
+    import jax
+
+    dev = jax.devices()[0]
+    return {"platform": dev.platform, "device": str(dev.device_kind), "host": platform.node(),
+            "machine": platform.machine(), "cpu_count": str(os.cpu_count())}
+
+
+def manifest(command: str, config: Any = None, seed: int | None = None, dtype: str = "float64",
+             wall_times: dict[str, float] | None = None, **hashes: str) -> dict:
+    """What every output directory carries so a number can be traced to what made it."""
+    from mlffbench.config import config_hash
+
+    cfg = None if config is None else config.model_dump(mode="json")
+    return {
+        "command": command,
+        "created_unix": time.time(),
+        "config": cfg,
+        "config_hash": None if config is None else config_hash(config),
+        "seed": seed,
+        "dtype": dtype,
+        "versions": package_versions(),
+        "device": device_description(),
+        "wall_times_s": wall_times or {},
+        **hashes,
+    }

@@ -1,0 +1,183 @@
+"""Neighbour lists and edge geometry shared by every potential.
+
+Positions are Cartesian, in reduced units, shape (N, 3). The box is a (3, 3) matrix whose
+*columns* are the lattice vectors (jax-md's `periodic_general` convention; r = box @ s for
+fractional s). A neighbour list is either
+
+* a jax-md `partition.NeighborList` (minimum image), used when every perpendicular box width is
+  at least 2 * (cutoff + skin); or
+* a jax-md `custom_partition.NeighborListMultiImage` (explicit integer image shifts), used for
+  small cells where the minimum-image convention would miss neighbours (e.g. a 3x3x3 FCC cell
+  with rc = 2.5 sigma). jax-md's plain list checks nothing here (see shared/notes), so the choice
+  is made for the user rather than left to chance.
+
+Both are consumed through `edge_vectors`, which is the single place where displacements are made.
+Padded slots carry index N and are masked before any sqrt/division.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax.numpy as jnp
+import numpy as np
+from jax_md import custom_partition, partition, space
+
+Array = jnp.ndarray
+
+FORMATS = {
+    "full": partition.NeighborListFormat.Sparse,
+    "half": partition.NeighborListFormat.OrderedSparse,
+}
+
+
+def as_box_matrix(box) -> np.ndarray:
+    """(3,) side lengths or (3,3) matrix -> (3,3) float64 matrix, columns = lattice vectors."""
+    b = np.asarray(box, dtype=np.float64)
+    if b.shape == (3,):
+        return np.diag(b)
+    if b.shape != (3, 3):
+        raise ValueError(f"box must have shape (3,) or (3,3), got {b.shape}")
+    return b
+
+
+def perpendicular_widths(box) -> np.ndarray:
+    """Distances between opposite faces of the cell, shape (3,)."""
+    b = as_box_matrix(box)
+    volume = abs(np.linalg.det(b))
+    a, bb, c = b[:, 0], b[:, 1], b[:, 2]
+    areas = np.array([np.linalg.norm(np.cross(bb, c)), np.linalg.norm(np.cross(c, a)),
+                      np.linalg.norm(np.cross(a, bb))])
+    return volume / areas
+
+
+def needs_multi_image(box, cutoff: float, skin: float) -> bool:
+    """True when the minimum-image convention is not valid for cutoff + skin in this cell."""
+    return bool(np.min(perpendicular_widths(box)) < 2.0 * (cutoff + skin))
+
+
+@dataclass(frozen=True)
+class NeighborSpec:
+    """How to build neighbour lists for one potential in one box.
+
+    Attributes:
+        allocate: (R (N,3)) -> neighbour list. Not jit-able (shapes depend on values).
+        update: (R, nbrs) -> nbrs. jit-able.
+        multi_image: whether the list carries explicit image shifts.
+        cutoff, skin: reduced lengths; atoms within cutoff + skin are listed.
+        fmt: 'full' (both i->j and j->i) or 'half' (each pair once).
+        fractional: positions handed to allocate/update are fractional (NPT).
+    """
+
+    allocate: Callable[..., Any]
+    update: Callable[..., Any]
+    multi_image: bool
+    cutoff: float
+    skin: float
+    fmt: str
+    fractional: bool
+
+
+def neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
+                  fractional: bool = False, capacity_multiplier: float = 1.3,
+                  disable_cell_list: bool | None = None, n_atoms: int | None = None) -> NeighborSpec:
+    """Neighbour-list functions for `box`, choosing multi-image lists for small cells.
+
+    Args:
+        box: (3,) or (3,3) reduced box.
+        cutoff: interaction cutoff (reduced).
+        skin: extra search distance; the list is rebuilt when an atom moved more than skin/2.
+        fmt: 'half' (each pair once, cheapest for pair potentials) or 'full' (message passing).
+        fractional: positions are fractional coordinates (needed by jax-md's NPT).
+        disable_cell_list: None picks automatically (cell lists pay off above ~1500 atoms on CPU).
+        n_atoms: used only for that automatic choice.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"neighbour format must be one of {sorted(FORMATS)}, got {fmt!r}")
+    box_m = as_box_matrix(box)
+    multi = needs_multi_image(box_m, cutoff, skin)
+    if multi and fractional:
+        raise ValueError("cells smaller than 2*(cutoff+skin) are not supported with a variable box (NPT)")
+    box_j = jnp.asarray(box_m)
+    r_cut = jnp.float64(cutoff)
+    dr = jnp.float64(skin)
+    if multi:
+        fns = custom_partition.neighbor_list_multi_image(
+            None, box_j, r_cut, dr_threshold=dr, capacity_multiplier=capacity_multiplier,
+            fractional_coordinates=False, format=FORMATS[fmt])
+    else:
+        if disable_cell_list is None:
+            disable_cell_list = n_atoms is None or n_atoms < 1500
+        displacement, _ = space.periodic_general(box_j, fractional_coordinates=fractional)
+        fns = partition.neighbor_list(
+            displacement, box_j, r_cut, dr_threshold=dr, capacity_multiplier=capacity_multiplier,
+            disable_cell_list=disable_cell_list, fractional_coordinates=fractional,
+            format=FORMATS[fmt])
+    return NeighborSpec(allocate=fns.allocate, update=fns.update, multi_image=multi,
+                        cutoff=float(cutoff), skin=float(skin), fmt=fmt, fractional=fractional)
+
+
+def edge_index(nbrs) -> tuple[Array, Array]:
+    """(receivers i, senders j), each shape (E,). Padded slots hold N."""
+    idx = nbrs.idx
+    return idx[0], idx[1]
+
+
+def edge_vectors(R: Array, box: Array, nbrs) -> tuple[Array, Array, Array, Array]:
+    """Displacements r_j - r_i for every listed edge.
+
+    Args:
+        R: (N, 3) Cartesian positions (reduced).
+        box: (3, 3) box matrix, columns = lattice vectors.
+        nbrs: neighbour list (minimum-image or multi-image).
+
+    Returns:
+        dR: (E, 3) vectors from receiver i to sender j (zero on padded slots),
+        mask: (E,) bool, True for real edges,
+        i, j: (E,) receiver and sender indices, clipped to [0, N-1] (safe for gathers).
+    """
+    N = R.shape[0]
+    i, j = edge_index(nbrs)
+    mask = (i < N) & (j < N)
+    ic = jnp.where(mask, i, 0)
+    jc = jnp.where(mask, j, 0)
+    diff = R[jc] - R[ic]
+    shifts = getattr(nbrs, "shifts", None)
+    if shifts is not None:
+        dR = diff + shifts.astype(R.dtype) @ box.T
+    else:
+        frac = diff @ jnp.linalg.inv(box).T
+        frac = frac - jnp.round(frac)
+        dR = frac @ box.T
+    dR = jnp.where(mask[:, None], dR, 0.0)
+    return dR, mask, ic, jc
+
+
+def safe_norm(dR: Array, mask: Array, fill: float = 1.0) -> Array:
+    """|dR| per edge with padded slots set to `fill`, so no NaN gradient leaks from r = 0."""
+    r2 = jnp.sum(dR * dR, axis=-1)
+    r2 = jnp.where(mask, r2, fill * fill)
+    return jnp.sqrt(r2)
+
+
+def brute_force_pairs(R: np.ndarray, box, cutoff: float) -> list[tuple[int, int, np.ndarray]]:
+    """All (i, j, r_j - r_i + image) with |d| < cutoff, i != j or a nonzero image. For tests only.
+
+    Uses numpy and explicit image enumeration, independent of the jax-md lists.
+    """
+    b = as_box_matrix(box)
+    widths = perpendicular_widths(b)
+    n_img = np.ceil(cutoff / widths).astype(int)
+    images = np.array([(a, bb, c) for a in range(-n_img[0], n_img[0] + 1)
+                       for bb in range(-n_img[1], n_img[1] + 1)
+                       for c in range(-n_img[2], n_img[2] + 1)], dtype=float)
+    shifts = images @ b.T
+    R = np.asarray(R, dtype=np.float64)
+    out = []
+    for i in range(len(R)):
+        d = R[None, :, :] + shifts[:, None, :] - R[i][None, None, :]
+        r = np.linalg.norm(d, axis=-1)
+        for s, j in zip(*np.nonzero((r < cutoff) & (r > 1e-12))):
+            out.append((i, int(j), d[s, j]))
+    return out
