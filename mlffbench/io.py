@@ -166,3 +166,97 @@ def manifest(command: str, config: Any = None, seed: int | None = None, dtype: s
         "wall_times_s": wall_times or {},
         **hashes,
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# Datasets
+# ----------------------------------------------------------------------------------------------
+DATASET_ARRAYS = ("positions", "forces", "energy", "stress", "box", "temperature", "phase",
+                  "trajectory", "frame", "kT_target")
+
+
+class Dataset:
+    """Frames of equal atom count, reduced units, as stored in `dataset.npz`.
+
+    Arrays (F frames, N atoms):
+        positions (F, N, 3) sigma; forces (F, N, 3) epsilon/sigma; energy (F,) epsilon (total);
+        stress (F, 3, 3) epsilon/sigma^3, ASE sign (configurational part); box (F, 3, 3) sigma,
+        columns = lattice vectors; temperature (F,) instantaneous kT; kT_target (F,) thermostat
+        target; phase (F,) int 0 = solid, 1 = liquid; trajectory (F,) int; frame (F,) int.
+    `units` holds the unit system (UnitSystem.as_dict()) used to write metal-unit files.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], units: dict, meta: dict | None = None):
+        missing = [k for k in DATASET_ARRAYS if k not in arrays]
+        if missing:
+            raise UserError(f"dataset is missing arrays: {', '.join(missing)}")
+        self.arrays = arrays
+        self.units = units
+        self.meta = meta or {}
+        n = len(arrays["positions"])
+        bad = [k for k in DATASET_ARRAYS if len(arrays[k]) != n]
+        if bad:
+            raise UserError(f"dataset arrays disagree on the number of frames: {', '.join(bad)}")
+
+    def __len__(self) -> int:
+        return len(self.arrays["positions"])
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        arrays = self.__dict__.get("arrays", {})
+        if name in arrays:
+            return arrays[name]
+        raise AttributeError(name)
+
+    def subset(self, index) -> "Dataset":
+        return Dataset({k: v[index] for k, v in self.arrays.items()}, self.units, self.meta)
+
+
+def save_dataset_npz(path: str | Path, ds: Dataset) -> None:
+    """Compressed npz (reduced units) plus JSON metadata, written atomically."""
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.savez_compressed(buf, **ds.arrays, _units=json.dumps(ds.units), _meta=json.dumps(_jsonable(ds.meta)))
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """Read `dataset.npz` (or a directory containing it). UserError on anything malformed."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "dataset.npz"
+    if not p.is_file():
+        raise UserError(f"dataset not found: {p}")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files if not k.startswith("_")}
+            units = json.loads(str(z["_units"])) if "_units" in z.files else {}
+            meta = json.loads(str(z["_meta"])) if "_meta" in z.files else {}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{p}: not a readable dataset ({exc})") from None
+    return Dataset(arrays, units, meta)
+
+
+def write_extxyz(path: str | Path, ds: Dataset, units) -> None:
+    """ASE extxyz in metal units (Å, eV, eV/Å, eV/Å^3), with temperature_K and phase per frame."""
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    L, E, F, S = (units.scale(q) for q in ("length", "energy", "force", "stress"))
+    T = units.scale("temperature")
+    frames = []
+    for k in range(len(ds)):
+        atoms = Atoms(f"Ar{ds.positions.shape[1]}", positions=ds.positions[k] * L,
+                      cell=ds.box[k].T * L, pbc=True)
+        atoms.info.update(temperature_K=float(ds.temperature[k] * T),
+                          target_temperature_K=float(ds.kT_target[k] * T),
+                          phase="liquid" if ds.phase[k] else "solid",
+                          trajectory=int(ds.trajectory[k]), frame=int(ds.frame[k]))
+        atoms.calc = SinglePointCalculator(atoms, energy=float(ds.energy[k] * E),
+                                           forces=ds.forces[k] * F, stress=ds.stress[k] * S)
+        frames.append(atoms)
+    p = Path(path)
+    tmp = p.parent / f".{p.name}.tmp-{os.getpid()}"
+    write(str(tmp), frames, format="extxyz")
+    os.replace(tmp, p)

@@ -144,10 +144,10 @@ def _cartesian(state, npt: bool):
     return state.position, None
 
 
-def _observe(potential: Potential, R, box, momentum, force, nbrs, record) -> dict:
-    """Observables of one system at one sample (reduced units)."""
+def _observe(potential: Potential, R, box, momentum, force, nbrs, record, mass) -> dict:
+    """Observables of one system at one sample (reduced units). mass: scalar or (N, 1)."""
     n = R.shape[0]
-    ekin = 0.5 * jnp.sum(momentum * momentum)
+    ekin = 0.5 * jnp.sum(momentum * momentum / mass)
     kT_inst = 2.0 * ekin / (3 * n)
     volume = jnp.abs(jnp.linalg.det(box))
     nan = jnp.asarray(jnp.nan, jnp.float64)
@@ -161,7 +161,7 @@ def _observe(potential: Potential, R, box, momentum, force, nbrs, record) -> dic
     if "positions" in record:
         out["positions"] = R
     if "velocities" in record:
-        out["velocities"] = momentum  # mass = 1 in reduced units
+        out["velocities"] = momentum / mass
     if "forces" in record:
         out["forces"] = force
     if "stress" in record:
@@ -172,7 +172,7 @@ def _observe(potential: Potential, R, box, momentum, force, nbrs, record) -> dic
 
 
 def _chunk_fn(potential: Potential, apply, update_nbrs, shift, box0, npt: bool, sample_every: int,
-              record: tuple[str, ...]):
+              record: tuple[str, ...], mass):
     """One system: (state, nbrs, kT per step (n_steps,)) -> (state, nbrs, max_disp, samples)."""
 
     def step(carry, kT):
@@ -200,7 +200,7 @@ def _chunk_fn(potential: Potential, apply, update_nbrs, shift, box0, npt: bool, 
         if box is None:
             box = box0
         nbrs_now = update_nbrs(state.position, nbrs, box=box) if npt else update_nbrs(state.position, nbrs)
-        obs = _observe(potential, R, box, state.momentum, state.force, nbrs_now, record)
+        obs = _observe(potential, R, box, state.momentum, state.force, nbrs_now, record, mass)
         obs["kT"] = kTs[-1]
         return carry, obs
 
@@ -236,6 +236,7 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
            chunk_steps: int = 1000, skin: float = 0.3, velocities=None,
            record: tuple[str, ...] = (), max_step_displacement: float = 0.25,
            max_kT: float = 50.0, capacity_multiplier: float = 1.3,
+           mass: float | np.ndarray = 1.0,
            progress: Callable[[int, int], None] | None = None) -> MDResult:
     """Run MD; see the module docstring for chunking, overflow and blow-up handling.
 
@@ -251,11 +252,12 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
         sample_every: steps between samples.
         chunk_steps: steps per jit-compiled chunk (rounded to a multiple of sample_every).
         skin: neighbour-list skin (sigma).
-        velocities: optional initial velocities (mass 1: momenta), same shape as positions.
+        velocities: optional initial velocities (sigma/tau), same shape as positions.
         record: any of RECORDABLE, stored at every sample.
         max_step_displacement: a step moving any atom further (sigma) counts as a blow-up.
         max_kT: an instantaneous temperature above this counts as a blow-up.
         capacity_multiplier: neighbour-list head room at allocation.
+        mass: particle mass (m), scalar or shape (N,).
         progress: called as progress(steps_done, n_steps) after every chunk.
     """
     unknown = set(record) - set(RECORDABLE)
@@ -291,13 +293,15 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
     nbrs = allocate(Rs, extra)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jnp.arange(n_rep))
     kT0 = jnp.asarray(kT_steps[0])
+    mass_j = jnp.asarray(mass, jnp.float64)
+    mass_j = mass_j.reshape(-1, 1) if mass_j.ndim == 1 else mass_j
 
     def init_one(key, r, nb, v):
         if npt:
-            state = init(key, r @ jnp.linalg.inv(box_m).T, box_m, neighbor=nb, kT=kT0)
+            state = init(key, r @ jnp.linalg.inv(box_m).T, box_m, neighbor=nb, kT=kT0, mass=mass_j)
         else:
-            state = init(key, r, neighbor=nb, kT=kT0)
-        return state if v is None else state.set(momentum=v)
+            state = init(key, r, neighbor=nb, kT=kT0, mass=mass_j)
+        return state if v is None else state.set(momentum=v * mass_j)
 
     if velocities is None:
         state = jax.jit(jax.vmap(lambda k, r, nb: init_one(k, r, nb, None)))(keys, jnp.asarray(Rs), nbrs)
@@ -305,7 +309,8 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
         V = jnp.asarray(np.asarray(velocities, np.float64).reshape(Rs.shape))
         state = jax.jit(jax.vmap(init_one))(keys, jnp.asarray(Rs), nbrs, V)
 
-    chunk_one = _chunk_fn(potential, apply, spec.update, shift, box_m, npt, sample_every, tuple(record))
+    chunk_one = _chunk_fn(potential, apply, spec.update, shift, box_m, npt, sample_every, tuple(record),
+                         mass_j)
     chunk_all = jax.jit(_batched(chunk_one, n_rep))
     compiled: dict[Any, Any] = {}
 
@@ -356,7 +361,7 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
             progress(done, n_steps)
 
     R_fin = np.asarray(_cartesian_all(state, npt))
-    V_fin = np.asarray(state.momentum)
+    V_fin = np.asarray(state.momentum / mass_j)
     if npt:  # momenta of fractional coordinates -> Cartesian velocities
         boxes = np.asarray(jax.vmap(simulate.npt_box)(state))
         V_fin = np.einsum("rnk,rjk->rnj", V_fin, boxes)
