@@ -1,0 +1,116 @@
+"""`mlffbench check`: a run's LJ numbers against versioned reference values (CI regression).
+
+Reference files (reference_data/*.json) hold, under ``values``, entries keyed by a dotted path
+into a benchmark's raw LJ result, e.g. ``vacancy_formation.cells.n3.formation_energy``::
+
+    {"value": 0.0761, "unit": "eV", "tolerance": {"abs": 1e-6, "rel": 1e-6},
+     "modes": ["quick", "paper"], "provenance": {...}}
+
+A value passes when |run - reference| <= abs + rel * |reference|. Values of benchmarks that were
+not run (deselected, unavailable) or of another mode are listed as skipped and do not fail the
+check; a value that is missing from a benchmark that ran, a failed benchmark, or a unit mismatch
+is drift.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlffbench.errors import UserError
+from mlffbench.io import read_json
+
+WITHIN, DRIFT, SKIPPED = "ok", "DRIFT", "skipped"
+
+
+@dataclass
+class Row:
+    key: str
+    reference: float | None
+    value: float | None
+    unit: str
+    deviation: float | None
+    allowed: float | None
+    status: str
+    note: str = ""
+
+
+def lookup(raw: dict, path: list[str]):
+    node = raw
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def load_reference(path: str | Path) -> dict:
+    """A reference file, validated; UserError (exit 2) when malformed."""
+    ref = read_json(path)
+    if not isinstance(ref, dict) or not isinstance(ref.get("values"), dict) or not ref["values"]:
+        raise UserError(f"{path}: not a reference file (needs a non-empty 'values' mapping)")
+    for key, entry in ref["values"].items():
+        if "." not in key:
+            raise UserError(f"{path}: values.{key}: key must be '<benchmark>.<path>'")
+        if not isinstance(entry, dict) or not isinstance(entry.get("value"), (int, float)):
+            raise UserError(f"{path}: values.{key}.value: missing or not a number")
+        if "unit" not in entry:
+            raise UserError(f"{path}: values.{key}.unit: required key is missing")
+        tol = entry.get("tolerance")
+        if not isinstance(tol, dict) or not set(tol) <= {"abs", "rel"} or not tol:
+            raise UserError(f"{path}: values.{key}.tolerance: needs 'abs' and/or 'rel'")
+        if any(not isinstance(v, (int, float)) or v < 0 for v in tol.values()):
+            raise UserError(f"{path}: values.{key}.tolerance: must be non-negative numbers")
+    return ref
+
+
+def compare_to_reference(results: dict, ref: dict) -> list[Row]:
+    """One Row per reference value."""
+    benches = results.get("benchmarks", {})
+    mode = results.get("mode")
+    rows = []
+    for key, entry in ref["values"].items():
+        bench, *path = key.split(".")
+        r_val, unit = float(entry["value"]), entry["unit"]
+        tol = entry["tolerance"]
+        allowed = tol.get("abs", 0.0) + tol.get("rel", 0.0) * abs(r_val)
+        modes = entry.get("modes")
+        res = benches.get(bench)
+        if modes and mode not in modes:
+            rows.append(Row(key, r_val, None, unit, None, allowed, SKIPPED, f"value for mode {'/'.join(modes)}"))
+            continue
+        if res is None or res["state"] == "not run":
+            why = "benchmark absent" if res is None else f"not run: {res.get('reason', '')}"
+            rows.append(Row(key, r_val, None, unit, None, allowed, SKIPPED, why))
+            continue
+        node = lookup(res.get("reference", {}), path)
+        if res["state"] == "failed" and node is None:
+            rows.append(Row(key, r_val, None, unit, None, allowed, DRIFT, f"benchmark failed: {res.get('reason')}"))
+            continue
+        if not isinstance(node, dict) or not isinstance(node.get("value"), (int, float)):
+            rows.append(Row(key, r_val, None, unit, None, allowed, DRIFT, "value missing from the run"))
+            continue
+        if node.get("unit") != unit:
+            rows.append(Row(key, r_val, float(node["value"]), str(node.get("unit")), None, allowed, DRIFT,
+                            f"unit {node.get('unit')!r} differs from the reference's {unit!r}"))
+            continue
+        v = float(node["value"])
+        dev = v - r_val
+        ok = math.isfinite(v) and abs(dev) <= allowed
+        rows.append(Row(key, r_val, v, unit, dev, allowed, WITHIN if ok else DRIFT,
+                        "" if ok else f"|deviation| {abs(dev):.3e} > tolerance {allowed:.3e}"))
+    return rows
+
+
+def check_run(outdir: str | Path, reference: str | Path) -> tuple[list[Row], int]:
+    """(rows, exit code): 0 all within tolerance, 1 any drift. UserError (exit 2) on bad input."""
+    from mlffbench.report import load_run
+
+    ref = load_reference(reference)
+    results, _ = load_run(outdir)
+    rows = compare_to_reference(results, ref)
+    if all(r.status == SKIPPED for r in rows):
+        raise UserError(f"{outdir}: none of the reference values in {reference} were computed in this run "
+                        "(check the benchmark selection and mode)")
+    return rows, (1 if any(r.status == DRIFT for r in rows) else 0)

@@ -1,0 +1,171 @@
+"""0 K crystal benchmarks on the foundation's minimisers: lattice constant, cohesive energy,
+vacancy formation energy.
+
+All three need an energy (a force-only model gives 'not run'). Each potential is evaluated at
+its OWN 0 K lattice constant (a model with a wrong lattice constant is not also penalised for
+strain in the vacancy energy); the lattice constant is computed once per potential per run and
+shared through `ctx.memo`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from pydantic import Field
+
+from mlffbench.benchmarks import BenchContext, BenchmarkFailed, BenchSettings, Benchmark, register
+from mlffbench.io import value
+
+
+class LatticeSettings(BenchSettings):
+    """n_cells: FCC supercell (n x n x n conventional cells) used for E(a); multi-image
+    neighbour lists make n = 2, 3 valid with rc = 2.5 sigma."""
+
+    n_cells: int = Field(3, ge=1, le=10)
+
+
+class VacancySettings(BenchSettings):
+    """n_cells: supercell sizes (one vacancy each); fmax: force tolerance of the relaxation
+    (epsilon/sigma); lattice_n_cells: supercell for the lattice constant."""
+
+    n_cells: list[int] = Field(default_factory=lambda: [3])
+    fmax: float = Field(1e-8, gt=0)
+    lattice_n_cells: int = Field(3, ge=1, le=10)
+
+
+def lattice(potential, ctx: BenchContext, n_cells: int) -> tuple[float, float, float]:
+    """(a0 sigma, E/atom epsilon, seconds) for `potential`, memoised in ctx.memo."""
+    from mlffbench.dynamics.minimize import fcc_lattice_constant
+
+    key = ("fcc_lattice_constant", n_cells)
+    if key not in ctx.memo:
+        t0 = time.perf_counter()
+        a0, e0 = fcc_lattice_constant(potential, n_cells=n_cells)
+        ctx.memo[key] = (float(a0), float(e0), time.perf_counter() - t0)
+    return ctx.memo[key]
+
+
+def run_lattice_constant(potential, ctx: BenchContext) -> dict:
+    a0, e0, secs = lattice(potential, ctx, ctx.settings.n_cells)
+    L = ctx.units.scale("length")
+    return {"lattice_constant": value(a0 * L, "Å", reduced=a0, reduced_unit="sigma"),
+            "n_cells": ctx.settings.n_cells, "seconds": secs}
+
+
+def compare_lattice_constant(model: dict, ref: dict) -> dict:
+    m, r = model["lattice_constant"]["value"], ref["lattice_constant"]["value"]
+    return {"lattice_constant_rel_error": value(abs(m - r) / abs(r), "1", signed=(m - r) / r),
+            "lattice_constant_error": value(m - r, "Å")}
+
+
+def run_cohesive_energy(potential, ctx: BenchContext) -> dict:
+    a0, e0, secs = lattice(potential, ctx, ctx.settings.n_cells)
+    E = ctx.units.scale("energy")
+    return {"cohesive_energy": value(-e0 * E, "eV/atom", reduced=-e0, reduced_unit="epsilon/atom"),
+            "lattice_constant": value(a0 * ctx.units.scale("length"), "Å", reduced=a0, reduced_unit="sigma"),
+            "n_cells": ctx.settings.n_cells, "seconds": secs}
+
+
+def compare_cohesive_energy(model: dict, ref: dict) -> dict:
+    m, r = model["cohesive_energy"]["value"], ref["cohesive_energy"]["value"]
+    return {"cohesive_energy_rel_error": value(abs(m - r) / abs(r), "1", signed=(m - r) / r),
+            "cohesive_energy_error": value((m - r) * 1000.0, "meV/atom")}
+
+
+def vacancy_formation_energy(potential, a0: float, e0: float, n_cells: int, fmax: float) -> dict:
+    """Relaxed and unrelaxed vacancy formation energies (epsilon) in an n^3 FCC supercell at a0.
+
+    E_f = E(N-1 atoms, relaxed) - (N-1) * E_perfect/N, the perfect crystal's energy per atom e0
+    taken at the same lattice constant (constant volume, one vacancy per supercell).
+    """
+    import jax.numpy as jnp
+
+    from mlffbench.dynamics.minimize import relax_positions
+    from mlffbench.structures import fcc, remove_atom
+
+    crystal = fcc(n_cells, a0)
+    vac = remove_atom(crystal, 0)
+    n = crystal.n_atoms
+    box = jnp.asarray(vac.box)
+    spec = potential.neighbors(box, skin=0.5, n_atoms=vac.n_atoms)
+    e_unrelaxed = float(potential.energy(jnp.asarray(vac.positions), box, spec.allocate(jnp.asarray(vac.positions))))
+    t0 = time.perf_counter()
+    rel = relax_positions(potential, vac.positions, vac.box, fmax=fmax)
+    disp = np.linalg.norm(rel.positions - vac.positions, axis=1)
+    return {"n_cells": n_cells, "n_atoms": n - 1,
+            "E_f_relaxed": rel.energy - (n - 1) * e0, "E_f_unrelaxed": e_unrelaxed - (n - 1) * e0,
+            "max_force": rel.max_force, "converged": bool(rel.converged), "iterations": rel.iterations,
+            "max_displacement": float(disp.max()), "seconds": time.perf_counter() - t0}
+
+
+def run_vacancy_formation(potential, ctx: BenchContext) -> dict:
+    s: VacancySettings = ctx.settings
+    a0, e0, _ = lattice(potential, ctx, s.lattice_n_cells)
+    E, L, F = (ctx.units.scale(q) for q in ("energy", "length", "force"))
+    cells = {}
+    for n in s.n_cells:
+        r = vacancy_formation_energy(potential, a0, e0, n, s.fmax)
+        cells[f"n{n}"] = ({"n_cells": n, "n_atoms": r["n_atoms"],
+                      "formation_energy": value(r["E_f_relaxed"] * E, "eV", reduced=r["E_f_relaxed"],
+                                                reduced_unit="epsilon"),
+                      "unrelaxed_formation_energy": value(r["E_f_unrelaxed"] * E, "eV",
+                                                          reduced=r["E_f_unrelaxed"], reduced_unit="epsilon"),
+                      "max_force": value(r["max_force"] * F, "eV/Å", reduced=r["max_force"]),
+                      "converged": r["converged"], "iterations": r["iterations"],
+                      "max_displacement": value(r["max_displacement"] * L, "Å"),
+                      "seconds": r["seconds"]})
+    raw = {"lattice_constant": value(a0 * L, "Å", reduced=a0, reduced_unit="sigma"), "cells": cells,
+           # the headline number: the largest cell
+           "formation_energy": cells[f"n{s.n_cells[-1]}"]["formation_energy"]}
+    bad = [c["n_cells"] for c in cells.values() if not c["converged"]]
+    if bad:
+        raise BenchmarkFailed(f"vacancy relaxation did not converge to fmax={s.fmax} "
+                              f"(epsilon/sigma) for n_cells={bad}", raw)
+    return raw
+
+
+def compare_vacancy_formation(model: dict, ref: dict) -> dict:
+    out = {}
+    for tag, cm in model["cells"].items():
+        m, r = cm["formation_energy"]["value"], ref["cells"][tag]["formation_energy"]["value"]
+        out[f"formation_energy_error_{tag}"] = value(m - r, "eV")
+    m, r = model["formation_energy"]["value"], ref["formation_energy"]["value"]
+    out["formation_energy_rel_error"] = value(abs(m - r) / abs(r), "1", signed=(m - r) / r)
+    return out
+
+
+def plot_vacancy(model: dict, ref: dict, outdir, units) -> list:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for raw, label, mk in ((ref, "LJ", "o"), (model, "model", "s")):
+        if not raw or "cells" not in raw:
+            continue
+        cells = sorted(raw["cells"].values(), key=lambda c: c["n_atoms"])
+        n = [c["n_atoms"] + 1 for c in cells]
+        ax.plot(n, [c["formation_energy"]["value"] for c in cells], mk + "-", label=label)
+    ax.set_xlabel("atoms in perfect supercell")
+    ax.set_ylabel("vacancy formation energy (eV)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(outdir / "vacancy_formation.png", dpi=110)
+    plt.close(fig)
+    return ["vacancy_formation.png"]
+
+
+register(Benchmark("lattice_constant", "0 K FCC lattice constant", run_lattice_constant,
+                   compare_lattice_constant, LatticeSettings, needs_energy=True,
+                   reference_values={"lattice_constant": {"rel": 1e-8}},
+                   description="a0 minimising E/N of the perfect FCC crystal (Brent + Newton)."))
+register(Benchmark("cohesive_energy", "cohesive energy", run_cohesive_energy, compare_cohesive_energy,
+                   LatticeSettings, needs_energy=True, reference_values={"cohesive_energy": {"rel": 1e-9}},
+                   description="-E/N of the perfect crystal at its own a0."))
+register(Benchmark("vacancy_formation", "vacancy formation energy", run_vacancy_formation,
+                   compare_vacancy_formation, VacancySettings, needs_energy=True, plot=plot_vacancy,
+                   reference_values={"cells.*.formation_energy": {"abs": 1e-8},
+                                     "cells.*.unrelaxed_formation_energy": {"abs": 1e-8}},
+                   description="relaxed single-vacancy formation energy at constant volume, per cell size."))

@@ -1,0 +1,140 @@
+"""Test-set errors per temperature bin: energies and forces of the LJ dataset frames.
+
+On LJ the errors are the dataset's own round-off (a check that the labels are the oracle's); on a
+model they show where in temperature (solid, near melting, liquid) its accuracy degrades. Bins
+above the training temperatures are out of distribution by construction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from mlffbench.benchmarks import BenchContext, BenchSettings, Benchmark, register
+from mlffbench.io import value
+
+
+class TestErrorSettings(BenchSettings):
+    """bins_K: temperature bin edges (K, by the thermostat target of each frame);
+    max_frames_per_bin: frames evaluated per bin (a seeded random subset; keeps CPU time small);
+    phase: which frames ('all', 'solid', 'liquid')."""
+
+    bins_K: list[float] = Field(default_factory=lambda: [0.0, 40.0, 70.0, 90.0, 1000.0])
+    max_frames_per_bin: int = Field(20, ge=1)
+    phase: str = Field("all", pattern="^(all|solid|liquid)$")
+
+
+def evaluate_frames(potential, positions: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """(energies (F,) or None for force-only models, forces (F, N, 3)) for frames of equal size."""
+    import jax
+    import jax.numpy as jnp
+
+    spec = None
+    nbrs = None
+    box_prev = None
+    energies, forces = [], []
+
+    def make(spec):
+        def f(R, box, nb):
+            nb = spec.update(R, nb)
+            if potential.conservative:
+                e, F = potential.energy_and_forces(R, box, nb)
+            else:
+                e, F = jnp.nan, potential.forces(R, box, nb)
+            return e, F, nb.did_buffer_overflow
+        return jax.jit(f)
+
+    fn = None
+    for R, box in zip(positions, boxes):
+        R = jnp.asarray(R)
+        if box_prev is None or not np.allclose(box, box_prev):
+            spec = potential.neighbors(jnp.asarray(box), skin=0.3, n_atoms=len(R), capacity_multiplier=1.5)
+            nbrs = spec.allocate(R)
+            fn = make(spec)
+            box_prev = box
+        e, F, ov = fn(R, jnp.asarray(box), nbrs)
+        if bool(ov):
+            nbrs = spec.allocate(R)
+            e, F, _ = fn(R, jnp.asarray(box), nbrs)
+        energies.append(float(e))
+        forces.append(np.asarray(F, dtype=np.float64))
+    E = np.array(energies) if potential.conservative else None
+    return E, np.array(forces)
+
+
+def run_test_errors(potential, ctx: BenchContext) -> dict:
+    s: TestErrorSettings = ctx.settings
+    ds = ctx.dataset
+    units = ctx.units
+    Tk = ds.kT_target * units.scale("temperature")
+    keep = np.ones(len(ds), bool)
+    if s.phase != "all":
+        keep &= ds.phase == (0 if s.phase == "solid" else 1)
+    rng = np.random.default_rng(ctx.seed)
+    E_s, F_s = units.scale("energy"), units.scale("force")
+    n_atoms = ds.positions.shape[1]
+    bins = []
+    for lo, hi in zip(s.bins_K[:-1], s.bins_K[1:]):
+        idx = np.flatnonzero(keep & (Tk >= lo) & (Tk < hi))
+        if len(idx) == 0:
+            continue
+        if len(idx) > s.max_frames_per_bin:
+            idx = np.sort(rng.choice(idx, s.max_frames_per_bin, replace=False))
+        E, F = evaluate_frames(potential, ds.positions[idx], ds.box[idx])
+        dF = (F - ds.forces[idx]) * F_s
+        entry = {"T_low_K": lo, "T_high_K": hi, "frames": len(idx),
+                 "liquid_fraction": float(np.mean(ds.phase[idx])),
+                 "force_rmse": value(float(np.sqrt(np.mean(dF ** 2))), "eV/Å"),
+                 "force_mae": value(float(np.mean(np.abs(dF))), "eV/Å"),
+                 "force_std": value(float(np.std(ds.forces[idx]) * F_s), "eV/Å")}
+        if E is not None:
+            dE = (E - ds.energy[idx]) / n_atoms * E_s * 1000.0
+            entry["energy_mae"] = value(float(np.mean(np.abs(dE))), "meV/atom")
+            entry["energy_rmse"] = value(float(np.sqrt(np.mean(dE ** 2))), "meV/atom")
+        bins.append(entry)
+    return {"bins": bins, "phase": s.phase, "frames": int(sum(b["frames"] for b in bins))}
+
+
+def compare_test_errors(model: dict, ref: dict) -> dict:
+    out = {}
+    worst = 0.0
+    for b in model["bins"]:
+        tag = f"{b['T_low_K']:g}-{b['T_high_K']:g}K"
+        rel = b["force_rmse"]["value"] / max(b["force_std"]["value"], 1e-300)
+        worst = max(worst, rel)
+        out[f"force_rmse_rel_{tag}"] = value(rel, "1")
+        out[f"force_rmse_{tag}"] = b["force_rmse"]
+        if "energy_mae" in b:
+            out[f"energy_mae_{tag}"] = b["energy_mae"]
+    out["force_rmse_rel_worst_bin"] = value(worst, "1")
+    if model["bins"]:
+        out["force_rmse_rel_coldest_bin"] = out[f"force_rmse_rel_{model['bins'][0]['T_low_K']:g}-{model['bins'][0]['T_high_K']:g}K"]
+    return out
+
+
+def plot_test_errors(model: dict, ref: dict, outdir, units) -> list:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    mids = [0.5 * (b["T_low_K"] + min(b["T_high_K"], 2 * max(b["T_low_K"], 1.0))) for b in model["bins"]]
+    labels = [f"{b['T_low_K']:g}-{b['T_high_K']:g}" for b in model["bins"]]
+    x = np.arange(len(mids))
+    ax.bar(x - 0.2, [b["force_rmse"]["value"] for b in model["bins"]], 0.4, label="model force RMSE")
+    ax.bar(x + 0.2, [b["force_std"]["value"] for b in model["bins"]], 0.4, label="force std (LJ)", alpha=0.5)
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("temperature bin (K)")
+    ax.set_ylabel("eV/Å")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(outdir / "test_errors.png", dpi=110)
+    plt.close(fig)
+    return ["test_errors.png"]
+
+
+register(Benchmark("test_errors", "test-set errors per temperature bin", run_test_errors, compare_test_errors,
+                   TestErrorSettings, needs_dataset=True, plot=plot_test_errors,
+                   description="energy/force errors on LJ dataset frames, binned by temperature."))

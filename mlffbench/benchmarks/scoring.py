@@ -1,0 +1,78 @@
+"""Scores: raw model-vs-LJ errors -> 0..1, with thresholds kept in one file (configs/metrics.yaml).
+
+For each scored metric the file gives ``good`` and ``bad`` (same unit as the metric) and a one-line
+``rationale``. The score of |error| x is 1 for x <= good, 0 for x >= bad, and linear in log10(x)
+in between (errors span decades; a 2x better model should gain the same whatever the scale).
+A benchmark's score is the mean of its scored metrics; metrics without a threshold are reported
+but not scored. Scores exist only for 'passed' benchmarks: a failure is a state, not a zero.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from mlffbench.config import StrictModel, read_yaml, validate
+from mlffbench.errors import UserError
+
+DEFAULT_METRICS = Path(__file__).resolve().parents[2] / "configs" / "metrics.yaml"
+
+
+class Threshold(StrictModel):
+    good: float = Field(gt=0)
+    bad: float = Field(gt=0)
+    unit: str
+    rationale: str = Field(min_length=10)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.good < self.bad:
+            raise ValueError("good must be smaller than bad")
+        return self
+
+
+def load_thresholds(path: str | Path | None = None) -> dict[str, dict[str, Threshold]]:
+    """{benchmark: {metric: Threshold}} from metrics.yaml; UserError naming the key if malformed."""
+    p = Path(path) if path else DEFAULT_METRICS
+    data = read_yaml(p)
+    out: dict[str, dict[str, Threshold]] = {}
+    for bench, metrics in data.items():
+        if not isinstance(metrics, dict):
+            raise UserError(f"{p}: {bench}: expected a mapping of metric names to thresholds")
+        out[bench] = {m: validate(Threshold, t if isinstance(t, dict) else {}, f"{p}: {bench}.{m}")
+                      for m, t in metrics.items()}
+    return out
+
+
+def score_value(x: float | None, th: Threshold) -> float | None:
+    """|x| -> 0..1 (see module docstring); None when x is missing."""
+    if x is None or not math.isfinite(x):
+        return None
+    x = abs(x)
+    if x <= th.good:
+        return 1.0
+    if x >= th.bad:
+        return 0.0
+    return (math.log10(th.bad) - math.log10(x)) / (math.log10(th.bad) - math.log10(th.good))
+
+
+def score_metrics(bench: str, metrics: dict, thresholds: dict) -> tuple[dict, float | None]:
+    """Add 'score', 'good', 'bad' to each scored metric; return (metrics, benchmark score)."""
+    table = thresholds.get(bench, {})
+    scores = []
+    out = {}
+    for name, m in metrics.items():
+        m = dict(m)
+        th = table.get(name)
+        if th is not None:
+            if th.unit != m.get("unit"):
+                raise UserError(f"metrics.yaml: {bench}.{name}: unit {th.unit!r} but the benchmark "
+                                f"reports {m.get('unit')!r}")
+            s = score_value(m.get("value"), th)
+            m.update(score=s, good=th.good, bad=th.bad, rationale=th.rationale)
+            if s is not None:
+                scores.append(s)
+        out[name] = m
+    return out, (sum(scores) / len(scores) if scores else None)

@@ -1,0 +1,489 @@
+"""`mlffbench run`: the paper's loop (generate -> train -> battery) or the battery on a given model.
+
+Layout of OUTDIR::
+
+    .mlffbench-run               marker: this directory is a (possibly unfinished) run
+    data/                        generate output (full loop only)
+    model/                       train output (full loop only)
+    benchmarks/<name>/result.json, *.png, model/, reference/   one directory per benchmark
+    results.json                 all benchmarks: state, reason, raw numbers with units, metrics, scores
+    manifest.json                config/dataset/checkpoint hashes, versions, device, dtype, seeds, wall times
+    scorecard.md                 the report (mlffbench report renders it again, also as HTML)
+
+Resuming: each benchmark's directory is written to a temporary sibling and renamed when it is
+complete, so a killed run leaves only whole results. Re-running the same command on the same
+OUTDIR skips every benchmark whose stored `key` (a hash of its settings, the model's checkpoint,
+the reference potential, the dataset, the seed and the benchmark's code version) matches and whose
+outcome is final (passed, or failed for a physical reason); generate and train are skipped when
+their config hash matches. Anything else is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from pydantic import Field
+
+from mlffbench.benchmarks import (FAILED, NOT_AVAILABLE, NOT_RUN, PASSED, BenchContext, Benchmark,
+                                  BenchmarkFailed, BenchmarkNotRun, WorkflowSettings, battery)
+from mlffbench.benchmarks.scoring import load_thresholds, score_metrics
+from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig, config_hash, read_yaml, validate
+from mlffbench.errors import SimulationError, UserError
+from mlffbench.io import manifest, read_json, sha256_dir, sha256_file, write_json
+
+MARKER = ".mlffbench-run"
+RESULTS_VERSION = 1
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class StageConfig(StrictModel):
+    """A stage of the full loop run by another command's workflow.
+
+    config: that command's YAML config (relative to the working directory or the repository).
+    overrides: dotted-key overrides on top of it.
+    """
+
+    config: str | None = None
+    overrides: dict[str, Any] = {}
+
+
+class RunConfig(StrictModel):
+    """Config of `mlffbench run` (see configs/run-quick.yaml).
+
+    mode: 'quick' (CPU minutes) or 'paper'; benchmarks whose `modes` exclude it are deselected.
+    seed: base seed (generate, train and every stochastic benchmark derive theirs from it).
+    potential: the LJ oracle every model is compared with.
+    model: default --model (None: the full loop trains one).
+    model_dtype: dtype to load a learned model in (None: the model's own).
+    dataset: LJ dataset (npz or generate OUTDIR) for the test-set benchmark when --model is given.
+    generate, train: stage configs of the full loop.
+    metrics: score thresholds file (default configs/metrics.yaml).
+    benchmarks: per-benchmark settings, keyed by benchmark name.
+    """
+
+    mode: Literal["quick", "paper"] = "quick"
+    seed: int = Field(0, ge=0)
+    units: UnitsConfig = UnitsConfig()
+    potential: PotentialConfig = PotentialConfig()
+    model: str | None = None
+    model_dtype: Literal["float32", "float64"] | None = None
+    dataset: str | None = None
+    generate: StageConfig = StageConfig()
+    train: StageConfig = StageConfig()
+    metrics: str | None = None
+    benchmarks: dict[str, dict[str, Any]] = {}
+
+
+# ----------------------------------------------------------------------------------------------
+# Config resolution (everything validated before OUTDIR is touched)
+# ----------------------------------------------------------------------------------------------
+def resolve_path(p: str | Path) -> Path:
+    """A path from a config: as given (relative to the working directory) or, failing that,
+    relative to the repository root (so `configs/...` works from anywhere in a source checkout)."""
+    path = Path(p)
+    if path.exists() or path.is_absolute():
+        return path
+    alt = REPO_ROOT / path
+    return alt if alt.exists() else path
+
+
+def load_stage_config(model: type, stage: StageConfig, source: str, extra: dict | None = None):
+    """Load a sub-command config (its file, then overrides, then `extra`), validated."""
+    data: dict = {}
+    src = source
+    if stage.config:
+        path = resolve_path(stage.config)
+        if not path.is_file():
+            raise UserError(f"{source}.config: file not found: {stage.config}")
+        data = read_yaml(path)
+        src = f"{path}"
+    for dotted, val in {**stage.overrides, **(extra or {})}.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = val
+    return validate(model, data, src)
+
+
+def bench_settings(cfg: RunConfig, source: str) -> dict[str, Any]:
+    """Validated settings for every registered benchmark; unknown names are errors."""
+    reg = battery()
+    unknown = sorted(set(cfg.benchmarks) - set(reg))
+    if unknown:
+        raise UserError(f"{source}: benchmarks.{unknown[0]}: unknown benchmark "
+                        f"(known: {', '.join(reg)})")
+    out = {}
+    for name, bench in reg.items():
+        out[name] = validate(bench.settings_model, cfg.benchmarks.get(name, {}) or {},
+                             f"{source}: benchmarks.{name}")
+        if isinstance(out[name], WorkflowSettings) and out[name].config:
+            if not resolve_path(out[name].config).is_file():
+                raise UserError(f"{source}: benchmarks.{name}.config: file not found: {out[name].config}")
+    return out
+
+
+def selection(cfg: RunConfig, settings: dict, select: list[str] | None, exclude: list[str] | None
+              ) -> dict[str, str | None]:
+    """{name: None if selected else the reason it is deselected}."""
+    reg = battery()
+    for flag, names in (("-b", select), ("-e", exclude)):
+        for n in names or []:
+            if n not in reg:
+                raise UserError(f"{flag} {n}: unknown benchmark (known: {', '.join(reg)})")
+    if select and exclude:
+        raise UserError("give either -b/--benchmark or -e/--exclude, not both")
+    out: dict[str, str | None] = {}
+    for name in reg:
+        s = settings[name]
+        if select:
+            out[name] = None if name in select else "deselected (not in -b)"
+        elif exclude and name in exclude:
+            out[name] = "deselected (-e)"
+        elif not s.enabled:
+            out[name] = "disabled in the config"
+        elif cfg.mode not in s.modes:
+            out[name] = f"not part of --mode {cfg.mode}"
+        else:
+            out[name] = None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Hashes and identities
+# ----------------------------------------------------------------------------------------------
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def potential_id(spec: str, potential) -> str:
+    """Checkpoint hash of a model directory, or a hash of the LJ description."""
+    path = Path(spec)
+    if path.is_dir():
+        return sha256_dir(path)
+    return _sha(potential.describe())
+
+
+def settings_fingerprint(settings) -> dict:
+    """The settings plus the content hash of any sub-config file they point to."""
+    d = settings.model_dump(mode="json")
+    d.pop("enabled", None)
+    d.pop("modes", None)
+    cfg = d.get("config")
+    if cfg:
+        d["config_sha256"] = sha256_file(resolve_path(cfg))
+    return d
+
+
+def bench_key(bench: Benchmark, settings, model_id: str, ref_id: str, dataset_hash: str | None,
+              seed: int, units: dict) -> str:
+    return _sha({"name": bench.name, "version": bench.version, "settings": settings_fingerprint(settings),
+                 "model": model_id, "reference": ref_id, "seed": seed, "units": units,
+                 "dataset": dataset_hash if bench.needs_dataset else None})
+
+
+# ----------------------------------------------------------------------------------------------
+# Running one benchmark
+# ----------------------------------------------------------------------------------------------
+def _atomic_dir(final: Path) -> Path:
+    tmp = final.parent / f".{final.name}.partial"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _commit_dir(tmp: Path, final: Path) -> None:
+    if final.exists():
+        old = final.parent / f".{final.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+
+
+def _run_one(bench: Benchmark, potential, ctx: BenchContext) -> tuple[str, str, dict, bool]:
+    """(state, reason, raw, final) for one potential. `final`: the outcome is deterministic
+    (worth keeping on resume); an unexpected error is not."""
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return PASSED, "", bench.run(potential, ctx), True
+    except BenchmarkNotRun as exc:
+        return NOT_RUN, exc.reason, {}, True
+    except BenchmarkFailed as exc:
+        return FAILED, exc.reason, exc.raw, True
+    except SimulationError as exc:
+        return FAILED, str(exc), {}, True
+    except UserError as exc:
+        return FAILED, f"bad input: {exc}", {}, False
+    except Exception as exc:  # the battery survives a broken piece and says what broke
+        (ctx.workdir / "error.txt").write_text(traceback.format_exc())
+        return FAILED, f"error: {type(exc).__name__}: {exc}".splitlines()[0][:300], {}, False
+
+
+def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: Path, base_ctx: dict,
+            memos: tuple[dict, dict], thresholds: dict) -> dict:
+    """Run `bench` on the reference (LJ) and on the model; compare and score."""
+    out: dict[str, Any] = {"name": bench.name, "title": bench.title, "description": bench.description,
+                           "metrics": {}, "score": None, "model": {}, "reference": {}, "plots": []}
+    t0 = time.perf_counter()
+    reason = bench.available()
+    if reason is None and bench.needs_energy and not model.conservative:
+        reason = f"needs an energy; {model.name} is a force-only model"
+    if reason is None and bench.needs_dataset and base_ctx.get("dataset") is None:
+        reason = "no dataset (full loop, or set `dataset` in the run config)"
+    if reason is not None:
+        return {**out, "state": NOT_RUN, "reason": reason, "final": True,
+                "wall_time_s": time.perf_counter() - t0}
+
+    ref_ctx = BenchContext(settings=settings, workdir=bdir_tmp / "reference", role="reference",
+                           memo=memos[1], **base_ctx)
+    state, why, ref_raw, final = _run_one(bench, reference, ref_ctx)
+    out["reference"] = ref_raw
+    timings = {"reference": time.perf_counter() - t0}
+    if state != PASSED:
+        why = why if state == NOT_RUN else f"reference (LJ): {why}"
+        return {**out, "state": state, "reason": why, "final": final,
+                "wall_time_s": time.perf_counter() - t0, "wall_times_s": timings}
+    if same:
+        m_state, m_why, m_raw, m_final = PASSED, "", ref_raw, True
+    else:
+        t1 = time.perf_counter()
+        m_ctx = BenchContext(settings=settings, workdir=bdir_tmp / "model", role="model",
+                             memo=memos[0], **base_ctx)
+        m_state, m_why, m_raw, m_final = _run_one(bench, model, m_ctx)
+        timings["model"] = time.perf_counter() - t1
+    out["model"] = m_raw
+    if m_state != PASSED:
+        m_why = m_why if m_state == NOT_RUN else f"model: {m_why}"
+        return {**out, "state": m_state, "reason": m_why, "final": m_final,
+                "wall_time_s": time.perf_counter() - t0, "wall_times_s": timings}
+    try:
+        metrics = bench.compare(m_raw, ref_raw)
+        out["metrics"], out["score"] = score_metrics(bench.name, metrics, thresholds)
+    except UserError:
+        raise
+    except Exception as exc:
+        (bdir_tmp / "error.txt").write_text(traceback.format_exc())
+        return {**out, "state": FAILED, "reason": f"error in compare: {type(exc).__name__}: {exc}",
+                "final": False, "wall_time_s": time.perf_counter() - t0, "wall_times_s": timings}
+    if bench.plot is not None:
+        try:
+            out["plots"] = list(bench.plot(m_raw, ref_raw, bdir_tmp, base_ctx["units"]))
+        except Exception as exc:  # a plot must never lose the numbers
+            out["plot_error"] = f"{type(exc).__name__}: {exc}"
+    return {**out, "state": PASSED, "reason": "", "final": True,
+            "wall_time_s": time.perf_counter() - t0, "wall_times_s": timings}
+
+
+# ----------------------------------------------------------------------------------------------
+# OUTDIR and the full loop
+# ----------------------------------------------------------------------------------------------
+def prepare_outdir(outdir: Path, overwrite: bool) -> bool:
+    """Create OUTDIR (or resume it). Returns True when resuming an earlier run."""
+    if outdir.exists() and not outdir.is_dir():
+        raise UserError(f"output path {outdir} exists and is not a directory")
+    if outdir.exists() and any(outdir.iterdir()):
+        if overwrite:
+            shutil.rmtree(outdir)
+        elif (outdir / MARKER).is_file():
+            return True
+        else:
+            raise UserError(f"output directory {outdir} exists and is not an mlffbench run; "
+                            "pass --overwrite to replace it")
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / MARKER).write_text("mlffbench run directory (resumable)\n")
+    return False
+
+
+def stage_generate(cfg: RunConfig, gcfg, outdir: Path, log: Callable, progress: bool) -> tuple[Path, float]:
+    """OUTDIR/data from `mlffbench generate`'s workflow, reused when its config hash matches."""
+    from mlffbench.io import atomic_outdir
+    from mlffbench.workflows.generate import run_generate
+
+    data = outdir / "data"
+    if (data / "manifest.json").is_file() and read_json(data / "manifest.json").get("config_hash") == config_hash(gcfg):
+        log("generate: dataset already complete, reused")
+        return data, 0.0
+    t0 = time.perf_counter()
+    log("generate: LJ argon dataset ...")
+    factory = _progress_factory(progress, "steps")
+    with atomic_outdir(data, overwrite=True) as tmp:
+        run_generate(gcfg, tmp, progress_factory=factory)
+    return data, time.perf_counter() - t0
+
+
+def stage_train(cfg: RunConfig, tcfg, data: Path, outdir: Path, log: Callable, progress: bool
+                ) -> tuple[Path, float]:
+    """OUTDIR/model from `mlffbench train`'s workflow, reused when config and data hashes match."""
+    from mlffbench.workflows import train as train_wf
+
+    model_dir = outdir / "model"
+    stamp = {"config_hash": config_hash(tcfg), "dataset_sha256": sha256_file(data / "dataset.npz")}
+    done = outdir / "model.stage.json"
+    if (model_dir / "model_card.json").is_file() and done.is_file() and read_json(done) == stamp:
+        log("train: model already trained, reused")
+        return model_dir, 0.0
+    t0 = time.perf_counter()
+    log("train: default model ...")
+    train_wf.run_train_to_dir(tcfg, data / "dataset.npz", model_dir, progress=progress)
+    write_json(done, stamp)
+    return model_dir, time.perf_counter() - t0
+
+
+def _progress_factory(enabled: bool, unit: str):
+    if not enabled:
+        return None
+    from mlffbench.progress import progress_bar
+
+    return lambda desc, total: progress_bar(desc, total, unit)
+
+
+# ----------------------------------------------------------------------------------------------
+# The battery
+# ----------------------------------------------------------------------------------------------
+def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, select: list[str] | None = None,
+                exclude: list[str] | None = None, overwrite: bool = False, progress: bool = False,
+                log: Callable[[str], None] = print, source: str = "config") -> dict:
+    """Run the loop (or the battery on `model_spec`) into `outdir`; returns results.json's content."""
+    from mlffbench.potentials import load_potential
+
+    t_start = time.perf_counter()
+    reg = battery()
+    settings = bench_settings(cfg, source)
+    chosen = selection(cfg, settings, select, exclude)
+    thresholds = load_thresholds(resolve_path(cfg.metrics) if cfg.metrics else None)
+    units = cfg.units.unit_system()
+    model_spec = model_spec or cfg.model
+    full_loop = model_spec is None
+    gcfg = tcfg = None
+    if full_loop:  # validate the stage configs before anything is written
+        try:
+            from mlffbench.workflows.generate import GenerateConfig
+            from mlffbench.workflows.train import TrainConfig
+        except ImportError as exc:
+            raise UserError(f"the full loop needs generate and train ({exc}); pass --model") from None
+        gcfg = load_stage_config(GenerateConfig, cfg.generate, f"{source}: generate",
+                                 {"seed": cfg.seed, "units": cfg.units.model_dump(),
+                                  "potential": cfg.potential.model_dump()})
+        tcfg = load_stage_config(TrainConfig, cfg.train, f"{source}: train", {"seed": cfg.seed})
+    elif not Path(model_spec).is_dir():
+        load_potential(model_spec, cutoff=cfg.potential.cutoff_sigma)  # UserError for a bad name
+
+    resumed = prepare_outdir(outdir, overwrite)
+    if resumed:
+        log(f"resuming the run in {outdir}")
+    wall: dict[str, float] = {}
+    hashes: dict[str, str | None] = {"dataset_sha256": None, "checkpoint_sha256": None}
+    dataset_path: Path | None = None
+    if full_loop:
+        data, wall["generate"] = stage_generate(cfg, gcfg, outdir, log, progress)
+        dataset_path = data / "dataset.npz"
+        model_dir, wall["train"] = stage_train(cfg, tcfg, data, outdir, log, progress)
+        model_spec = str(model_dir)
+    elif cfg.dataset:
+        p = resolve_path(cfg.dataset)
+        dataset_path = p / "dataset.npz" if p.is_dir() else p
+        if not dataset_path.is_file():
+            raise UserError(f"{source}: dataset: not found: {cfg.dataset}")
+
+    reference = cfg.potential.build()
+    model = load_potential(model_spec, cutoff=cfg.potential.cutoff_sigma, dtype=cfg.model_dtype)
+    model_id = potential_id(model_spec, model)
+    ref_id = _sha(reference.describe())
+    if Path(model_spec).is_dir():
+        hashes["checkpoint_sha256"] = model_id
+    dataset = None
+    if dataset_path is not None:
+        from mlffbench.io import load_dataset
+
+        dataset = load_dataset(dataset_path)
+        hashes["dataset_sha256"] = sha256_file(dataset_path)
+    same = model_id == ref_id
+    base_ctx = {"units": units, "seed": cfg.seed, "mode": cfg.mode, "dataset": dataset,
+                "dataset_path": dataset_path, "reference_potential": reference, "progress": progress}
+    memos: tuple[dict, dict] = ({}, {})
+
+    bench_root = outdir / "benchmarks"
+    bench_root.mkdir(exist_ok=True)
+    results: dict[str, dict] = {}
+    keys: dict[str, str] = {}
+    todo = [n for n in reg if chosen[n] is None]
+    for k, name in enumerate(todo, 1):
+        bench = reg[name]
+        key = bench_key(bench, settings[name], model_id, ref_id, hashes["dataset_sha256"], cfg.seed,
+                        units.as_dict())
+        keys[name] = key
+        final_dir = bench_root / name
+        stored = final_dir / "result.json"
+        if stored.is_file():
+            try:
+                old = read_json(stored)
+            except UserError:
+                old = {}
+            if old.get("key") == key and old.get("final") and old.get("state") in (PASSED, FAILED):
+                old["resumed"] = True
+                results[name] = old
+                log(f"[{k}/{len(todo)}] {name}: {old['state']} (stored result reused)")
+                continue
+        log(f"[{k}/{len(todo)}] {name} ...")
+        tmp = _atomic_dir(final_dir)
+        res = execute(bench, settings[name], model, reference, same, tmp, base_ctx, memos, thresholds)
+        res.update(key=key, settings=settings[name].model_dump(mode="json"), resumed=False)
+        write_json(tmp / "result.json", res)
+        _commit_dir(tmp, final_dir)
+        results[name] = read_json(final_dir / "result.json")  # exactly what is stored
+        score = "" if res["score"] is None else f", score {res['score']:.2f}"
+        why = f" ({res['reason']})" if res["reason"] else ""
+        log(f"[{k}/{len(todo)}] {name}: {res['state']}{why}{score} [{res['wall_time_s']:.1f} s]")
+    for name in reg:
+        if chosen[name] is not None:
+            b = reg[name]
+            results[name] = {"name": name, "title": b.title, "description": b.description, "state": NOT_RUN,
+                             "reason": chosen[name], "metrics": {}, "score": None, "model": {},
+                             "reference": {}, "plots": []}
+    ordered = {name: results[name] for name in reg}
+    wall["battery"] = time.perf_counter() - t_start - sum(wall.values())
+    wall["total"] = time.perf_counter() - t_start
+    doc = {
+        "results_version": RESULTS_VERSION,
+        "mode": cfg.mode,
+        "full_loop": full_loop,
+        "model": {"spec": model_spec, "id": model_id, **model.describe()},
+        "reference": {"id": ref_id, **reference.describe()},
+        "units": units.as_dict(),
+        "summary": summarize(ordered),
+        "benchmarks": ordered,
+    }
+    write_json(outdir / "results.json", doc)
+    man = manifest("run", cfg, seed=cfg.seed, dtype=str(model.describe()["dtype"]), wall_times=wall,
+                   **{k: v for k, v in hashes.items() if v})
+    man.update(model_spec=model_spec, reference=reference.describe(), resumed=resumed,
+               seeds={"run": cfg.seed, "generate": getattr(gcfg, "seed", None), "train": getattr(tcfg, "seed", None)},
+               benchmark_keys=keys, benchmark_wall_times_s={n: r.get("wall_time_s") for n, r in ordered.items()},
+               stage_configs={"generate": None if gcfg is None else gcfg.model_dump(mode="json"),
+                              "train": None if tcfg is None else tcfg.model_dump(mode="json")})
+    write_json(outdir / "manifest.json", man)
+    from mlffbench.report import render
+
+    (outdir / "scorecard.md").write_text(render([outdir], fmt="md"))
+    return doc
+
+
+def summarize(results: dict[str, dict]) -> dict:
+    """Counts per state and the mean score of passed, scored benchmarks."""
+    counts = {s: sum(1 for r in results.values() if r["state"] == s) for s in (PASSED, FAILED, NOT_RUN)}
+    scores = [r["score"] for r in results.values() if r["state"] == PASSED and r.get("score") is not None]
+    return {**counts, "scored": len(scores), "score": sum(scores) / len(scores) if scores else None}
+
+
+__all__ = ["RunConfig", "run_battery", "summarize", "NOT_AVAILABLE"]
