@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -37,6 +38,8 @@ def register(app: typer.Typer) -> None:
         drift = [r.key for r in rows if r.status == DRIFT]
         if drift:
             console.print(f"[bold red]drift:[/bold red] {', '.join(drift)}", highlight=False)
-            raise typer.Exit(code)
+            # sys.exit, not typer.Exit: cli.main runs click with standalone_mode=False, where
+            # click returns an Exit's code instead of raising it, and the code would be lost
+            sys.exit(code)
         console.print(f"all {sum(r.status != SKIPPED for r in rows)} checked values within tolerance "
                       f"({sum(r.status == SKIPPED for r in rows)} skipped)")

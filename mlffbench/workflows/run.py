@@ -112,6 +112,24 @@ def load_stage_config(model: type, stage: StageConfig, source: str, extra: dict 
     return validate(model, data, src)
 
 
+def validate_section(model: type, data: Any, source: str, prefix: str):
+    """Validate a config section; the one-line error names the full dotted key."""
+    from pydantic import ValidationError
+
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: {prefix}: expected a mapping")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join([prefix, *(str(p) for p in first["loc"])])
+        if first["type"] == "extra_forbidden":
+            raise UserError(f"{source}: {loc}: unknown key") from None
+        got = first.get("input")
+        shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+        raise UserError(f"{source}: {loc}: {first['msg'].removeprefix('Value error, ')}{shown}") from None
+
+
 def bench_settings(cfg: RunConfig, source: str) -> dict[str, Any]:
     """Validated settings for every registered benchmark; unknown names are errors."""
     reg = battery()
@@ -121,8 +139,8 @@ def bench_settings(cfg: RunConfig, source: str) -> dict[str, Any]:
                         f"(known: {', '.join(reg)})")
     out = {}
     for name, bench in reg.items():
-        out[name] = validate(bench.settings_model, cfg.benchmarks.get(name, {}) or {},
-                             f"{source}: benchmarks.{name}")
+        out[name] = validate_section(bench.settings_model, cfg.benchmarks.get(name, {}) or {},
+                                     source, f"benchmarks.{name}")
         if isinstance(out[name], WorkflowSettings) and out[name].config:
             if not resolve_path(out[name].config).is_file():
                 raise UserError(f"{source}: benchmarks.{name}.config: file not found: {out[name].config}")

@@ -1,0 +1,97 @@
+"""CI regression: the LJ quick battery reproduces reference_data/lj_argon.json within tolerance,
+and `mlffbench check` / `mlffbench report` work on that fresh run.
+
+The reference values were produced by scripts/make_reference.py and confirmed by independent
+codes (numpy lattice sums, ASE's LennardJones + ASE's optimiser, LAMMPS) recorded in the file's
+provenance; this test never regenerates them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from mlffbench.benchmarks.check import DRIFT, SKIPPED, WITHIN, check_run
+from mlffbench.config import load_config
+from mlffbench.workflows.run import RunConfig, run_battery
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "reference_data" / "lj_argon.json"
+
+
+@pytest.fixture(scope="session")
+def lj_run(tmp_path_factory) -> Path:
+    """A fresh quick LJ run of every benchmark that has reference values (small cells)."""
+    ref = json.loads(REFERENCE.read_text())
+    names = sorted({k.split(".")[0] for k, v in ref["values"].items() if "quick" in v["modes"]})
+    cfg = load_config(RunConfig, ROOT / "configs" / "run-quick.yaml")
+    out = tmp_path_factory.mktemp("lj") / "run"
+    run_battery(cfg, out, model_spec="lj", select=names, log=lambda m: None)
+    return out
+
+
+def test_lj_quick_battery_reproduces_reference_data(lj_run):
+    rows, code = check_run(lj_run, REFERENCE)
+    drift = [(r.key, r.note) for r in rows if r.status == DRIFT]
+    assert code == 0 and not drift, drift
+    assert sum(r.status == WITHIN for r in rows) >= 4
+
+
+def test_check_passes_then_fails_naming_a_perturbed_value(lj_run, tmp_path):
+    code, out = run_cli(["check", str(lj_run), "--reference", str(REFERENCE)])
+    assert code == 0, out
+    ref = json.loads(REFERENCE.read_text())
+    key = "vacancy_formation.cells.n3.formation_energy"
+    entry = ref["values"][key]
+    allowed = entry["tolerance"].get("abs", 0) + entry["tolerance"].get("rel", 0) * abs(entry["value"])
+    entry["value"] += 3 * allowed
+    bad = tmp_path / "perturbed.json"
+    bad.write_text(json.dumps(ref))
+    code, out = run_cli(["check", str(lj_run), "--reference", str(bad)])
+    assert code == 1 and key in out.replace("\n", "")
+    # within tolerance: still passes
+    entry["value"] -= 2.5 * allowed
+    bad.write_text(json.dumps(ref))
+    assert run_cli(["check", str(lj_run), "--reference", str(bad)])[0] == 0
+
+
+def test_check_bad_input_exit_2(lj_run, tmp_path):
+    assert run_cli(["check", str(tmp_path / "nope"), "--reference", str(REFERENCE)])[0] == 2
+    assert run_cli(["check", str(lj_run), "--reference", str(tmp_path / "nope.json")])[0] == 2
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"values": {"lattice_constant.lattice_constant": {"value": 1.0, "unit": "Å"}}}')
+    code, out = run_cli(["check", str(lj_run), "--reference", str(broken)])
+    assert code == 2 and "tolerance" in out
+    broken.write_text("{not json")
+    assert run_cli(["check", str(lj_run), "--reference", str(broken)])[0] == 2
+
+
+def test_benchmark_not_run_is_skipped_not_drift(lj_run, tmp_path):
+    ref = json.loads(REFERENCE.read_text())
+    ref["values"]["hop_rates.rate"] = {"value": 1.0, "unit": "1/ps", "tolerance": {"rel": 0.5}, "modes": ["quick"]}
+    p = tmp_path / "extra.json"
+    p.write_text(json.dumps(ref))
+    rows, code = check_run(lj_run, p)
+    assert code == 0 and next(r for r in rows if r.key == "hop_rates.rate").status == SKIPPED
+
+
+def test_report_md_and_html_with_plots_and_comparison(lj_run, tmp_path):
+    code, out = run_cli(["report", str(lj_run), "--format", "md", "-o", str(tmp_path / "r.md")])
+    assert code == 0, out
+    md = (tmp_path / "r.md").read_text()
+    assert "| lattice_constant" in md and "vacancy_formation.png" in md and "config_hash" in md
+    img = next(line for line in md.splitlines() if line.startswith("![vacancy_formation]"))
+    assert (tmp_path / img.split("(")[1].rstrip(")")).is_file()  # link relative to the report
+    other = tmp_path / "other"
+    shutil.copytree(lj_run, other)
+    code, out = run_cli(["report", str(lj_run), str(other), "--format", "html", "-o", str(tmp_path / "c.html")])
+    assert code == 0, out
+    html = (tmp_path / "c.html").read_text()
+    assert "data:image/png;base64," in html and "mlffbench comparison" in html
+    assert html.count("run (lj)") >= 1 and html.count("other (lj)") >= 1
+    assert run_cli(["report", str(tmp_path / "nope")])[0] == 2
+    assert run_cli(["report", str(lj_run), "--format", "pdf"])[0] == 2
