@@ -1,0 +1,188 @@
+"""Learned force fields: architectures (registry), a `Potential` wrapper, saving and loading.
+
+A model directory holds
+* ``params.msgpack`` - Flax parameters (flax.serialization msgpack: plain arrays, loading never
+  executes code);
+* ``model_card.json`` - architecture name, hyperparameters, cutoff, neighbour format,
+  conservative flag, standardisation (energy shift per atom, scale), units, training-data hash,
+  metrics, package versions, and the sha256 of params.msgpack (checked on load).
+
+`load_model_potential(path, dtype)` turns such a directory into a `Potential` (reduced units),
+used by `mlffbench.potentials.load_potential` for ``--model DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import serialization
+
+from mlffbench.errors import UserError
+from mlffbench.neighbors import edge_vectors
+from mlffbench.potentials.base import Potential
+from mlffbench.potentials.gnn import models as _models  # noqa: F401  (registers architectures)
+from mlffbench.potentials.gnn.registry import MODELS, ModelEntry
+
+try:  # the CG helper's HIP-NN-TS; optional
+    from mlffbench.potentials.gnn import hipnn_ts as _hipnn_ts  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
+__all__ = ["MODELS", "build_module", "init_params", "make_potential", "save_model", "load_model_potential",
+           "load_model"]
+
+CARD = "model_card.json"
+PARAMS = "params.msgpack"
+CARD_VERSION = 1
+
+
+def entry(name: str) -> ModelEntry:
+    if name not in MODELS:
+        raise UserError(f"unknown model architecture {name!r}; registered: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def build_module(name: str, hparams: dict):
+    """Flax module for a registered architecture."""
+    return entry(name).build(dict(hparams))
+
+
+def init_params(name: str, hparams: dict, seed: int, dtype=jnp.float32) -> Any:
+    """Random initial parameters from `seed`, initialised on a tiny dummy graph."""
+    module = build_module(name, hparams)
+    dR = jnp.asarray([[1.0, 0.0, 0.0], [0.0, 1.1, 0.0]], dtype)
+    mask = jnp.array([True, True])
+    idx = jnp.array([0, 1], jnp.int32)
+    return module.init(jax.random.PRNGKey(seed), dR, mask, idx, idx[::-1], 2)
+
+
+def cutoff_of(name: str, hparams: dict) -> float:
+    module = build_module(name, hparams)
+    return float(module.cutoff)
+
+
+def cast_params(params, dtype):
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), params)
+
+
+def make_potential(name: str, hparams: dict, params, standardization: dict, dtype=jnp.float32,
+                   label: str | None = None, extra: dict | None = None) -> Potential:
+    """Wrap a module + parameters as a `Potential` (reduced units).
+
+    standardization: {'energy_shift': per-atom energy (epsilon), 'energy_scale': epsilon,
+    'force_scale': epsilon/sigma}; E = N*shift + energy_scale*sum(e_i), F = force_scale*f_i for
+    force-only models.
+    """
+    ent = entry(name)
+    module = build_module(name, hparams)
+    cutoff = float(module.cutoff)
+    p = cast_params(params, dtype)
+    shift = float(standardization.get("energy_shift", 0.0))
+    escale = float(standardization.get("energy_scale", 1.0))
+    fscale = float(standardization.get("force_scale", 1.0))
+    describe = {"architecture": name, "hparams": dict(hparams), "standardization": standardization,
+                **(extra or {})}
+    label = label or f"gnn:{name}"
+
+    if ent.conservative:
+        def per_atom(R, box, nbrs):
+            dR, mask, i, j = edge_vectors(R, box, nbrs)
+            e = module.apply(p, dR, mask, i, j, R.shape[0])
+            return shift + escale * e
+
+        def energy_fn(R, box, nbrs):
+            return jnp.sum(per_atom(R, box, nbrs))
+
+        return Potential(name=label, cutoff=cutoff, energy_fn=energy_fn, neighbor_format=ent.neighbor_format,
+                         dtype=dtype, params=describe, per_atom_energy_fn=per_atom)
+
+    def force_fn(R, box, nbrs):
+        dR, mask, i, j = edge_vectors(R, box, nbrs)
+        return fscale * module.apply(p, dR, mask, i, j, R.shape[0])
+
+    return Potential(name=label, cutoff=cutoff, direct_force_fn=force_fn, neighbor_format=ent.neighbor_format,
+                     dtype=dtype, params=describe)
+
+
+def save_model(outdir: str | Path, name: str, hparams: dict, params, standardization: dict,
+               card_extra: dict | None = None) -> Path:
+    """Write params.msgpack and model_card.json into `outdir` (created). Returns the directory."""
+    from mlffbench.io import atomic_write_bytes, package_versions, sha256_file, write_json
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    params_np = jax.tree_util.tree_map(np.asarray, params)
+    atomic_write_bytes(out / PARAMS, serialization.to_bytes(params_np))
+    ent = entry(name)
+    card = {
+        "card_version": CARD_VERSION,
+        "architecture": name,
+        "hparams": dict(hparams),
+        "cutoff_sigma": cutoff_of(name, hparams),
+        "neighbor_format": ent.neighbor_format,
+        "conservative": ent.conservative,
+        "standardization": standardization,
+        "param_dtype": str(jax.tree_util.tree_leaves(params_np)[0].dtype),
+        "n_parameters": int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params_np))),
+        "params_sha256": sha256_file(out / PARAMS),
+        "units": "reduced LJ units inside (sigma, epsilon); see 'unit_system' for argon scales",
+        "versions": package_versions(),
+        **(card_extra or {}),
+    }
+    write_json(out / CARD, card)
+    return out
+
+
+def read_card(path: str | Path) -> dict:
+    p = Path(path) / CARD
+    if not p.is_file():
+        raise UserError(f"{path}: no {CARD} (not a trained model directory)")
+    try:
+        card = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{p}: corrupt model card ({exc.msg} at line {exc.lineno})") from None
+    for key in ("architecture", "hparams", "standardization"):
+        if key not in card:
+            raise UserError(f"{p}: model card lacks {key!r}")
+    return card
+
+
+def load_model(path: str | Path) -> tuple[dict, Any]:
+    """(card, params as numpy) from a model directory; UserError on anything missing or corrupt."""
+    from mlffbench.io import sha256_file
+
+    card = read_card(path)
+    ppath = Path(path) / PARAMS
+    if not ppath.is_file():
+        raise UserError(f"{path}: checkpoint {PARAMS} is missing")
+    want = card.get("params_sha256")
+    if want and sha256_file(ppath) != want:
+        raise UserError(f"{ppath}: checkpoint is corrupt (sha256 differs from the model card)")
+    template = init_params(card["architecture"], card["hparams"], seed=0)
+    template = jax.tree_util.tree_map(np.asarray, template)
+    try:
+        params = serialization.from_bytes(template, ppath.read_bytes())
+    except Exception as exc:  # msgpack errors come in many types
+        raise UserError(f"{ppath}: checkpoint is corrupt or does not match the architecture "
+                        f"({type(exc).__name__})") from None
+    shapes_ok = jax.tree_util.tree_all(jax.tree_util.tree_map(
+        lambda a, b: np.shape(a) == np.shape(b), template, params))
+    if not shapes_ok:
+        raise UserError(f"{ppath}: parameter shapes do not match the architecture in the model card")
+    return card, params
+
+
+def load_model_potential(path: str | Path, dtype: str | None = None) -> Potential:
+    """Model directory -> Potential. dtype 'float32' (default) or 'float64'."""
+    card, params = load_model(path)
+    if dtype not in (None, "float32", "float64"):
+        raise UserError(f"dtype must be float32 or float64, got {dtype!r}")
+    dt = jnp.float64 if dtype == "float64" else jnp.float32
+    return make_potential(card["architecture"], card["hparams"], params, card["standardization"], dtype=dt,
+                          label=f"gnn:{card['architecture']}:{Path(path).name}",
+                          extra={"model_dir": str(path), "params_sha256": card.get("params_sha256")})

@@ -1,0 +1,111 @@
+"""Training data: frame selection by split, padded edge lists per frame, standardisation.
+
+Edges are built once per frame with ASE's neighbour list (any cell, explicit periodic images,
+exactly the cutoff: training needs no skin) and padded to one edge count so that a batch of
+frames is a plain vmap. An edge (i, j, S) means the vector r_j - r_i + box @ S, the same
+convention as the multi-image lists of `mlffbench.neighbors.edge_vectors`, so a model sees
+identical geometry in training and in MD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlffbench.errors import UserError
+from mlffbench.io import Dataset
+
+
+@dataclass
+class GraphSet:
+    """Frames ready for batching (F frames, N atoms, E padded edges), reduced units.
+
+    positions (F, N, 3), box (F, 3, 3), receivers/senders (F, E) int32, shifts (F, E, 3) float,
+    mask (F, E) bool, energy (F,), forces (F, N, 3), kT_target (F,), index (F,) into the dataset.
+    """
+
+    positions: np.ndarray
+    box: np.ndarray
+    receivers: np.ndarray
+    senders: np.ndarray
+    shifts: np.ndarray
+    mask: np.ndarray
+    energy: np.ndarray
+    forces: np.ndarray
+    kT_target: np.ndarray
+    index: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @property
+    def n_atoms(self) -> int:
+        return self.positions.shape[1]
+
+    def take(self, idx) -> dict[str, np.ndarray]:
+        """Batch arrays for frames `idx` (the inputs of the jitted step)."""
+        return {"R": self.positions[idx], "box": self.box[idx], "recv": self.receivers[idx],
+                "send": self.senders[idx], "shifts": self.shifts[idx], "mask": self.mask[idx],
+                "E": self.energy[idx], "F": self.forces[idx]}
+
+
+def frame_edges(positions: np.ndarray, box: np.ndarray, cutoff: float, half: bool):
+    """(i, j, S) for every pair closer than `cutoff`, periodic images included.
+
+    half=True keeps each unordered pair (with its image) once: i < j, or i == j with the
+    first nonzero component of S positive.
+    """
+    from ase import Atoms
+    from ase.neighborlist import neighbor_list
+
+    atoms = Atoms(positions=positions, cell=np.asarray(box).T, pbc=True)
+    i, j, S = neighbor_list("ijS", atoms, cutoff, self_interaction=False)
+    if half:
+        first = np.where(S[:, 0] != 0, S[:, 0], np.where(S[:, 1] != 0, S[:, 1], S[:, 2]))
+        keep = (i < j) | ((i == j) & (first > 0))
+        i, j, S = i[keep], j[keep], S[keep]
+    return i, j, S
+
+
+def build_graphs(ds: Dataset, index: np.ndarray, cutoff: float, half: bool,
+                 n_edges: int | None = None) -> GraphSet:
+    """Padded edge lists for frames `index` of `ds`. n_edges: pad to this many (default: max)."""
+    lists = [frame_edges(ds.positions[k], ds.box[k], cutoff, half) for k in index]
+    e_max = max([len(li[0]) for li in lists] + [1])
+    if n_edges is not None:
+        if n_edges < e_max:
+            raise ValueError(f"n_edges={n_edges} is smaller than the largest frame's {e_max} edges")
+        e_max = n_edges
+    F = len(index)
+    recv = np.zeros((F, e_max), np.int32)
+    send = np.zeros((F, e_max), np.int32)
+    shifts = np.zeros((F, e_max, 3), np.float32)
+    mask = np.zeros((F, e_max), bool)
+    for f, (i, j, S) in enumerate(lists):
+        n = len(i)
+        recv[f, :n], send[f, :n], shifts[f, :n], mask[f, :n] = i, j, S, True
+    return GraphSet(positions=ds.positions[index], box=ds.box[index], receivers=recv, senders=send,
+                    shifts=shifts, mask=mask, energy=ds.energy[index], forces=ds.forces[index],
+                    kT_target=ds.kT_target[index], index=np.asarray(index))
+
+
+def max_edges(ds: Dataset, cutoff: float, half: bool) -> int:
+    """Largest edge count over all frames of `ds` (so every split pads alike)."""
+    return max(len(frame_edges(ds.positions[k], ds.box[k], cutoff, half)[0]) for k in range(len(ds)))
+
+
+def standardization(ds: Dataset, train_index: np.ndarray, use_energy: bool) -> dict:
+    """Per-species (one species) energy shift and force scale from the training frames.
+
+    energy_shift: mean energy per atom (epsilon), 0 when energies are not used (force matching);
+    force_scale: RMS force component (epsilon/sigma); energy_scale = force_scale * 1 sigma.
+    """
+    n_atoms = ds.positions.shape[1]
+    F = ds.forces[train_index]
+    f_rms = float(np.sqrt(np.mean(F ** 2)))
+    if not np.isfinite(f_rms) or f_rms <= 0:
+        raise UserError("training frames have zero or non-finite forces; cannot standardise")
+    shift = float(np.mean(ds.energy[train_index]) / n_atoms) if use_energy else 0.0
+    return {"energy_shift": shift, "energy_scale": f_rms, "force_scale": f_rms,
+            "units": {"energy_shift": "epsilon/atom", "energy_scale": "epsilon", "force_scale": "epsilon/sigma"}}
