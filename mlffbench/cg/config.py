@@ -1,0 +1,118 @@
+"""Configuration of `mlffbench cg` (reduced LJ units throughout; see docs/cg.md)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from mlffbench.config import StrictModel
+
+
+class TrimerConfig(StrictModel):
+    bond_length: float = Field(1.0, gt=0)
+    k_bond: float = Field(100.0, gt=0)
+    angle_deg: float = Field(120.0, gt=0, lt=180)
+    k_angle: float = Field(20.0, ge=0)
+
+
+class StateConfig(StrictModel):
+    """A state point: temperature kT (epsilon) and atom number density (1/sigma^3) for the
+    generated liquid, or `file` (npz/extxyz all-atom frames) to import a user's data."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
+    kT: float = Field(gt=0)
+    atom_density: float | None = Field(None, gt=0)
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.atom_density is None) == (self.file is None):
+            raise ValueError("give exactly one of atom_density (generate) or file (import)")
+        return self
+
+
+class ReferenceConfig(StrictModel):
+    """Fine-grained Langevin MD of the trimer liquid (ignored for imported states)."""
+
+    n_side: int = Field(5, ge=2, le=20)
+    dt: float = Field(0.005, gt=0)
+    gamma: float = Field(1.0, gt=0)
+    warmup_steps: int = Field(1000, ge=100)
+    equil_steps: int = Field(2000, ge=0)
+    prod_steps: int = Field(4000, ge=100)
+    sample_every: int = Field(50, ge=1)
+    molecule: TrimerConfig = TrimerConfig()
+
+
+class PriorConfig(StrictModel):
+    rdf_threshold: float = Field(0.02, gt=0, lt=1)
+    epsilon: float = Field(10.0, gt=0)
+    cut_factor: float = Field(1.25, gt=1)
+
+
+class HipnnConfig(StrictModel):
+    n_features: int = Field(16, ge=1)
+    n_interactions: int = Field(2, ge=1)
+    n_atom_layers: int = Field(1, ge=0)
+    n_sensitivities: int = Field(8, ge=2)
+    cutoff: float = Field(3.0, gt=0)
+    min_soft: float = Field(0.5, gt=0)
+    max_soft: float = Field(2.8, gt=0)
+    loss: Literal["mse", "rmse+mae"] = "mse"
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(4, ge=1)
+    max_batch_size: int = Field(16, ge=1)
+    max_steps: int = Field(400, ge=1)
+    eval_every: int = Field(20, ge=1)
+    patience: int = Field(6, ge=1)
+    plateau_patience: int = Field(3, ge=1)
+    valid_fraction: float = Field(0.2, gt=0, lt=1)
+
+
+class BaselineConfig(StrictModel):
+    cutoff: float = Field(3.0, gt=0)
+    n_knots: int = Field(30, ge=4)
+    ridge: float = Field(1e-6, ge=0)
+
+
+class CGMDConfig(StrictModel):
+    dt: float = Field(0.01, gt=0)
+    gamma: float = Field(1.0, gt=0)
+    equil_steps: int = Field(1000, ge=0)
+    prod_steps: int = Field(4000, ge=100)
+    sample_every: int = Field(50, ge=1)
+
+
+class AnalysisConfig(StrictModel):
+    r_max: float = Field(3.5, gt=0)
+    n_bins: int = Field(70, ge=5)
+    rdf_metric: Literal["l2", "l1"] = "l2"
+
+
+class CGConfig(StrictModel):
+    seed: int = 0
+    mapping: Literal["com"] = "com"
+    states: list[StateConfig] = Field(min_length=1)
+    train_state: str
+    reference: ReferenceConfig = ReferenceConfig()
+    prior: PriorConfig = PriorConfig()
+    hipnn: HipnnConfig = HipnnConfig()
+    baseline: BaselineConfig = BaselineConfig()
+    cg_md: CGMDConfig = CGMDConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
+
+    @model_validator(mode="after")
+    def _check(self):
+        names = [s.name for s in self.states]
+        if len(set(names)) != len(names):
+            raise ValueError("state names must be unique")
+        if self.train_state not in names:
+            raise ValueError(f"train_state {self.train_state!r} is not one of the states {names}")
+        for stage, steps in (("reference", self.reference.prod_steps), ("cg_md", self.cg_md.prod_steps)):
+            se = getattr(self, stage).sample_every
+            if steps % se:
+                raise ValueError(f"{stage}.prod_steps must be a multiple of {stage}.sample_every")
+        if self.cg_md.equil_steps % self.cg_md.sample_every:
+            raise ValueError("cg_md.equil_steps must be a multiple of cg_md.sample_every")
+        return self

@@ -1,0 +1,374 @@
+"""Force matching of CG models: HIP-NN-TS + repulsive prior, and a pairwise spline baseline.
+
+CG frames are (X (F, M, 3) bead positions, Fb (F, M, 3) mapped forces, box (3, 3)), reduced units.
+
+* `RepulsivePrior`: a fixed pair repulsion eps_p (s_p/r)^12, force-shifted to vanish (value and
+  force) at r_p, the distance where the mapped RDF first exceeds a small threshold, with
+  s_p = r_p / `cut_factor`. The reference (almost) never samples r < r_p, so force matching alone
+  leaves the model unconstrained there; the prior acts only there and makes sure CG MD cannot
+  collapse. Models are fitted to F_ref - F_prior (nearly F_ref).
+* `fit_hipnn`: HIP-NN-TS trained by force matching with optax Adam (a minimal loop here because
+  `mlffbench/training` was not available when this was written), force-only loss ('mse' or
+  hippynn's 'rmse+mae'), patience-based early stopping on a validation split and hippynn-style
+  batch-size doubling on a plateau.
+* `fit_spline`: the multiscale coarse-graining (MS-CG) baseline: a pair potential expanded in
+  uniform cubic B-splines, U(r) = sum_k c_k b((r - r_k)/h), whose forces are linear in c, so force
+  matching is a (ridge-regularised) linear least-squares problem solved exactly
+  (Izvekov & Voth, J. Phys. Chem. B 109, 2469 (2005)).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mlffbench.neighbors import as_box_matrix, edge_vectors
+from mlffbench.potentials.base import Potential
+from mlffbench.potentials.gnn.hipnn_ts import HIPNNTS, hparams_with_defaults
+
+
+# ------------------------------------------------------------------------------------------------
+# geometry helpers (numpy, for fitting)
+# ------------------------------------------------------------------------------------------------
+def frame_edges(X: np.ndarray, box: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full edge lists of every frame within `cutoff` (minimum image), padded to a common size.
+
+    Returns i, j (F, E) int (padding = 0) and mask (F, E) bool.
+    """
+    b = as_box_matrix(box)
+    inv = np.linalg.inv(b)
+    F, M, _ = X.shape
+    lists = []
+    for f in range(F):
+        d = X[f][None, :, :] - X[f][:, None, :]
+        s = d @ inv.T
+        d = (s - np.round(s)) @ b.T
+        r2 = np.sum(d * d, -1)
+        np.fill_diagonal(r2, np.inf)
+        lists.append(np.nonzero(r2 < cutoff * cutoff))
+    E = max(len(a) for a, _ in lists)
+    I = np.zeros((F, E), np.int32)
+    J = np.zeros((F, E), np.int32)
+    mask = np.zeros((F, E), bool)
+    for f, (a, c) in enumerate(lists):
+        I[f, :len(a)], J[f, :len(a)], mask[f, :len(a)] = a, c, True
+    return I, J, mask
+
+
+def _min_image(d, box):
+    frac = d @ jnp.linalg.inv(box).T
+    return (frac - jnp.round(frac)) @ box.T
+
+
+# ------------------------------------------------------------------------------------------------
+# prior
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RepulsivePrior:
+    """Force-shifted r^-12 wall: U(r) = eps [(s/r)^12 - (s/rp)^12 + 12 (s/rp)^12 (r/rp - 1)], r < rp.
+
+    Construct with `RepulsivePrior.from_rise(r_p)`: rp = r_p, s = r_p / cut_factor.
+    """
+
+    sigma: float
+    epsilon: float = 1.0
+    cut_factor: float = 1.25
+
+    @classmethod
+    def from_rise(cls, r_rise: float, epsilon: float = 1.0, cut_factor: float = 1.25) -> "RepulsivePrior":
+        return cls(sigma=r_rise / cut_factor, epsilon=epsilon, cut_factor=cut_factor)
+
+    @property
+    def cutoff(self) -> float:
+        return self.sigma * self.cut_factor
+
+    def pair_energy(self, r):
+        rp = self.cutoff
+        x = (self.sigma / jnp.where(r < rp, r, rp)) ** 12
+        xp = (self.sigma / rp) ** 12
+        u = self.epsilon * (x - xp + 12.0 * xp * (r / rp - 1.0))
+        return jnp.where(r < rp, u, 0.0)
+
+    def energy_from_edges(self, dR, mask):
+        """Energy of a *full* edge list (each pair twice, hence the 1/2)."""
+        r2 = jnp.sum(dR * dR, -1)
+        ok = mask & (r2 > 0)
+        r = jnp.sqrt(jnp.where(ok, r2, 1.0))
+        return 0.5 * jnp.sum(jnp.where(ok, self.pair_energy(r), 0.0))
+
+    def as_dict(self) -> dict:
+        return {"sigma": self.sigma, "epsilon": self.epsilon, "cutoff": self.cutoff,
+                "form": "eps[(s/r)^12 - (s/rc)^12 + 12 (s/rc)^12 (r/rc - 1)], r < rc"}
+
+
+def prior_forces(prior: RepulsivePrior, X: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Prior forces on every frame, (F, M, 3)."""
+    I, J, mask = frame_edges(X, box, prior.cutoff)
+    b = jnp.asarray(as_box_matrix(box))
+
+    @jax.jit
+    def f(R, i, j, m):
+        def e(R):
+            return prior.energy_from_edges(jnp.where(m[:, None], _min_image(R[j] - R[i], b), 0.0), m)
+        return -jax.grad(e)(R)
+
+    return np.stack([np.asarray(f(jnp.asarray(X[k]), I[k], J[k], mask[k])) for k in range(len(X))])
+
+
+# ------------------------------------------------------------------------------------------------
+# HIP-NN-TS force matching
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class TrainSettings:
+    """Force-matching settings. lr in 1/epsilon-free units (Adam); patience in evaluations."""
+
+    loss: str = "mse"  # 'mse' or 'rmse+mae'
+    learning_rate: float = 3e-3
+    batch_size: int = 4
+    max_batch_size: int = 16
+    max_steps: int = 600
+    eval_every: int = 25
+    patience: int = 6
+    plateau_patience: int = 3
+    valid_fraction: float = 0.2
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    params: dict
+    history: list = field(default_factory=list)
+    best_valid_rmse: float = float("nan")
+    steps: int = 0
+    stopped: str = ""
+    seconds: float = 0.0
+
+
+def _loss(kind: str, pred, ref):
+    d = (pred - ref).ravel()
+    if kind == "mse":
+        return jnp.mean(d * d)
+    if kind == "rmse+mae":
+        return jnp.sqrt(jnp.mean(d * d)) + jnp.mean(jnp.abs(d))
+    raise ValueError(f"unknown loss {kind!r} (use 'mse' or 'rmse+mae')")
+
+
+def hipnn_force_fn(module: HIPNNTS, box: np.ndarray, n_beads: int, energy_scale: float):
+    """(params, R (M,3), i, j, mask) -> model forces (M, 3) (prior excluded)."""
+    b = jnp.asarray(as_box_matrix(box))
+
+    def energy(params, R, i, j, m):
+        dR = jnp.where(m[:, None], _min_image(R[j] - R[i], b), 0.0)
+        return energy_scale * jnp.sum(module.apply(params, dR, m, i, j, n_beads))
+
+    def forces(params, R, i, j, m):
+        return -jax.grad(energy, argnums=1)(params, R, i, j, m)
+
+    return forces
+
+
+def fit_hipnn(X: np.ndarray, F_target: np.ndarray, box: np.ndarray, hparams: dict,
+              settings: TrainSettings, progress=None) -> tuple[HIPNNTS, TrainResult, float]:
+    """Train HIP-NN-TS so that -grad E matches F_target (mapped minus prior forces).
+
+    Returns (module, TrainResult with the best-validation parameters, energy_scale). The energy
+    scale (epsilon) is the RMS of the target force components, so the network works in O(1).
+    """
+    hp = hparams_with_defaults(hparams)
+    module = HIPNNTS(**hp)
+    M = X.shape[1]
+    I, J, mask = frame_edges(X, box, hp["cutoff"])
+    rng = np.random.default_rng(settings.seed)
+    order = rng.permutation(len(X))
+    n_val = max(1, int(round(settings.valid_fraction * len(X))))
+    val, tr = order[:n_val], order[n_val:]
+    scale = float(np.sqrt(np.mean(F_target[tr] ** 2)))
+    force_fn = hipnn_force_fn(module, box, M, scale)
+    params = jax.jit(module.init, static_argnums=5)(
+        jax.random.PRNGKey(settings.seed), jnp.zeros((I.shape[1], 3)), jnp.asarray(mask[0]),
+        jnp.asarray(I[0]), jnp.asarray(J[0]), M)
+    opt = optax.adam(settings.learning_rate)
+    opt_state = opt.init(params)
+    batched = jax.vmap(force_fn, in_axes=(None, 0, 0, 0, 0))
+
+    @jax.jit
+    def step(params, opt_state, R, i, j, m, Fr):
+        def loss_fn(p):
+            return _loss(settings.loss, batched(p, R, i, j, m), Fr) / scale ** 2
+        loss, g = jax.value_and_grad(loss_fn)(params)
+        upd, opt_state = opt.update(g, opt_state, params)
+        return optax.apply_updates(params, upd), opt_state, loss
+
+    @jax.jit
+    def sq_err(params, R, i, j, m, Fr):
+        d = batched(params, R, i, j, m) - Fr
+        return jnp.sum(d * d)
+
+    def valid_rmse(p):
+        tot = 0.0
+        for k in range(0, len(val), 8):
+            sl = val[k:k + 8]
+            tot += float(sq_err(p, X[sl], I[sl], J[sl], mask[sl], F_target[sl]))
+        return float(np.sqrt(tot / (len(val) * M * 3)))
+
+    t0 = time.perf_counter()
+    best, best_params = valid_rmse(params), params
+    history = [{"step": 0, "valid_force_rmse": best, "batch_size": settings.batch_size}]
+    bs, since_best, since_grow, stopped = settings.batch_size, 0, 0, "max_steps"
+    for s in range(1, settings.max_steps + 1):
+        sl = rng.choice(tr, size=min(bs, len(tr)), replace=False)
+        params, opt_state, loss = step(params, opt_state, X[sl], I[sl], J[sl], mask[sl], F_target[sl])
+        if s % settings.eval_every == 0:
+            v = valid_rmse(params)
+            history.append({"step": s, "train_loss": float(loss), "valid_force_rmse": v, "batch_size": bs})
+            if progress is not None:
+                progress(s, settings.max_steps)
+            if v < best * (1 - 1e-3):
+                best, best_params, since_best, since_grow = v, params, 0, 0
+            else:
+                since_best += 1
+                since_grow += 1
+                if since_grow >= settings.plateau_patience and bs < settings.max_batch_size:
+                    bs, since_grow = min(2 * bs, settings.max_batch_size), 0
+                if since_best >= settings.patience:
+                    stopped = "early_stopping"
+                    break
+    res = TrainResult(params=best_params, history=history, best_valid_rmse=best, steps=s, stopped=stopped,
+                      seconds=time.perf_counter() - t0)
+    return module, res, scale
+
+
+def hipnn_cg_potential(module: HIPNNTS, params, energy_scale: float, prior: RepulsivePrior,
+                       name: str = "cg:hipnn-ts") -> Potential:
+    """HIP-NN-TS + prior as a `Potential` (full neighbour list, cutoff = the model's)."""
+
+    def energy_fn(R, box, nbrs):
+        dR, mask, i, j = edge_vectors(R, box, nbrs)
+        e = energy_scale * jnp.sum(module.apply(params, dR, mask, i, j, R.shape[0]))
+        return e + prior.energy_from_edges(dR, mask)
+
+    return Potential(name=name, cutoff=max(float(module.cutoff), prior.cutoff), energy_fn=energy_fn,
+                     neighbor_format="full", params={"prior": prior.as_dict(), "energy_scale": energy_scale})
+
+
+# ------------------------------------------------------------------------------------------------
+# pairwise spline baseline (MS-CG)
+# ------------------------------------------------------------------------------------------------
+def _bspline(u, xp=np):
+    """Centred cubic B-spline b(u) (support |u| < 2) and its derivative db/du."""
+    a = xp.abs(u)
+    inner = 2.0 / 3.0 - a * a + 0.5 * a ** 3
+    outer = (2.0 - a) ** 3 / 6.0
+    val = xp.where(a < 1, inner, xp.where(a < 2, outer, 0.0))
+    dinner = -2.0 * a + 1.5 * a * a
+    douter = -0.5 * (2.0 - a) ** 2
+    der = xp.sign(u) * xp.where(a < 1, dinner, xp.where(a < 2, douter, 0.0))
+    return val, der
+
+
+@dataclass(frozen=True)
+class SplinePair:
+    """U(r) = sum_k c_k b((r' - r_k)/h), r' = max(r, r_min), knots r_k = r_min + k h with
+    r_k + 2h <= cutoff (so U and U' vanish at the cutoff). U is constant below r_min, where there
+    are no data: a spline left free there would drop back to 0 and open an attractive hole at
+    short range (CG MD would collapse into it); the prior provides the repulsion instead."""
+
+    r_min: float
+    cutoff: float
+    h: float
+    coef: tuple
+
+    @property
+    def knots(self) -> np.ndarray:
+        return self.r_min + self.h * np.arange(len(self.coef))
+
+    def energy(self, r):
+        u = (jnp.maximum(r, self.r_min)[..., None] - jnp.asarray(self.knots)) / self.h
+        val, _ = _bspline(u, jnp)
+        return jnp.sum(val * jnp.asarray(self.coef), axis=-1)
+
+    def as_dict(self) -> dict:
+        return {"r_min": self.r_min, "cutoff": self.cutoff, "h": self.h, "coef": list(self.coef)}
+
+
+def spline_knots(r_min: float, cutoff: float, n_knots: int) -> tuple[np.ndarray, float]:
+    h = (cutoff - r_min) / (n_knots + 1)
+    k = r_min + h * np.arange(n_knots)
+    return k[k + 2 * h <= cutoff + 1e-12], h
+
+
+def fit_spline(X: np.ndarray, F_target: np.ndarray, box: np.ndarray, r_min: float, cutoff: float,
+               n_knots: int = 40, ridge: float = 1e-6) -> tuple[SplinePair, float]:
+    """MS-CG least squares: pair forces sum_j -U'(r_ij) (r_i - r_j)/r_ij fitted to F_target.
+
+    Returns the spline and the training force RMSE (epsilon/sigma).
+    """
+    knots, h = spline_knots(r_min, cutoff, n_knots)
+    K = len(knots)
+    b = as_box_matrix(box)
+    inv = np.linalg.inv(b)
+    A = np.zeros((K, K))
+    y = np.zeros(K)
+    ss = 0.0
+    rows = []
+    for f in range(len(X)):
+        d = X[f][None, :, :] - X[f][:, None, :]  # d[i, j] = r_j - r_i
+        s = d @ inv.T
+        d = (s - np.round(s)) @ b.T
+        r = np.linalg.norm(d, axis=-1)
+        np.fill_diagonal(r, np.inf)
+        i, j = np.nonzero(r < cutoff)
+        rij = r[i, j]
+        _, der = _bspline((rij[:, None] - knots[None, :]) / h)
+        der = np.where((rij >= r_min)[:, None], der, 0.0)  # U is constant below r_min
+        # force on i from U(r_ij): -U'(r) * (r_i - r_j)/r = U'(r) d_ij / r
+        contrib = (der / h)[:, None, :] * (d[i, j] / rij[:, None])[:, :, None]  # (E, 3, K)
+        G = np.zeros((X.shape[1], 3, K))
+        np.add.at(G, i, contrib)
+        G = G.reshape(-1, K)
+        A += G.T @ G
+        y += G.T @ F_target[f].ravel()
+        ss += float(F_target[f].ravel() @ F_target[f].ravel())
+        rows.append(G.shape[0])
+    lam = ridge * np.trace(A) / K
+    c = np.linalg.solve(A + lam * np.eye(K), y)
+    sse = ss - 2 * c @ y + c @ A @ c
+    rmse = float(np.sqrt(max(sse, 0.0) / sum(rows)))
+    return SplinePair(float(r_min), float(cutoff), float(h), tuple(float(v) for v in c)), rmse
+
+
+def spline_cg_potential(spline: SplinePair, prior: RepulsivePrior, name: str = "cg:pair-spline") -> Potential:
+    """Pair spline + prior as a `Potential` (half neighbour list)."""
+    rc = max(spline.cutoff, prior.cutoff)
+
+    def energy_fn(R, box, nbrs):
+        dR, mask, i, j = edge_vectors(R, box, nbrs)
+        r2 = jnp.sum(dR * dR, -1)
+        ok = mask & (r2 > 0) & (r2 < rc * rc)
+        r = jnp.sqrt(jnp.where(ok, r2, rc * rc))
+        u = spline.energy(r) + prior.pair_energy(r)
+        return jnp.sum(jnp.where(ok, u, 0.0))
+
+    return Potential(name=name, cutoff=rc, energy_fn=energy_fn, neighbor_format="half",
+                     params={"prior": prior.as_dict(), "spline": spline.as_dict()})
+
+
+def model_forces(potential: Potential, X: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Forces of any Potential on every frame, (F, M, 3) (neighbour list allocated once)."""
+    b = jnp.asarray(as_box_matrix(box))
+    spec = potential.neighbors(b, skin=0.3, n_atoms=X.shape[1])
+    nbrs = spec.allocate(jnp.asarray(X[0]), extra_capacity=16)
+    f = jax.jit(lambda R, nb: potential.forces(R, b, nb))
+    out = []
+    for k in range(len(X)):
+        R = jnp.asarray(X[k])
+        nbrs = spec.update(R, nbrs)
+        if bool(nbrs.did_buffer_overflow):
+            nbrs = spec.allocate(R, extra_capacity=32)
+        out.append(np.asarray(f(R, nbrs)))
+    return np.stack(out)

@@ -1,0 +1,152 @@
+"""CG pipeline: mapping by hand, import validation, force-matching fits, prior-stabilised CG MD."""
+
+import numpy as np
+import pytest
+
+import mlffbench  # noqa: F401  (x64)
+from mlffbench.cg.data import AllAtomData, load_all_atom, save_all_atom
+from mlffbench.cg.fit import (RepulsivePrior, SplinePair, TrainSettings, fit_hipnn, fit_spline, model_forces,
+                              spline_cg_potential)
+from mlffbench.cg.mapping import CenterOfMass
+from mlffbench.errors import UserError
+
+
+def _two_molecules():
+    # atoms interleaved: molecule index [0, 1, 0, 1]; molecule 0 straddles the x boundary of a 10-box
+    R = np.array([[[9.5, 1.0, 1.0], [5.0, 5.0, 5.0], [0.5, 1.0, 1.0], [6.0, 5.0, 5.0]]])
+    F = np.array([[[1.0, 2.0, 3.0], [0.5, 0.0, 0.0], [-4.0, 0.0, 1.0], [0.0, -1.0, 2.0]]])
+    return AllAtomData(positions=R, forces=F, masses=np.array([1.0, 2.0, 3.0, 2.0]),
+                       molecule=np.array([0, 1, 0, 1]), box=np.eye(3) * 10.0, times=np.array([0.0]))
+
+
+def test_com_mapping_by_hand():
+    d = _two_molecules()
+    X, Fb = CenterOfMass()(d)
+    # molecule 0: atoms at x = 9.5 (m 1) and 10.5 (m 3, image of 0.5): x = (9.5 + 31.5) / 4 = 10.25 -> 0.25
+    np.testing.assert_allclose(X[0, 0], [0.25, 1.0, 1.0], atol=1e-12)
+    np.testing.assert_allclose(X[0, 1], [5.5, 5.0, 5.0], atol=1e-12)
+    np.testing.assert_allclose(Fb[0, 0], [-3.0, 2.0, 4.0], atol=1e-12)
+    np.testing.assert_allclose(Fb[0, 1], [0.5, -1.0, 2.0], atol=1e-12)
+    np.testing.assert_allclose(CenterOfMass().bead_masses(d), [4.0, 4.0])
+
+
+def test_import_roundtrip_and_rejects_malformed(tmp_path):
+    d = _two_molecules()
+    save_all_atom(tmp_path / "ok.npz", d)
+    back = load_all_atom(tmp_path / "ok.npz")
+    np.testing.assert_array_equal(back.positions, d.positions)
+    np.testing.assert_array_equal(back.molecule, d.molecule)
+    good = dict(positions=d.positions, forces=d.forces, masses=d.masses, molecule=d.molecule, box=d.box)
+    cases = {
+        "missing.npz": {k: v for k, v in good.items() if k != "forces"},
+        "shape.npz": {**good, "forces": d.forces[:, :3]},
+        "mol.npz": {**good, "molecule": np.array([0, 1, 0])},
+        "gap.npz": {**good, "molecule": np.array([0, 2, 0, 2])},
+    }
+    for name, arrays in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        with pytest.raises(UserError) as exc:
+            load_all_atom(tmp_path / name)
+        msg = str(exc.value)
+        assert "\n" not in msg and name in msg
+    # extxyz without the molecule column
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    atoms = Atoms("Ar4", positions=d.positions[0], cell=d.box, pbc=True)
+    atoms.calc = SinglePointCalculator(atoms, forces=d.forces[0])
+    write(tmp_path / "nomol.extxyz", atoms, format="extxyz")
+    with pytest.raises(UserError, match="molecule"):
+        load_all_atom(tmp_path / "nomol.extxyz")
+    atoms.new_array("molecule", d.molecule)
+    write(tmp_path / "ok.extxyz", atoms, format="extxyz")
+    np.testing.assert_allclose(load_all_atom(tmp_path / "ok.extxyz").forces, d.forces)
+
+
+def test_cli_rejects_bad_import_with_one_line_and_writes_nothing(tmp_path):
+    from conftest import run_cli
+
+    np.savez(tmp_path / "bad.npz", positions=np.zeros((2, 4, 3)), forces=np.zeros((2, 3, 3)),
+             masses=np.ones(4), molecule=np.array([0, 0, 1, 1]), box=np.eye(3) * 5)
+    cfg = tmp_path / "cg.yaml"
+    cfg.write_text(f"train_state: a\nstates:\n  - {{name: a, kT: 1.0, file: {tmp_path / 'bad.npz'}}}\n")
+    out = tmp_path / "out"
+    code, output = run_cli(["cg", "-c", str(cfg), "-o", str(out), "-q"])
+    assert code == 2, output
+    assert "forces shape" in output and len(output.strip().splitlines()) == 1
+    assert not out.exists()
+    cfg.write_text("train_state: b\nstates:\n  - {name: a, kT: 1.0, atom_density: 0.7}\n")
+    code, output = run_cli(["cg", "-c", str(cfg), "-o", str(out), "-q"])
+    assert code == 2 and "train_state" in output
+
+
+def _pair_frames(n_frames=12, M=40, L=6.0, seed=0):
+    """Random bead configurations with forces of a known smooth pair potential."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, L, size=(n_frames, M, 3))
+    box = np.eye(3) * L
+
+    def dU(r):  # U = 2 exp(-(r/0.9)^2) - 0.5 exp(-((r - 1.6)/0.4)^2)
+        return -2 * 2 * r / 0.81 * np.exp(-(r / 0.9) ** 2) + 0.5 * 2 * (r - 1.6) / 0.16 * np.exp(-((r - 1.6) / 0.4) ** 2)
+
+    F = np.zeros_like(X)
+    for f in range(n_frames):
+        d = X[f][None] - X[f][:, None]  # r_j - r_i
+        d -= L * np.round(d / L)
+        r = np.linalg.norm(d, axis=-1)
+        np.fill_diagonal(r, np.inf)
+        w = np.where(r < 2.8, dU(np.where(np.isfinite(r), r, 1.0)) / r, 0.0)  # force on i: U'(r) d/r
+        F[f] = np.sum(w[:, :, None] * d, axis=1)
+    return X, F, box
+
+
+def test_spline_force_matching_recovers_a_pair_force():
+    X, F, box = _pair_frames()
+    spline, rmse = fit_spline(X, F, box, r_min=0.3, cutoff=3.0, n_knots=40, ridge=1e-10)
+    assert rmse < 0.02 * np.sqrt(np.mean(F ** 2))
+    # the fitted potential, used through the Potential interface, reproduces the forces
+    pot = spline_cg_potential(spline, RepulsivePrior.from_rise(0.05))
+    Fm = model_forces(pot, X[:3], box)
+    assert np.sqrt(np.mean((Fm - F[:3]) ** 2)) < 0.02 * np.sqrt(np.mean(F ** 2))
+
+
+def test_hipnn_force_matching_loss_falls():
+    X, F, box = _pair_frames(n_frames=10, M=24, L=5.0)
+    hp = dict(n_features=8, n_sensitivities=6, n_interactions=1, n_atom_layers=1, cutoff=2.4, min_soft=0.5,
+              max_soft=2.2)
+    module, res, scale = fit_hipnn(X, F, box, hp, TrainSettings(max_steps=60, eval_every=10, batch_size=4,
+                                                                learning_rate=5e-3, patience=100))
+    first, best = res.history[0]["valid_force_rmse"], res.best_valid_rmse
+    assert best < 0.7 * first, res.history
+
+
+def test_cg_md_with_prior_is_stable_and_without_collapses():
+    from mlffbench.dynamics.md import Integrator, run_md
+
+    rng = np.random.default_rng(1)
+    L, M = 6.0, 60
+    X0 = rng.uniform(0, L, size=(M, 3))
+    # a deep attractive well that a force-matched model could produce below the sampled range
+    knots = np.arange(7)
+    coef = tuple(np.where(knots < 3, -40.0, 0.0))
+    spline = SplinePair(r_min=0.8, cutoff=3.0, h=0.3, coef=coef)
+
+    def min_dist(Y):
+        d = Y[:, None] - Y[None]
+        d -= L * np.round(d / L)
+        r = np.linalg.norm(d, axis=-1)
+        r[np.arange(M), np.arange(M)] = np.inf
+        return r.min()
+
+    integ = Integrator("nvt_langevin", dt=0.005, gamma=2.0)
+    with_prior = spline_cg_potential(spline, RepulsivePrior.from_rise(0.8, epsilon=10.0))
+    res = run_md(with_prior, X0, np.eye(3) * L, integ, 2000, kT=1.0, sample_every=100, record=("positions",),
+                 mass=3.0, seed=2)
+    assert res.status == "ok"
+    assert min(min_dist(Y) for Y in res.samples["positions"][5:]) > 0.45
+    # prior switched off (tiny cutoff): pairs fall through the spline's floor and overlap
+    without = spline_cg_potential(spline, RepulsivePrior(sigma=1e-3, epsilon=1e-9, cut_factor=1.01))
+    res0 = run_md(without, X0, np.eye(3) * L, integ, 2000, kT=1.0, sample_every=100, record=("positions",),
+                  mass=3.0, seed=2, max_step_displacement=10.0)
+    assert res0.status != "ok" or min(min_dist(Y) for Y in res0.samples["positions"][5:]) < 0.3
