@@ -98,7 +98,7 @@ def test_force_only_model_gives_not_run_for_energy_benchmarks(fake, tmp_path):
     lj = lennard_jones()
     force_only = Potential("force-only", 2.5, direct_force_fn=lambda R, box, nb: -jax.grad(lj.energy)(R, box, nb))
     base = {"units": run_wf.RunConfig().units.unit_system(), "seed": 0, "mode": "quick", "dataset": None,
-            "dataset_path": None, "reference_potential": lj, "progress": False}
+            "dataset_path": None, "reference_potential": lj, "progress": False, "run_config": None}
     for name, expect in (("fake_energy", NOT_RUN), ("fake_a", PASSED)):
         tmp = tmp_path / name
         tmp.mkdir()

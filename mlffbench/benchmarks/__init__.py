@@ -79,6 +79,7 @@ class BenchContext:
     dataset / dataset_path: the LJ dataset (full loop or the config's `dataset`), or None.
     memo: a dict shared by all benchmarks of one run for one potential (e.g. the lattice constant
           is computed once and reused by cohesive energy and vacancy formation).
+    run_config: the whole validated RunConfig (units, seed, reference potential settings).
     """
 
     settings: Any
@@ -92,6 +93,8 @@ class BenchContext:
     reference_potential: Any = None
     memo: dict = field(default_factory=dict)
     progress: bool = False
+    run_config: Any = None
+    benchmark: str = ""
 
 
 RunFn = Callable[[Any, BenchContext], dict]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 
-from mlffbench.benchmarks import (NOT_AVAILABLE, BenchContext, BenchmarkNotRun, Benchmark, WorkflowSettings,
+from mlffbench.io import value
+from mlffbench.benchmarks import (NOT_AVAILABLE, BenchContext, BenchmarkFailed, BenchmarkNotRun, Benchmark,
+                                  WorkflowSettings,
                                   register)
 
 
@@ -44,15 +46,247 @@ def _compare_none(model: dict, ref: dict) -> dict:
     return {}
 
 
-# Placeholders, replaced below as each workflow's adapter is written.
-for _name, _title, _module, _fn, _energy in (
-    ("integrity", "integrity checks (check-model)", "mlffbench.workflows.check_model", "run_check_model", False),
-    ("md_stability", "MD stability", "mlffbench.workflows.md_run", "run_md_workflow", False),
-    ("pdos_0k", "phonon DOS at 0 K", "mlffbench.workflows.pdos", "run_pdos", False),
-    ("pdos_finite_t", "vibrational DOS at finite temperature", "mlffbench.workflows.pdos", "run_pdos", False),
-    ("migration_barrier", "vacancy migration barrier (string method)", "mlffbench.workflows.neb", "run_neb", False),
-    ("htst_rate", "harmonic-TST hop rate", "mlffbench.workflows.neb", "run_neb", True),
-    ("hop_rates", "vacancy hop rates from MD", "mlffbench.workflows.vacancy", "run_vacancy", False),
+def sub_config(model: type, ctx: BenchContext, extra: dict | None = None):
+    """The workflow's config from the benchmark settings (file + overrides), with the run's
+    units (and `extra`) imposed so that every workflow reports in the same unit system."""
+    from mlffbench.workflows.run import load_stage_config
+
+    s: WorkflowSettings = ctx.settings
+    forced = dict(extra or {})
+    if "units" in model.model_fields and ctx.run_config is not None:
+        forced["units"] = ctx.run_config.units.model_dump()
+    return load_stage_config(model, s, f"benchmarks.{ctx.benchmark}", forced)
+
+
+def memo_call(ctx: BenchContext, key, fn):
+    """fn() once per potential per run (two benchmarks reading one workflow run share it)."""
+    if key not in ctx.memo:
+        ctx.memo[key] = fn()
+    return ctx.memo[key]
+
+
+def _plot(name: str, fn):
+    """Wrap a plot function: matplotlib Agg, one figure, saved as <name>.png."""
+    def plot(model: dict, ref: dict, outdir, units) -> list:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+        fn(ax, model, ref)
+        fig.tight_layout()
+        fig.savefig(outdir / f"{name}.png", dpi=110)
+        plt.close(fig)
+        return [f"{name}.png"]
+    return plot
+
+
+# ----------------------------------------------------------------------------------------------
+# integrity: `mlffbench check-model`
+# ----------------------------------------------------------------------------------------------
+def run_integrity(potential, ctx: BenchContext) -> dict:
+    from mlffbench.workflows.check_model import CheckModelConfig, plot_dimer, run_checks
+
+    cfg = sub_config(CheckModelConfig, ctx)
+    res = run_checks(potential, cfg)
+    try:
+        plot_dimer(res, ctx.workdir / "dimer.png", ctx.units)
+    except Exception:  # the numbers matter, the picture is a bonus
+        pass
+    checks = {c["name"]: c for c in res["checks"]}
+    failed = [n for n, c in checks.items() if c.get("passed") is False]
+    return {"checks_passed": value(res["n_passed"], "count"), "checks_applicable": value(res["n_checks"], "count"),
+            "failed_checks": failed, "checks": checks, "dtype": res["dtype"]}
+
+
+def compare_integrity(model: dict, ref: dict) -> dict:
+    n = max(model["checks_applicable"]["value"], 1)
+    frac = 1.0 - model["checks_passed"]["value"] / n
+    return {"fraction_failed": value(frac, "1", failed=model["failed_checks"])}
+
+
+register(Benchmark("integrity", "integrity checks (check-model)", run_integrity, compare_integrity, WorkflowSettings,
+                   available=available("mlffbench.workflows.check_model", "run_checks"),
+                   description="F = -grad E, translation/rotation/permutation invariance, smoothness at the "
+                               "cutoff, extensivity; each check pass/fail with its number."))
+
+
+# ----------------------------------------------------------------------------------------------
+# migration barrier and harmonic TST: `mlffbench neb`
+# ----------------------------------------------------------------------------------------------
+def _neb_doc(potential, ctx: BenchContext) -> dict:
+    from mlffbench.workflows.neb import NebConfig, run_neb
+
+    cfg = sub_config(NebConfig, ctx)
+
+    def go():
+        ctx.workdir.mkdir(parents=True, exist_ok=True)
+        return run_neb(potential, cfg, ctx.workdir, model_spec=potential.name)
+
+    return memo_call(ctx, ("neb", cfg.model_dump_json()), go)
+
+
+def run_migration_barrier(potential, ctx: BenchContext) -> dict:
+    doc = _neb_doc(potential, ctx)
+    conv = doc["convergence"]
+    raw = {"barrier_forward": doc["barrier"]["forward"], "barrier_backward": doc["barrier"]["backward"],
+           "method": doc["barrier"]["method"], "lattice_constant": doc["system"]["lattice_constant"],
+           "n_atoms": doc["system"]["n_atoms"], "converged": conv["converged"], "iterations": conv["iterations"],
+           "max_perpendicular_force": conv["max_perpendicular_force"],
+           "path": {"arc_length": doc["path"]["arc_length"], "energy": doc["path"]["energy"]}}
+    if doc["status"] != "converged":
+        raise BenchmarkFailed(f"string method did not converge: {doc.get('message', '')}", raw)
+    return raw
+
+
+def compare_migration_barrier(model: dict, ref: dict) -> dict:
+    m, r = model["barrier_forward"]["value"], ref["barrier_forward"]["value"]
+    return {"barrier_rel_error": value(abs(m - r) / abs(r), "1", signed=(m - r) / r),
+            "barrier_error": value((m - r) * 1000.0, "meV")}
+
+
+def _mep(ax, model, ref):
+    for raw, label, mk in ((ref, "LJ", "o-"), (model, "model", "s--")):
+        if raw and "path" in raw:
+            ax.plot(raw["path"]["arc_length"], [e * 1000 for e in raw["path"]["energy"]["value"]], mk, label=label)
+    ax.set_xlabel("normalised arc length")
+    ax.set_ylabel("E - E_initial (meV)")
+    ax.set_title("vacancy migration path")
+    ax.legend()
+
+
+register(Benchmark("migration_barrier", "vacancy migration barrier (string method)", run_migration_barrier,
+                   compare_migration_barrier, WorkflowSettings, plot=_plot("mep", _mep),
+                   available=available("mlffbench.workflows.neb", "run_neb"),
+                   reference_values={"barrier_forward": {"abs": 2e-7}},
+                   description="string method + climbing image (+ Newton polish) in an n^3 FCC cell with one "
+                               "vacancy, each potential at its own a0; force-only models: line integral."))
+
+
+def run_htst(potential, ctx: BenchContext) -> dict:
+    doc = _neb_doc(potential, ctx)
+    if doc["status"] != "converged":
+        raise BenchmarkFailed(f"no saddle: string method did not converge: {doc.get('message', '')}")
+    if "htst" not in doc:
+        raise BenchmarkNotRun("harmonic TST not computed (htst.enabled is false)")
+    h = doc["htst"]
+    raw = {"prefactor": h["prefactor"], "imaginary_frequency": h["imaginary_frequency"],
+           "temperatures": h["temperatures"], "single_hop_rate": h["single_hop_rate"],
+           "total_vacancy_hop_rate": h["total_vacancy_hop_rate"], "barrier_forward": doc["barrier"]["forward"],
+           "unstable_modes_at_saddle": h["unstable_modes_at_saddle"]}
+    if h["unstable_modes_at_saddle"] != 1:
+        raise BenchmarkFailed(f"saddle has {h['unstable_modes_at_saddle']} unstable modes (expected 1)", raw)
+    return raw
+
+
+def compare_htst(model: dict, ref: dict) -> dict:
+    import math
+
+    pm, pr = model["prefactor"]["value"], ref["prefactor"]["value"]
+    km, kr = model["single_hop_rate"]["value"], ref["single_hop_rate"]["value"]
+    errs = [abs(math.log10(a / b)) for a, b in zip(km, kr) if a and b and a > 0 and b > 0]
+    return {"prefactor_log10_error": value(abs(math.log10(pm / pr)), "1", ratio=pm / pr),
+            "rate_log10_error": value(max(errs) if errs else float("nan"), "1",
+                                      temperatures_K=model["temperatures"]["value"])}
+
+
+def _arrhenius_htst(ax, model, ref):
+    for raw, label, mk in ((ref, "LJ", "o-"), (model, "model", "s--")):
+        if raw and "single_hop_rate" in raw:
+            T = raw["temperatures"]["value"]
+            ax.semilogy([1000.0 / t for t in T], raw["total_vacancy_hop_rate"]["value"], mk, label=label)
+    ax.set_xlabel("1000 / T (1/K)")
+    ax.set_ylabel("vacancy hop rate 12 k(T) (1/ps)")
+    ax.set_title("harmonic TST")
+    ax.legend()
+
+
+register(Benchmark("htst_rate", "harmonic-TST hop rate (Vineyard)", run_htst, compare_htst, WorkflowSettings,
+                   plot=_plot("htst_arrhenius", _arrhenius_htst),
+                   available=available("mlffbench.workflows.neb", "run_neb"),
+                   reference_values={"prefactor": {"rel": 1e-5}},
+                   description="Vineyard prefactor from exact Hessians at minimum and saddle; k(T) = nu* "
+                               "exp(-E_m/kT), total vacancy hop rate 12 k(T)."))
+
+
+# ----------------------------------------------------------------------------------------------
+# MD stability: `mlffbench md`
+# ----------------------------------------------------------------------------------------------
+def run_md_stability(potential, ctx: BenchContext) -> dict:
+    import numpy as np
+
+    from mlffbench.workflows.md_run import MDRunConfig, plot_md, run_md_benchmark
+
+    cfg = sub_config(MDRunConfig, ctx, {"seed": ctx.seed})
+    res = run_md_benchmark(potential, cfg, ctx.workdir, compare=None)
+    try:
+        plot_md(res, ctx.workdir / "md.png")
+    except Exception:
+        pass
+    temps, failures = {}, []
+    for t in res["temperatures"]:
+        drifts = [r["nve_drift_eV_per_atom_per_ps"] for r in t["replicas"]
+                  if r["nve_drift_eV_per_atom_per_ps"] is not None]
+        tag = f"{t['temperature_K']:g}K"
+        temps[tag] = {
+            "temperature_K": t["temperature_K"], "mean_T": value(t["mean_T_K"], "K"),
+            "time_to_failure": value(t["time_to_failure_ps"], "ps"),
+            "simulated": value(t["replicas"][0]["simulated_ps"], "ps"),
+            "replicas_failed": [r["failure"] for r in t["replicas"] if r["failed"]],
+            "nve_drift_max_abs": value(max((abs(d) for d in drifts), default=None), "eV/atom/ps"),
+            "min_order_parameter": min(r["min_order_parameter"] for r in t["replicas"]),
+            "rdf": None if t["rdf"] is None else {"r_A": np.asarray(t["rdf"]["r_A"]).tolist(),
+                                                 "g": np.asarray(t["rdf"]["g"]).tolist()}}
+        if t["any_failed"]:
+            failures.append(f"{', '.join(sorted(set(temps[tag]['replicas_failed'])))} at "
+                            f"{t['time_to_failure_ps']:.3g} ps ({tag})")
+    raw = {"n_atoms": res["n_atoms"], "lattice_constant": value(res["lattice_constant_A"], "Å"), "temperatures": temps}
+    if failures:
+        raise BenchmarkFailed("; ".join(failures), raw)
+    return raw
+
+
+def compare_md_stability(model: dict, ref: dict) -> dict:
+    from mlffbench.properties.structure import rdf_distance
+
+    out, dists, drifts = {}, [], []
+    for tag, t in model["temperatures"].items():
+        r = ref["temperatures"].get(tag)
+        if r and t["rdf"] and r["rdf"]:
+            d = rdf_distance(r["rdf"]["r_A"], r["rdf"]["g"], t["rdf"]["g"], "l2")
+            out[f"rdf_distance_{tag}"] = value(d, "1")
+            dists.append(d)
+        if t["nve_drift_max_abs"]["value"] is not None:
+            drifts.append(t["nve_drift_max_abs"]["value"])
+    if dists:
+        out["rdf_distance"] = value(max(dists), "1")
+    if drifts:
+        out["nve_drift_abs"] = value(max(drifts), "eV/atom/ps")
+    return out
+
+
+def _rdf(ax, model, ref):
+    for raw, label, st in ((ref, "LJ", "-"), (model, "model", "--")):
+        for tag, t in (raw or {}).get("temperatures", {}).items():
+            if t.get("rdf"):
+                ax.plot(t["rdf"]["r_A"], t["rdf"]["g"], st, label=f"{label} {tag}")
+    ax.set_xlabel("r (Å)")
+    ax.set_ylabel("g(r)")
+    ax.legend(fontsize=8)
+
+
+register(Benchmark("md_stability", "MD stability", run_md_stability, compare_md_stability, WorkflowSettings,
+                   plot=_plot("rdf", _rdf), available=available("mlffbench.workflows.md_run", "run_md_benchmark"),
+                   description="NVT then NVE of the crystal with each potential: time to failure (blow-up or "
+                               "melting = failed), NVE drift, RDF distance to LJ at the same state point."))
+
+
+# Placeholders for workflows not wired yet.
+for _name, _title, _module, _fn in (
+    ("pdos_0k", "phonon DOS at 0 K", "mlffbench.workflows.pdos", "run_pdos"),
+    ("pdos_finite_t", "vibrational DOS at finite temperature", "mlffbench.workflows.pdos", "run_pdos"),
+    ("hop_rates", "vacancy hop rates from MD", "mlffbench.workflows.vacancy", "run_vacancy"),
 ):
     register(Benchmark(_name, _title, lambda p, ctx: _not_wired(ctx), _compare_none, WorkflowSettings,
-                       needs_energy=_energy, available=available(_module, _fn)))
+                       available=available(_module, _fn)))

@@ -264,7 +264,7 @@ def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: 
                 "wall_time_s": time.perf_counter() - t0}
 
     ref_ctx = BenchContext(settings=settings, workdir=bdir_tmp / "reference", role="reference",
-                           memo=memos[1], **base_ctx)
+                           memo=memos[1], benchmark=bench.name, **base_ctx)
     state, why, ref_raw, final = _run_one(bench, reference, ref_ctx)
     out["reference"] = ref_raw
     timings = {"reference": time.perf_counter() - t0}
@@ -277,7 +277,7 @@ def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: 
     else:
         t1 = time.perf_counter()
         m_ctx = BenchContext(settings=settings, workdir=bdir_tmp / "model", role="model",
-                             memo=memos[0], **base_ctx)
+                             memo=memos[0], benchmark=bench.name, **base_ctx)
         m_state, m_why, m_raw, m_final = _run_one(bench, model, m_ctx)
         timings["model"] = time.perf_counter() - t1
     out["model"] = m_raw
@@ -342,20 +342,38 @@ def stage_generate(cfg: RunConfig, gcfg, outdir: Path, log: Callable, progress: 
 
 def stage_train(cfg: RunConfig, tcfg, data: Path, outdir: Path, log: Callable, progress: bool
                 ) -> tuple[Path, float]:
-    """OUTDIR/model from `mlffbench train`'s workflow, reused when config and data hashes match."""
-    from mlffbench.workflows import train as train_wf
+    """OUTDIR/train from `mlffbench train`'s workflow (model in OUTDIR/train/model).
 
-    model_dir = outdir / "model"
+    Reused when it finished with the same config and dataset; an interrupted training resumes
+    from its own per-epoch checkpoint (train's --resume), so no epoch is lost to a kill.
+    """
+    from mlffbench.workflows.train import run_train
+
+    train_dir = outdir / "train"
     stamp = {"config_hash": config_hash(tcfg), "dataset_sha256": sha256_file(data / "dataset.npz")}
-    done = outdir / "model.stage.json"
-    if (model_dir / "model_card.json").is_file() and done.is_file() and read_json(done) == stamp:
+    done = outdir / "train.stage.json"
+    if (train_dir / "model" / "model_card.json").is_file() and done.is_file() and read_json(done) == stamp:
         log("train: model already trained, reused")
-        return model_dir, 0.0
+        return train_dir / "model", 0.0
     t0 = time.perf_counter()
-    log("train: default model ...")
-    train_wf.run_train_to_dir(tcfg, data / "dataset.npz", model_dir, progress=progress)
+    resume = (train_dir / "checkpoint.msgpack").is_file() and (train_dir / "config.json").is_file()
+    log("train: resuming the interrupted training ..." if resume else "train: default model ...")
+    on_epoch = None
+    if progress:
+        on_epoch = lambda h: log(f"  epoch {h.get('epoch')}: " + ", ".join(  # noqa: E731
+            f"{k} {v:.4g}" for k, v in h.items() if k != "epoch" and isinstance(v, float)))
+    try:
+        res = run_train(tcfg, data / "dataset.npz", train_dir, resume=resume, overwrite=not resume,
+                        on_epoch=on_epoch, source="train config")
+    except UserError:
+        if not resume:
+            raise
+        res = run_train(tcfg, data / "dataset.npz", train_dir, overwrite=True, on_epoch=on_epoch,
+                        source="train config")  # checkpoint of another config: start afresh
+    if not res.get("finished", True):
+        raise SimulationError("training stopped before its last epoch")
     write_json(done, stamp)
-    return model_dir, time.perf_counter() - t0
+    return train_dir / "model", time.perf_counter() - t0
 
 
 def _progress_factory(enabled: bool, unit: str):
@@ -428,7 +446,8 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
         hashes["dataset_sha256"] = sha256_file(dataset_path)
     same = model_id == ref_id
     base_ctx = {"units": units, "seed": cfg.seed, "mode": cfg.mode, "dataset": dataset,
-                "dataset_path": dataset_path, "reference_potential": reference, "progress": progress}
+                "dataset_path": dataset_path, "reference_potential": reference, "progress": progress,
+                "run_config": cfg}
     memos: tuple[dict, dict] = ({}, {})
 
     bench_root = outdir / "benchmarks"
