@@ -27,7 +27,7 @@ from mlffbench.errors import UserError
 from mlffbench.io import check_outdir, load_dataset, manifest, read_json, sha256_file, write_json
 from mlffbench.potentials.gnn import build_module, entry, save_model
 from mlffbench.training.config import TrainConfig, resolve_splits
-from mlffbench.training.data import build_graphs, max_edges, standardization
+from mlffbench.training.data import all_edges, build_graphs, standardization
 from mlffbench.training.metrics import split_metrics
 from mlffbench.training.trainer import CHECKPOINT, batch_predictor, predict_graphs, train_loop
 
@@ -71,6 +71,8 @@ def run_train(cfg: TrainConfig, data_path: str | Path, outdir: str | Path, resum
     module = build_module(arch, hparams)  # validates hyperparameters before anything is written
     cutoff = float(module.cutoff)
     splits, overlap = resolve_splits(ds, cfg, source)
+    empty = sorted(k for k, v in splits.items() if len(v) == 0)
+    splits = {k: v for k, v in splits.items() if len(v)}
     out = Path(outdir)
     _prepare_outdir(out, resume, overwrite)
     fingerprint = _fingerprint(cfg, data_hash)
@@ -83,8 +85,9 @@ def run_train(cfg: TrainConfig, data_path: str | Path, outdir: str | Path, resum
                                          "fingerprint": fingerprint})
 
     half = ent.neighbor_format == "half"
-    n_edges = max_edges(ds.subset(np.concatenate(list(splits.values()))), cutoff, half)
-    graphs = {k: build_graphs(ds, idx, cutoff, half, n_edges) for k, idx in splits.items()}
+    edges = all_edges(ds, np.concatenate(list(splits.values())), cutoff, half)
+    n_edges = max(len(e[0]) for e in edges.values())
+    graphs = {k: build_graphs(ds, idx, cutoff, half, n_edges, edges) for k, idx in splits.items()}
     use_energy = ent.conservative and cfg.loss.energy_weight > 0 and bool(np.all(np.isfinite(ds.energy)))
     std = standardization(ds, splits["train"], use_energy)
     t_prep = time.perf_counter() - t_start
@@ -114,7 +117,7 @@ def run_train(cfg: TrainConfig, data_path: str | Path, outdir: str | Path, resum
         parity[name] = (F, g.forces)
     metrics.update({
         "best_epoch": st.best_epoch, "epochs_run": st.epoch, "stopped_early": st.stopped_early,
-        "overlap_removed_from_train": overlap,
+        "overlap_removed_from_train": overlap, "empty_splits": empty,
         "split_sizes": {k: int(len(v)) for k, v in splits.items()},
         "standardization": std, "n_edges_padded": n_edges, "cutoff_sigma": cutoff,
         "history": st.history,
