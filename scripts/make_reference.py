@@ -148,6 +148,97 @@ minimize 0.0 1.0e-12 100000 1000000
     return e_vac - (N - 1) / N * e_perfect, e_perfect / N
 
 
+def ase_barrier(units, rc: float, a_A: float, n: int, n_images: int = 9) -> dict:
+    """Vacancy hop with ASE: LennardJones + BFGS end states + climbing-image NEB (FIRE), then a
+    finite-difference Hessian (ASE forces, central differences) at both ends for the Vineyard
+    prefactor. Same supercell, same hop, same a0 as mlffbench's neb workflow."""
+    from ase import Atoms
+    from ase.mep import NEB
+    from ase.optimize import BFGS, FIRE
+
+    from mlffbench.structures import fcc, nearest_neighbor_of_site, remove_atom
+
+    L = units.sigma_angstrom
+    a = a_A / L
+    vac = remove_atom(fcc(n, a), 0)
+    hop = nearest_neighbor_of_site(vac, 0)
+    R_fin = vac.positions.copy()
+    R_fin[hop] = vac.sites[0]
+
+    def atoms(R):
+        at = Atoms(f"Ar{len(R)}", positions=R * L, cell=vac.box.T * L, pbc=True)
+        at.calc = ase_calc(units, rc)
+        return at
+
+    ini, fin = atoms(vac.positions), atoms(R_fin)
+    for at in (ini, fin):
+        BFGS(at, logfile=None).run(fmax=1e-8, steps=5000)
+    images = [ini] + [ini.copy() for _ in range(n_images - 2)] + [fin]
+    for im in images[1:-1]:
+        im.calc = ase_calc(units, rc)
+    neb = NEB(images, climb=True, method="improvedtangent")
+    neb.interpolate()
+    FIRE(neb, logfile=None).run(fmax=1e-6, steps=20000)
+    e = [im.get_potential_energy() for im in images]
+    k = int(np.argmax(e))
+    saddle = images[k].copy()
+    saddle.calc = ase_calc(units, rc)
+
+    def fd_hessian(at, h=1e-4):
+        x0 = at.get_positions().copy()
+        n3 = 3 * len(at)
+        H = np.zeros((n3, n3))
+        for i in range(n3):
+            for sgn in (1, -1):
+                x = x0.copy()
+                x.reshape(-1)[i] += sgn * h
+                at.set_positions(x)
+                H[i] -= sgn * at.get_forces().reshape(-1) / (2 * h)
+        at.set_positions(x0)
+        return 0.5 * (H + H.T)
+
+    mass = units.mass_amu
+    lam_min = np.sort(np.linalg.eigvalsh(fd_hessian(ini)))[3:]    # eV/Å^2, drop translations
+    lam_sad = np.sort(np.linalg.eigvalsh(fd_hessian(saddle)))
+    neg, pos = lam_sad[0], lam_sad[4:]                            # one unstable mode, 3 translations
+    # nu* = prod nu_min / prod' nu_saddle; nu = sqrt(lam/m)/(2 pi); 3N-3 vs 3N-4 factors
+    from ase import units as aseu
+
+    to_thz = np.sqrt(aseu._e / aseu._amu) * 1e10 / (2 * np.pi) / 1e12  # sqrt(eV/Å^2/amu) as 1/(2 pi) THz
+    log_nu = 0.5 * (np.sum(np.log(lam_min / mass)) - np.sum(np.log(pos / mass))) + np.log(to_thz)
+    return {"barrier": e[k] - e[0], "prefactor_THz": float(np.exp(log_nu)), "negative_eigenvalue": float(neg),
+            "n_atoms": len(ini)}
+
+
+def phonopy_lj(units, rc: float, a_A: float, n: int, mesh: int) -> dict:
+    """phonopy finite displacements (+-0.001 Å) with ASE's LennardJones forces on an n x n x n
+    conventional supercell, primitive FCC cell; frequencies (THz) at X, L and on a full
+    Gamma-centred mesh (no symmetry reduction, like mlffbench's mesh)."""
+    from ase import Atoms
+    from ase.build import bulk
+    from phonopy import Phonopy
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    conv = bulk("Ar", "fcc", a=a_A, cubic=True)
+    unit = PhonopyAtoms(symbols=["Ar"] * 4, cell=conv.cell[:], scaled_positions=conv.get_scaled_positions(),
+                        masses=[units.mass_amu] * 4)
+    phonon = Phonopy(unit, supercell_matrix=np.eye(3, dtype=int) * n, primitive_matrix="F")
+    phonon.generate_displacements(distance=1e-3, is_plusminus=True)
+    forces = []
+    for sc in phonon.supercells_with_displacements:
+        at = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
+        at.calc = ase_calc(units, rc)
+        forces.append(at.get_forces())
+    phonon.forces = np.array(forces)
+    phonon.produce_force_constants()
+    fX = np.sort(phonon.get_frequencies([0.5, 0.0, 0.5]))
+    fL = np.sort(phonon.get_frequencies([0.5, 0.5, 0.5]))
+    phonon.run_mesh([mesh] * 3, is_gamma_center=True, is_mesh_symmetry=False)
+    f = phonon.get_mesh_dict()["frequencies"].reshape(-1)
+    return {"X": fX, "L": fL, "max": float(f.max()), "mean": float(f.mean()),
+            "second": float(np.mean(np.sign(f) * f * f))}
+
+
 def confirmations(key: str, entry: dict, results: dict, cfg: RunConfig) -> list[dict]:
     units = cfg.units.unit_system()
     rc = cfg.potential.cutoff_sigma
@@ -185,7 +276,40 @@ def confirmations(key: str, entry: dict, results: dict, cfg: RunConfig) -> list[
             if lmp is not None:
                 out.append({"code": f"LAMMPS lj/cut + pair_modify shift yes, minimize cg ftol 1e-12, {n}x{n}x{n}",
                             "value": lmp[0], "unit": "eV", "difference": v - lmp[0]})
+    elif key in ("migration_barrier.barrier_forward", "htst_rate.prefactor"):
+        b = results["benchmarks"]["migration_barrier"]["reference"]
+        n = round(((b["n_atoms"] + 1) / 4) ** (1 / 3))  # 4 n^3 - 1 atoms
+        mkey = (n, b["lattice_constant"]["value"])
+        if mkey not in _ASE_NEB:
+            _ASE_NEB[mkey] = ase_barrier(units, rc, b["lattice_constant"]["value"], n)
+        memo = _ASE_NEB[mkey]
+        if key == "migration_barrier.barrier_forward":
+            out.append({"code": f"ASE LennardJones + BFGS end states + ase.mep.NEB(climb=True) FIRE fmax 1e-6 eV/Å, "
+                                f"{n}x{n}x{n} cell, 9 images", "value": memo["barrier"], "unit": "eV",
+                        "difference": v - memo["barrier"]})
+        else:
+            out.append({"code": "Vineyard prefactor from central finite-difference Hessians of ASE LennardJones "
+                                "forces (h = 1e-4 Å) at the ASE NEB minimum and climbing image",
+                        "value": memo["prefactor_THz"], "unit": "THz", "difference": v - memo["prefactor_THz"]})
+    elif key.startswith("pdos_0k."):
+        p = results["benchmarks"]["pdos_0k"]["reference"]
+        n = round((p["n_atoms"] / 4) ** (1 / 3))
+        mkey = ("phonopy", n, p["mesh"][0])
+        if mkey not in _ASE_NEB:
+            _ASE_NEB[mkey] = phonopy_lj(units, rc, p["lattice_constant"]["value"], n, p["mesh"][0])
+        ph = _ASE_NEB[mkey]
+        q = key.split(".", 1)[1]
+        ref = {"nu_max": ph["max"], "nu_mean": ph["mean"], "nu2_mean": ph["second"]}.get(q)
+        if q.startswith(("nu_X_", "nu_L_")):
+            ref = float(ph[q[3]][int(q.rsplit("_", 1)[1]) - 1])
+        if ref is not None:
+            out.append({"code": f"phonopy (finite displacements +-1e-3 Å, {n}x{n}x{n} conventional supercell, "
+                                f"{p['mesh'][0]}^3 Gamma-centred mesh) with ASE LennardJones forces",
+                        "value": ref, "unit": entry["unit"], "difference": v - ref})
     return out
+
+
+_ASE_NEB: dict = {}
 
 
 def git_commit() -> str:

@@ -14,7 +14,7 @@ from mlffbench.benchmarks import BenchContext, BenchSettings, Benchmark, registe
 from mlffbench.io import value
 
 
-class TestErrorSettings(BenchSettings):
+class ErrorBinSettings(BenchSettings):
     """bins_K: temperature bin edges (K, by the thermostat target of each frame);
     max_frames_per_bin: frames evaluated per bin (a seeded random subset; keeps CPU time small);
     phase: which frames ('all', 'solid', 'liquid')."""
@@ -63,7 +63,7 @@ def evaluate_frames(potential, positions: np.ndarray, boxes: np.ndarray) -> tupl
 
 
 def run_test_errors(potential, ctx: BenchContext) -> dict:
-    s: TestErrorSettings = ctx.settings
+    s: ErrorBinSettings = ctx.settings
     ds = ctx.dataset
     units = ctx.units
     Tk = ds.kT_target * units.scale("temperature")
@@ -136,5 +136,5 @@ def plot_test_errors(model: dict, ref: dict, outdir, units) -> list:
 
 
 register(Benchmark("test_errors", "test-set errors per temperature bin", run_test_errors, compare_test_errors,
-                   TestErrorSettings, needs_dataset=True, plot=plot_test_errors,
+                   ErrorBinSettings, needs_dataset=True, plot=plot_test_errors,
                    description="energy/force errors on LJ dataset frames, binned by temperature."))
