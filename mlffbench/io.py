@@ -258,5 +258,26 @@ def write_extxyz(path: str | Path, ds: Dataset, units) -> None:
         frames.append(atoms)
     p = Path(path)
     tmp = p.parent / f".{p.name}.tmp-{os.getpid()}"
-    write(str(tmp), frames, format="extxyz")
+    with _lossless_extxyz_columns():
+        write(str(tmp), frames, format="extxyz")
     os.replace(tmp, p)
+
+
+@contextlib.contextmanager
+def _lossless_extxyz_columns() -> Iterator[None]:
+    """ASE writes per-atom float columns as '%16.8f' (about 1e-6 relative for forces in eV/Å);
+    a dataset must round-trip exactly, so floats are written with 17 significant digits while
+    our write runs. The file stays standard extxyz."""
+    from ase.io import extxyz
+
+    original = extxyz.output_column_format
+
+    def lossless(*args, **kwargs):
+        comment, ncols, dtype, fmt = original(*args, **kwargs)
+        return comment, ncols, dtype, fmt.replace("%16.8f", "%24.17g")
+
+    extxyz.output_column_format = lossless
+    try:
+        yield
+    finally:
+        extxyz.output_column_format = original

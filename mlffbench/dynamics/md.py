@@ -95,9 +95,10 @@ class MDResult:
         return n_atoms * self.steps_done / max(self.run_seconds, 1e-12)
 
 
-def _make_integrator(potential: Potential, box: jnp.ndarray, integ: Integrator, kT0: float):
+def _make_integrator(potential: Potential, box: jnp.ndarray, integ: Integrator, kT0: float,
+                     dtype=jnp.float64):
     """jax-md (init_fn, apply_fn, shift_fn) for the chosen ensemble."""
-    dt = jnp.asarray(integ.dt, jnp.float64)
+    dt = jnp.asarray(integ.dt, dtype)
     if integ.ensemble == "npt_nose_hoover":
         if not potential.conservative:
             raise SimulationError("NPT needs an energy (pressure); this model predicts forces only")
@@ -112,8 +113,8 @@ def _make_integrator(potential: Potential, box: jnp.ndarray, integ: Integrator, 
             return potential.energy(S @ box.T, box, neighbor)
 
         init, apply = simulate.npt_nose_hoover(
-            energy_frac, shift, dt, jnp.asarray(integ.pressure, jnp.float64),
-            jnp.asarray(kT0, jnp.float64),
+            energy_frac, shift, dt, jnp.asarray(integ.pressure, dtype),
+            jnp.asarray(kT0, dtype),
             barostat_kwargs={"chain_length": integ.chain_length, "tau": integ.tau_P},
             thermostat_kwargs={"chain_length": integ.chain_length, "tau": integ.tau_T})
         return init, apply, shift
@@ -129,10 +130,10 @@ def _make_integrator(potential: Potential, box: jnp.ndarray, integ: Integrator, 
     if integ.ensemble == "nve":
         init, apply = simulate.nve(field_fn, shift, dt)
     elif integ.ensemble == "nvt_nose_hoover":
-        init, apply = simulate.nvt_nose_hoover(field_fn, shift, dt, jnp.asarray(kT0, jnp.float64),
+        init, apply = simulate.nvt_nose_hoover(field_fn, shift, dt, jnp.asarray(kT0, dtype),
                                                chain_length=integ.chain_length, tau=integ.tau_T)
     else:
-        init, apply = simulate.nvt_langevin(field_fn, shift, dt, jnp.asarray(kT0, jnp.float64),
+        init, apply = simulate.nvt_langevin(field_fn, shift, dt, jnp.asarray(kT0, dtype),
                                             gamma=integ.gamma)
     return init, apply, shift
 
@@ -189,7 +190,7 @@ def _chunk_fn(potential: Potential, apply, update_nbrs, shift, box0, npt: bool, 
             d = new.position - state.position  # shift_fn wraps; unwrap by minimum image
             frac = d @ jnp.linalg.inv(box0).T
             d = (frac - jnp.round(frac)) @ box0.T
-        disp = jnp.max(jnp.sqrt(jnp.sum(d * d, axis=-1)))
+        disp = jnp.max(jnp.sqrt(jnp.sum(d * d, axis=-1))).astype(jnp.float64)
         disp = jnp.where(jnp.isfinite(disp), disp, jnp.inf)
         return (new, nbrs, jnp.maximum(max_disp, disp)), None
 
@@ -236,7 +237,7 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
            chunk_steps: int = 1000, skin: float = 0.3, velocities=None,
            record: tuple[str, ...] = (), max_step_displacement: float = 0.25,
            max_kT: float = 50.0, capacity_multiplier: float = 1.3,
-           mass: float | np.ndarray = 1.0,
+           mass: float | np.ndarray = 1.0, dtype=jnp.float64,
            progress: Callable[[int, int], None] | None = None) -> MDResult:
     """Run MD; see the module docstring for chunking, overflow and blow-up handling.
 
@@ -258,6 +259,8 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
         max_kT: an instantaneous temperature above this counts as a blow-up.
         capacity_multiplier: neighbour-list head room at allocation.
         mass: particle mass (m), scalar or shape (N,).
+        dtype: float dtype of the integrator state (positions, momenta, box, dt). float32 is for
+            learned models where accuracy is shown to hold; reference physics stays float64.
         progress: called as progress(steps_done, n_steps) after every chunk.
     """
     unknown = set(record) - set(RECORDABLE)
@@ -265,21 +268,22 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
         raise ValueError(f"cannot record {sorted(unknown)}; choose from {RECORDABLE}")
     if n_steps <= 0 or n_steps % sample_every:
         raise ValueError(f"n_steps ({n_steps}) must be a positive multiple of sample_every ({sample_every})")
-    R = np.asarray(positions, dtype=np.float64)
+    np_dtype = np.dtype(jnp.dtype(dtype).name)
+    R = np.asarray(positions, dtype=np_dtype)
     replicated = R.ndim == 3
     Rs = R if replicated else R[None]
     n_rep, n_atoms = Rs.shape[0], Rs.shape[1]
     npt = integrator.ensemble == "npt_nose_hoover"
     if npt and replicated:
         raise ValueError("NPT runs one system at a time (each replica would need its own box)")
-    box_m = jnp.asarray(as_box_matrix(box))
-    inv_box = np.linalg.inv(np.asarray(box_m))
-    kT_steps = np.broadcast_to(np.asarray(kT, dtype=np.float64), (n_steps,)).copy()
+    box_m = jnp.asarray(as_box_matrix(box), dtype)
+    inv_box = np.linalg.inv(np.asarray(box_m, np.float64)).astype(np_dtype)
+    kT_steps = np.broadcast_to(np.asarray(kT, dtype=np_dtype), (n_steps,)).copy()
     chunk_steps = max(sample_every, (chunk_steps // sample_every) * sample_every)
 
     spec = potential.neighbors(box_m, skin=skin, fractional=npt, n_atoms=n_atoms,
                                capacity_multiplier=capacity_multiplier)
-    init, apply, shift = _make_integrator(potential, box_m, integrator, float(kT_steps[0]))
+    init, apply, shift = _make_integrator(potential, box_m, integrator, float(kT_steps[0]), dtype)
 
     def list_coords(Rc: np.ndarray) -> jnp.ndarray:
         return jnp.asarray(Rc @ inv_box.T if npt else Rc)
@@ -293,7 +297,7 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
     nbrs = allocate(Rs, extra)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jnp.arange(n_rep))
     kT0 = jnp.asarray(kT_steps[0])
-    mass_j = jnp.asarray(mass, jnp.float64)
+    mass_j = jnp.asarray(mass, dtype)
     mass_j = mass_j.reshape(-1, 1) if mass_j.ndim == 1 else mass_j
 
     def init_one(key, r, nb, v):
@@ -306,7 +310,7 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
     if velocities is None:
         state = jax.jit(jax.vmap(lambda k, r, nb: init_one(k, r, nb, None)))(keys, jnp.asarray(Rs), nbrs)
     else:
-        V = jnp.asarray(np.asarray(velocities, np.float64).reshape(Rs.shape))
+        V = jnp.asarray(np.asarray(velocities, np_dtype).reshape(Rs.shape))
         state = jax.jit(jax.vmap(init_one))(keys, jnp.asarray(Rs), nbrs, V)
 
     chunk_one = _chunk_fn(potential, apply, spec.update, shift, box_m, npt, sample_every, tuple(record),
@@ -361,10 +365,7 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
             progress(done, n_steps)
 
     R_fin = np.asarray(_cartesian_all(state, npt))
-    V_fin = np.asarray(state.momentum / mass_j)
-    if npt:  # momenta of fractional coordinates -> Cartesian velocities
-        boxes = np.asarray(jax.vmap(simulate.npt_box)(state))
-        V_fin = np.einsum("rnk,rjk->rnj", V_fin, boxes)
+    V_fin = np.asarray(state.momentum / mass_j)  # jax-md keeps Cartesian momenta in NPT too
     box_fin = np.asarray(jax.vmap(simulate.npt_box)(state))[0] if npt else np.asarray(box_m)
     final = {"positions": R_fin if replicated else R_fin[0],
              "velocities": V_fin if replicated else V_fin[0], "box": box_fin}

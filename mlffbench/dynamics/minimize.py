@@ -104,13 +104,14 @@ def energy_per_atom_vs_scale(potential: Potential, structure: Structure, skin: f
     return e_of_s
 
 
-def fcc_lattice_constant(potential: Potential, n_cells: int = 4, a_guess: float = 2 ** (1 / 6) * 1.0953,
+def fcc_lattice_constant(potential: Potential, n_cells: int = 2, a_guess: float = 2 ** (1 / 6) * 1.0953,
                          tol: float = 1e-12) -> tuple[float, float]:
     """0 K FCC lattice constant a0 (sigma) and energy per atom (epsilon) minimising E/N over a.
 
     A bounded Brent search brackets the minimum; Newton steps with exact autodiff derivatives
     then polish it to `tol` in dE/da. Perfect-lattice positions stay at their sites by symmetry.
-    The cell must hold the potential's cutoff (multi-image lists make small cells valid too).
+    E/N of a perfect crystal does not depend on the supercell once every periodic image within
+    the cutoff is counted (multi-image neighbour lists do that), so a 2x2x2 cell is enough.
     """
     if not potential.conservative:
         raise SimulationError(f"{potential.name} has no energy: give the lattice constant explicitly")

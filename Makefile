@@ -1,0 +1,46 @@
+# mlffbench: two commands for a newcomer on a fresh machine (Python 3.11 and make):
+#   make demo   set up .venv and run the quick benchmark end to end on CPU
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_FLAGS ?=
+
+.PHONY: demo test test-slow venv reference bench clean help
+
+help:
+	@echo "make demo       set up .venv, run 'mlffbench run --mode quick' (a few minutes on CPU)"
+	@echo "make test       set up .venv and run the fast test suite"
+	@echo "make test-slow  paper-scale checks (pytest -m slow)"
+	@echo "make reference  regenerate reference_data/ (never run by CI)"
+	@echo "make bench      performance benchmarks, JSON into bench/results/"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (install Python 3.11 or pass PYTHON=...)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mlffbench run -c configs/run-quick.yaml -o demo-out --mode quick --overwrite
+	$(BIN)/mlffbench report demo-out --format md
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_FLAGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(PYTEST_FLAGS)
+
+reference: $(STAMP)
+	$(BIN)/python scripts/make_reference.py
+
+bench: $(STAMP)
+	mkdir -p bench/results
+	$(BIN)/python bench/md_throughput.py --out bench/results/md_throughput.json
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

@@ -1,0 +1,44 @@
+"""Shared test fixtures. Tests run on CPU in float64 unless they say otherwise."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import mlffbench  # noqa: E402,F401  (enables x64 before anything imports jax_md)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+# 0 K FCC lattice constant of lj/cut/shift at rc = 2.5 sigma, to the digits tests need to build
+# near-equilibrium crystals; tests that check it compute it independently (test_foundation_lj).
+A0_LJ = 1.5496
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def run_cli(args: list[str]):
+    """Run the CLI in-process like a user would; returns (exit_code, combined output)."""
+    import contextlib
+    import io
+
+    from mlffbench import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    old_argv = os.sys.argv
+    os.sys.argv = ["mlffbench", *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            cli.console.file = err
+            try:
+                cli.main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.sys.argv = old_argv
+        cli.console.file = None
+    return code, out.getvalue() + err.getvalue()

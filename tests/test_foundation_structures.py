@@ -1,0 +1,55 @@
+"""Vacancy formation energies against ASE's own optimiser and LJ calculator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.lj import LennardJones
+from ase.optimize import BFGS
+
+from mlffbench.dynamics.minimize import fcc_lattice_constant, relax_positions
+from mlffbench.potentials import lennard_jones
+from mlffbench.structures import fcc, nearest_sites, remove_atom, random_displacements
+
+
+@pytest.fixture(scope="module")
+def lj_a0():
+    pot = lennard_jones("lj/cut/shift")
+    a0, e0 = fcc_lattice_constant(pot)
+    return pot, a0, e0
+
+
+def _ase_vacancy_formation(n: int, a0: float) -> float:
+    perfect = fcc(n, a0)
+    calc = LennardJones(sigma=1.0, epsilon=1.0, rc=2.5, smooth=False)  # truncated and shifted
+    atoms = Atoms(f"Ar{perfect.n_atoms}", positions=perfect.positions, cell=perfect.box.T, pbc=True)
+    atoms.calc = calc
+    e_perfect = atoms.get_potential_energy()
+    vac = remove_atom(perfect, 0)
+    atoms = Atoms(f"Ar{vac.n_atoms}", positions=vac.positions, cell=vac.box.T, pbc=True)
+    atoms.calc = LennardJones(sigma=1.0, epsilon=1.0, rc=2.5, smooth=False)
+    BFGS(atoms, logfile=None).run(fmax=1e-7, steps=2000)
+    n_at = perfect.n_atoms
+    return atoms.get_potential_energy() - (n_at - 1) / n_at * e_perfect
+
+
+@pytest.mark.parametrize("n", [3, 4])  # 107 and 255 atoms
+def test_vacancy_formation_energy_matches_ase(lj_a0, n):
+    pot, a0, e0 = lj_a0
+    vac = remove_atom(fcc(n, a0), 0)
+    relaxed = relax_positions(pot, vac.positions, vac.box, fmax=1e-9)
+    assert relaxed.converged
+    n_at = vac.n_atoms + 1
+    ours = relaxed.energy - (n_at - 1) * e0
+    ref = _ase_vacancy_formation(n, a0)
+    assert abs(ours - ref) <= 1e-7 * abs(ref), (ours, ref)
+
+
+def test_lattice_site_bookkeeping():
+    s = fcc(3, 1.55)
+    v = remove_atom(s, 5)
+    assert v.n_atoms == s.n_atoms - 1
+    np.testing.assert_array_equal(v.vacant_sites, [5])
+    jiggled = random_displacements(v, 0.2, 0)
+    np.testing.assert_array_equal(nearest_sites(jiggled.positions, v.sites, v.box), v.occupied)
