@@ -33,6 +33,8 @@ def load_run(outdir: str | Path) -> tuple[dict, dict]:
 def fmt_num(x, digits: int = 4) -> str:
     if x is None:
         return "n/a"
+    if isinstance(x, (list, tuple)):
+        return "[" + ", ".join(fmt_num(v, digits) for v in x) + "]"
     if isinstance(x, bool):
         return str(x)
     if isinstance(x, (int, float)):

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,15 +26,46 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reference_data" / "lj_argon.json"
 
 
+KILLED: dict = {}
+
+
 @pytest.fixture(scope="session")
 def lj_run(tmp_path_factory) -> Path:
-    """A fresh quick LJ run of every benchmark that has reference values (small cells)."""
+    """A fresh quick LJ run of every benchmark that has reference values (small cells).
+
+    It is started as a real `mlffbench run` process, killed (SIGKILL) as soon as its first
+    benchmark result is on disk, and then completed by running the same command again: the
+    resume test below checks that the finished results were kept, not recomputed.
+    """
     ref = json.loads(REFERENCE.read_text())
     names = sorted({k.split(".")[0] for k, v in ref["values"].items() if "quick" in v["modes"]})
-    cfg = load_config(RunConfig, ROOT / "configs" / "run-quick.yaml")
+    config = ROOT / "configs" / "run-quick.yaml"
     out = tmp_path_factory.mktemp("lj") / "run"
+    cmd = [sys.executable, "-m", "mlffbench", "run", "-c", str(config), "-o", str(out), "--model", "lj", "-q"]
+    proc = subprocess.Popen(cmd + [a for n in names for a in ("-b", n)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if list((out / "benchmarks").glob("*/result.json")):
+            break
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    KILLED["done"] = {p.parent.name: p.stat().st_mtime_ns for p in (out / "benchmarks").glob("*/result.json")}
+    KILLED["finished_anyway"] = (out / "results.json").is_file()
+    cfg = load_config(RunConfig, config)
     run_battery(cfg, out, model_spec="lj", select=names, log=lambda m: None)
     return out
+
+
+def test_killed_run_resumes_without_recomputing(lj_run):
+    assert KILLED["done"], "the killed run should have finished at least one benchmark"
+    results = json.loads((lj_run / "results.json").read_text())["benchmarks"]
+    for name, mtime in KILLED["done"].items():
+        assert results[name]["resumed"] is True, name
+        assert (lj_run / "benchmarks" / name / "result.json").stat().st_mtime_ns == mtime
+    if not KILLED["finished_anyway"]:
+        assert any(not r.get("resumed") for r in results.values() if r["state"] != "not run")
 
 
 def test_lj_quick_battery_reproduces_reference_data(lj_run):

@@ -62,10 +62,20 @@ class WorkflowSettings(BenchSettings):
 
     config: that command's YAML config (e.g. configs/pdos-quick.yaml); None = its defaults.
     overrides: dotted-key overrides applied on top of it (e.g. {"supercell": 3}).
+    float32_overrides: further overrides applied only for a potential computing in float32 (e.g. a
+        looser relaxation threshold: float32 forces cannot reach 1e-8 epsilon/sigma).
     """
 
     config: str | None = None
     overrides: dict[str, Any] = {}
+    float32_overrides: dict[str, Any] = {}
+
+
+def is_float32(potential) -> bool:
+    """True when the potential computes in single precision (tolerances must allow for it)."""
+    import jax.numpy as jnp
+
+    return jnp.dtype(potential.dtype).itemsize < 8
 
 
 @dataclass

@@ -46,13 +46,16 @@ def _compare_none(model: dict, ref: dict) -> dict:
     return {}
 
 
-def sub_config(model: type, ctx: BenchContext, extra: dict | None = None):
-    """The workflow's config from the benchmark settings (file + overrides), with the run's
-    units (and `extra`) imposed so that every workflow reports in the same unit system."""
+def sub_config(model: type, ctx: BenchContext, extra: dict | None = None, potential=None):
+    """The workflow's config from the benchmark settings (file + overrides, + float32_overrides
+    for a float32 potential), with the run's units (and `extra`) imposed so that every workflow
+    reports in the same unit system."""
+    from mlffbench.benchmarks import is_float32
     from mlffbench.workflows.run import load_stage_config
 
     s: WorkflowSettings = ctx.settings
-    forced = dict(extra or {})
+    forced = dict(s.float32_overrides) if potential is not None and is_float32(potential) else {}
+    forced.update(extra or {})
     if "units" in model.model_fields and ctx.run_config is not None:
         forced["units"] = ctx.run_config.units.model_dump()
     return load_stage_config(model, s, f"benchmarks.{ctx.benchmark}", forced)
@@ -88,7 +91,7 @@ def _plot(name: str, fn):
 def run_integrity(potential, ctx: BenchContext) -> dict:
     from mlffbench.workflows.check_model import CheckModelConfig, plot_dimer, run_checks
 
-    cfg = sub_config(CheckModelConfig, ctx)
+    cfg = sub_config(CheckModelConfig, ctx, potential=potential)
     res = run_checks(potential, cfg)
     try:
         plot_dimer(res, ctx.workdir / "dimer.png", ctx.units)
@@ -118,7 +121,7 @@ register(Benchmark("integrity", "integrity checks (check-model)", run_integrity,
 def _neb_doc(potential, ctx: BenchContext) -> dict:
     from mlffbench.workflows.neb import NebConfig, run_neb
 
-    cfg = sub_config(NebConfig, ctx)
+    cfg = sub_config(NebConfig, ctx, potential=potential)
 
     def go():
         ctx.workdir.mkdir(parents=True, exist_ok=True)
@@ -218,7 +221,7 @@ def run_md_stability(potential, ctx: BenchContext) -> dict:
 
     from mlffbench.workflows.md_run import MDRunConfig, plot_md, run_md_benchmark
 
-    cfg = sub_config(MDRunConfig, ctx, {"seed": ctx.seed})
+    cfg = sub_config(MDRunConfig, ctx, {"seed": ctx.seed}, potential=potential)
     res = run_md_benchmark(potential, cfg, ctx.workdir, compare=None)
     try:
         plot_md(res, ctx.workdir / "md.png")
@@ -289,7 +292,8 @@ def _pdos_run(potential, ctx: BenchContext, zero_k: bool, finite_t: bool) -> dic
     from mlffbench.workflows.pdos import PdosConfig, run_one, write_outputs
 
     cfg = sub_config(PdosConfig, ctx, {"seed": ctx.seed, "progress": False,
-                                       "zero_kelvin.enabled": zero_k, "finite_temperature.enabled": finite_t})
+                                       "zero_kelvin.enabled": zero_k, "finite_temperature.enabled": finite_t},
+                     potential=potential)
     res = memo_call(ctx, ("pdos", cfg.model_dump_json()), lambda: run_one(potential, cfg, log=lambda m: None))
     try:
         write_outputs(ctx.workdir, res, None, cfg.units.unit_system(), potential.name)
