@@ -1,0 +1,444 @@
+"""Harmonic phonons from the exact autodiff Hessian of any `Potential`.
+
+Pipeline (reduced units throughout: sigma, epsilon, m = 1, angular frequencies omega in 1/tau):
+
+1. `force_constants`: second derivatives Phi_{i a, j b} = d^2 E / dR_ia dR_jb of a supercell,
+   computed as Jacobian-vector products of the forces (forward-over-reverse for an energy model,
+   plain forward mode for a force-only model) in fixed-size batches, so memory stays bounded.
+   Two routes:
+   * 'bravais': a perfect monatomic Bravais crystal is invariant under lattice translations, so
+     atom 0's block row (3 JVPs) determines the whole matrix. For a force-only model the row is
+     also taken by reverse mode (3 VJPs) so that the asymmetry ||H - H^T|| / ||H|| is measured.
+   * 'full': every column (3N JVPs, batched). Works for any structure; the asymmetry is exact.
+2. `dynamical_matrices`: D(q) = (1/m) sum_j Phi(0, j) sum_s w_js exp(i q . d_js) where the d_js
+   are the shortest supercell images of r_j - r_0 and w_js = 1/multiplicity, exactly phonopy's
+   treatment of atoms on the supercell boundary (equal-distance images share the weight).
+3. Frequencies on a q-mesh (DOS by Gaussian smearing), along the FCC path G-X-W-K-G-L, or at the
+   q-points commensurate with the supercell ("Gamma-point eigenvalues of the supercell").
+
+Signed frequencies: an eigenvalue lambda < 0 of D is reported as -sqrt(-lambda) (phonopy's
+convention) and counted as an imaginary mode.
+
+Why by hand: phonopy computes force constants by finite displacements only; the autodiff route
+(exact, no displacement amplitude) and the batching are what this module adds. Its outputs are
+written in phonopy's file layouts so phonopy's tools read them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mlffbench.neighbors import as_box_matrix
+from mlffbench.potentials.base import Potential
+from mlffbench.structures import minimum_image
+
+TWO_PI = 2.0 * math.pi
+
+#: High-symmetry points of the FCC Brillouin zone, Cartesian, in units of 2 pi / a (a = cubic
+#: lattice constant). Setyawan-Curtarolo labels.
+FCC_POINTS = {
+    "G": np.array([0.0, 0.0, 0.0]),
+    "X": np.array([0.0, 1.0, 0.0]),
+    "W": np.array([0.5, 1.0, 0.0]),
+    "K": np.array([0.75, 0.75, 0.0]),
+    "L": np.array([0.5, 0.5, 0.5]),
+}
+FCC_PATH = ("G", "X", "W", "K", "G", "L")
+
+
+# ----------------------------------------------------------------------------------------------
+# Force constants
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class ForceConstants:
+    """Supercell force constants in phonopy's 'compact' layout.
+
+    Attributes:
+        fc: (n_rows, N, 3, 3) array, fc[a, j] = d^2E / dR_{row_atoms[a]} dR_j (epsilon/sigma^2),
+            symmetrised (H + H^T)/2.
+        row_atoms: (n_rows,) atoms whose block rows are stored ([0] for the Bravais route).
+        positions: (N, 3) supercell positions (sigma); box: (3, 3) columns = lattice vectors.
+        mass: particle mass (m).
+        method: 'bravais' or 'full'.
+        asymmetry: ||H - H^T||_F / ||H||_F before symmetrising (0 by construction for an energy
+            model on the Bravais route, where only one side is computed; None if not measured).
+        asr_violation: max_a |sum_j fc[a, j]| relative to max |fc| (acoustic sum rule).
+        n_derivative_passes: number of JVP/VJP evaluations of the forces.
+        seconds: wall time including compilation; compile_seconds the first batch's compile.
+    """
+
+    fc: np.ndarray
+    row_atoms: np.ndarray
+    positions: np.ndarray
+    box: np.ndarray
+    mass: float = 1.0
+    method: str = "bravais"
+    asymmetry: float | None = None
+    asr_violation: float = 0.0
+    n_derivative_passes: int = 0
+    seconds: float = 0.0
+    compile_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_atoms(self) -> int:
+        return self.fc.shape[1]
+
+    def row(self) -> np.ndarray:
+        """One block row (N, 3, 3) for atom `row_atoms[0]` (translational average if 'full')."""
+        if self.method == "full":
+            return translational_average(self.fc, self.positions, self.box)
+        return self.fc[0]
+
+    def full_matrix(self) -> np.ndarray:
+        """The (3N, 3N) Hessian (expanded by lattice translations on the Bravais route)."""
+        n = self.n_atoms
+        if self.method == "full":
+            return self.fc.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n)
+        perm = translation_permutations(self.positions, self.box)  # perm[i, k]: atom at r_k+r_i-r_0
+        fc_full = self.fc[0][perm_inverse_rows(perm)]
+        return fc_full.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n)
+
+
+def _force_fn(potential: Potential, box, nbrs):
+    box_j = jnp.asarray(box)
+
+    def f(R):
+        return potential.forces(R, box_j, nbrs).astype(jnp.float64)
+
+    return f
+
+
+def _batched_columns(force_fn, R: jnp.ndarray, columns: np.ndarray, batch: int, reverse: bool):
+    """-dF/dR contracted with unit vectors e_k for k in `columns`, in batches of `batch`.
+
+    Forward mode (JVP) gives Hessian columns H[:, k]; reverse mode (VJP) gives rows H[k, :].
+    Returns (len(columns), N, 3) and the compile time of the batched function.
+    """
+    n3 = R.size
+    shape = R.shape
+
+    if reverse:
+        _, vjp = jax.vjp(force_fn, R)
+
+        def one(k):
+            e = jnp.zeros(n3, R.dtype).at[k].set(1.0).reshape(shape)
+            return -vjp(e)[0]
+    else:
+        def one(k):
+            e = jnp.zeros(n3, R.dtype).at[k].set(1.0).reshape(shape)
+            return -jax.jvp(force_fn, (R,), (e,))[1]
+
+    fn = jax.jit(jax.vmap(one))
+    batch = max(1, min(batch, len(columns)))
+    padded = np.concatenate([columns, np.full((-len(columns)) % batch, columns[-1])])
+    t0 = time.perf_counter()
+    compiled = fn.lower(jnp.asarray(padded[:batch])).compile()
+    compile_s = time.perf_counter() - t0
+    out = [np.asarray(compiled(jnp.asarray(padded[s:s + batch]))) for s in range(0, len(padded), batch)]
+    return np.concatenate(out)[:len(columns)], compile_s
+
+
+def force_constants(potential: Potential, positions, box, method: str = "bravais", batch: int = 48,
+                    skin: float = 0.3, mass: float = 1.0) -> ForceConstants:
+    """Exact second derivatives of the energy (or Jacobian of the forces) of a supercell.
+
+    Args:
+        potential: any Potential; force-only models use -dF/dR, which need not be symmetric.
+        positions: (N, 3) relaxed positions (sigma); box: (3,) or (3, 3).
+        method: 'bravais' (one atom's block row; valid for a perfect monatomic Bravais crystal)
+            or 'full' (all 3N columns; any structure).
+        batch: number of JVPs evaluated together (bounds memory: ~batch x one force evaluation).
+        skin: neighbour-list skin; the list is built once at `positions`.
+        mass: particle mass (m), used later by the dynamical matrix.
+    """
+    if method not in ("bravais", "full"):
+        raise ValueError(f"force-constant method must be 'bravais' or 'full', got {method!r}")
+    t_start = time.perf_counter()
+    box_m = as_box_matrix(box)
+    R_np = np.asarray(positions, np.float64)
+    R = jnp.asarray(R_np)
+    n = len(R_np)
+    spec = potential.neighbors(jnp.asarray(box_m), skin=skin, n_atoms=n)
+    nbrs = spec.allocate(R)
+    force_fn = _force_fn(potential, box_m, nbrs)
+
+    if method == "bravais":
+        cols, c_s = _batched_columns(force_fn, R, np.arange(3), batch, reverse=False)
+        # cols[b, j, a] = H[(j,a), (0,b)] = Phi(j, 0)_{ab}; Phi(0, j) = Phi(j, 0)^T
+        col_block = cols.transpose(1, 2, 0)  # (N, 3a, 3b) = Phi(j, 0)
+        passes = 3
+        if potential.conservative:
+            row = col_block.transpose(0, 2, 1)
+            asym = 0.0
+        else:
+            rows, c2 = _batched_columns(force_fn, R, np.arange(3), batch, reverse=True)
+            c_s += c2
+            passes += 3
+            row_direct = rows.transpose(1, 0, 2)  # (N, 3a, 3b) = H[(0,a), (j,b)] = Phi(0, j)
+            col_t = col_block.transpose(0, 2, 1)
+            asym = float(np.linalg.norm(row_direct - col_t) / np.linalg.norm(row_direct))
+            row = 0.5 * (row_direct + col_t)
+        fc = row[None]
+        row_atoms = np.array([0])
+    else:
+        cols, c_s = _batched_columns(force_fn, R, np.arange(3 * n), batch, reverse=False)
+        H = cols.reshape(3 * n, 3 * n).T  # H[:, k] = column k
+        norm = np.linalg.norm(H)
+        asym = float(np.linalg.norm(H - H.T) / norm) if norm > 0 else 0.0
+        H = 0.5 * (H + H.T)
+        fc = H.reshape(n, 3, n, 3).transpose(0, 2, 1, 3)
+        row_atoms = np.arange(n)
+        passes = 3 * n
+    scale = max(float(np.max(np.abs(fc))), 1e-300)
+    asr = float(np.max(np.abs(fc.sum(axis=1)))) / scale
+    return ForceConstants(fc=fc, row_atoms=row_atoms, positions=R_np, box=box_m, mass=mass,
+                          method=method, asymmetry=asym, asr_violation=asr,
+                          n_derivative_passes=passes, seconds=time.perf_counter() - t_start,
+                          compile_seconds=c_s)
+
+
+# ----------------------------------------------------------------------------------------------
+# Lattice translations of a Bravais supercell
+# ----------------------------------------------------------------------------------------------
+def translation_permutations(positions: np.ndarray, box: np.ndarray, tol: float = 1e-3) -> np.ndarray:
+    """perm[i, k] = index of the atom at r_k + (r_i - r_0) (mod the supercell), shape (N, N).
+
+    Valid for a monatomic Bravais supercell (every atom-to-atom vector is a lattice translation).
+    Raises ValueError if some translated atom has no partner within `tol` (sigma).
+    """
+    R = np.asarray(positions, np.float64)
+    n = len(R)
+    perm = np.empty((n, n), dtype=np.int64)
+    for i in range(n):
+        target = R + (R[i] - R[0])
+        d = minimum_image(target[:, None, :] - R[None, :, :], box)
+        dist = np.einsum("kmx,kmx->km", d, d)
+        k_best = np.argmin(dist, axis=1)
+        if np.max(dist[np.arange(n), k_best]) > tol * tol:
+            raise ValueError("the supercell is not a monatomic Bravais lattice (a translation maps "
+                             "an atom onto no atom); use the 'full' force-constant method")
+        perm[i] = k_best
+    return perm
+
+
+def perm_inverse_rows(perm: np.ndarray) -> np.ndarray:
+    """Index array idx (N, N) with Phi(i, j) = Phi(0, idx[i, j]) for a translation-invariant fc.
+
+    Phi(i, j) = Phi(0, k) where r_j - r_i = r_k - r_0, i.e. j = perm[i, k]: invert perm per row.
+    """
+    n = perm.shape[0]
+    idx = np.empty_like(perm)
+    rows = np.arange(n)[:, None]
+    idx[rows, perm] = np.arange(n)[None, :]
+    return idx
+
+
+def translational_average(fc_full: np.ndarray, positions: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Average block row (N, 3, 3) of a full (N, N, 3, 3) fc over all lattice translations."""
+    perm = translation_permutations(positions, box)
+    n = len(perm)
+    # Phi_avg(0, k) = (1/N) sum_i Phi(i, perm[i, k])
+    return np.mean(fc_full[np.arange(n)[:, None], perm], axis=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Dynamical matrix (phonopy's minimum-image / equal-distance weighting)
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShortestImages:
+    """For each supercell atom j, the shortest images d_js of r_j - r_0 and weights 1/mult.
+
+    vectors: (N, S, 3) Cartesian (sigma), padded with zeros; weights: (N, S), zero on padding.
+    """
+
+    vectors: np.ndarray
+    weights: np.ndarray
+
+
+def shortest_images(positions: np.ndarray, box: np.ndarray, origin: int = 0,
+                    tol: float = 1e-5) -> ShortestImages:
+    """Equal-distance images of r_j - r_origin among the 27 neighbouring supercell images.
+
+    `tol` (sigma) decides which images tie with the shortest one, as phonopy's `symprec` does.
+    """
+    box = as_box_matrix(box)
+    R = np.asarray(positions, np.float64)
+    d0 = minimum_image(R - R[origin], box)
+    n_img = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)], float)
+    cand = d0[:, None, :] + (n_img @ box.T)[None, :, :]  # (N, 27, 3)
+    dist = np.linalg.norm(cand, axis=-1)
+    keep = dist <= dist.min(axis=1, keepdims=True) + tol
+    mult = keep.sum(axis=1)
+    S = int(mult.max())
+    vectors = np.zeros((len(R), S, 3))
+    weights = np.zeros((len(R), S))
+    for j in range(len(R)):
+        v = cand[j][keep[j]]
+        vectors[j, :len(v)] = v
+        weights[j, :len(v)] = 1.0 / len(v)
+    return ShortestImages(vectors=vectors, weights=weights)
+
+
+def dynamical_matrices(row: np.ndarray, images: ShortestImages, q_cart: np.ndarray,
+                       mass: float = 1.0, chunk: int = 4096) -> np.ndarray:
+    """D(q) for a monatomic crystal, shape (nq, 3, 3), q Cartesian (1/sigma, including 2 pi)."""
+    q = np.atleast_2d(np.asarray(q_cart, np.float64))
+    out = np.empty((len(q), 3, 3), dtype=np.complex128)
+    for s in range(0, len(q), chunk):
+        qc = q[s:s + chunk]
+        phase = np.exp(1j * np.einsum("qx,jsx->qjs", qc, images.vectors))
+        f = np.einsum("qjs,js->qj", phase, images.weights)
+        out[s:s + chunk] = np.einsum("qj,jab->qab", f, row) / mass
+    return 0.5 * (out + np.conj(out.transpose(0, 2, 1)))
+
+
+def signed_frequencies(eigenvalues: np.ndarray) -> np.ndarray:
+    """Angular frequencies omega = sign(lambda) sqrt(|lambda|) (1/tau)."""
+    return np.sign(eigenvalues) * np.sqrt(np.abs(eigenvalues))
+
+
+def frequencies_at(row: np.ndarray, images: ShortestImages, q_cart: np.ndarray, mass: float = 1.0,
+                   eigenvectors: bool = False):
+    """Signed angular frequencies (nq, 3) ascending (1/tau), optionally with eigenvectors."""
+    D = dynamical_matrices(row, images, q_cart, mass)
+    if eigenvectors:
+        lam, vec = np.linalg.eigh(D)
+        return signed_frequencies(lam), vec
+    return signed_frequencies(np.linalg.eigvalsh(D))
+
+
+# ----------------------------------------------------------------------------------------------
+# q-point sets
+# ----------------------------------------------------------------------------------------------
+def fcc_primitive_cell(a: float) -> np.ndarray:
+    """Primitive FCC lattice vectors as columns (sigma)."""
+    return a * np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]]).T
+
+
+def reciprocal(cell: np.ndarray) -> np.ndarray:
+    """Reciprocal lattice vectors (columns) including 2 pi: B^T A = 2 pi I."""
+    return TWO_PI * np.linalg.inv(cell).T
+
+
+def mesh_qpoints(cell: np.ndarray, mesh: int | tuple[int, int, int], gamma_centered: bool = True) -> np.ndarray:
+    """Uniform q-mesh over the Brillouin zone of `cell`, Cartesian (nq, 3).
+
+    Gamma-centred: q = B (k / n). Otherwise Monkhorst-Pack ((k + 1/2) / n - 1/2 for even n).
+    """
+    m = (mesh, mesh, mesh) if isinstance(mesh, int) else tuple(mesh)
+    axes = []
+    for n in m:
+        k = np.arange(n, dtype=float)
+        axes.append(k / n if gamma_centered else (k + 0.5) / n - 0.5)
+    frac = np.array(np.meshgrid(*axes, indexing="ij")).reshape(3, -1).T
+    return frac @ reciprocal(cell).T
+
+
+def commensurate_qpoints(prim_cell: np.ndarray, supercell_box: np.ndarray) -> np.ndarray:
+    """The q-points of the primitive BZ commensurate with the supercell (Cartesian, (n_cells, 3)).
+
+    These are the Gamma-point modes of the supercell: D(q) at these q has exactly the supercell
+    Hessian's eigenvalues.
+    """
+    B_sup = reciprocal(as_box_matrix(supercell_box))
+    A_prim = prim_cell
+    # q = B_sup m for integer m; keep one representative per primitive reciprocal lattice class
+    n_cells = int(round(abs(np.linalg.det(supercell_box) / np.linalg.det(A_prim))))
+    span = int(np.ceil(np.max(np.abs(np.linalg.solve(B_sup, reciprocal(A_prim))))) + 1)
+    rng = np.arange(-span, span + 1)
+    ms = np.array(np.meshgrid(rng, rng, rng, indexing="ij")).reshape(3, -1).T
+    q = ms @ B_sup.T
+    frac = q @ A_prim / TWO_PI  # coordinates in primitive reciprocal basis
+    frac = frac - np.floor(frac + 1e-9)
+    keys = np.round(frac * 1e6).astype(np.int64)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    out = frac[np.sort(first)] @ reciprocal(A_prim).T
+    if len(out) != n_cells:
+        raise ValueError(f"found {len(out)} commensurate q-points, expected {n_cells}")
+    return out
+
+
+def band_path(a: float, labels=FCC_PATH, points_per_segment: int = 51) -> dict:
+    """Cartesian q along the FCC path; returns q (nq, 3), distance (nq,), segments, labels.
+
+    Distances are |dq| / (2 pi) in 1/sigma, as phonopy's band.yaml (which omits the 2 pi).
+    """
+    scale = TWO_PI / a
+    qs, dist, segs = [], [], []
+    total = 0.0
+    for start, end in zip(labels[:-1], labels[1:]):
+        q0, q1 = FCC_POINTS[start] * scale, FCC_POINTS[end] * scale
+        t = np.linspace(0.0, 1.0, points_per_segment)
+        seg = q0[None] + t[:, None] * (q1 - q0)[None]
+        d = total + t * np.linalg.norm(q1 - q0) / TWO_PI
+        total = d[-1]
+        qs.append(seg)
+        dist.append(d)
+        segs.append(points_per_segment)
+    return {"q": np.concatenate(qs), "distance": np.concatenate(dist), "segment_nqpoint": segs,
+            "labels": list(labels)}
+
+
+# ----------------------------------------------------------------------------------------------
+# DOS and moments
+# ----------------------------------------------------------------------------------------------
+def gaussian_dos(freqs: np.ndarray, grid: np.ndarray, sigma: float, modes_per_point: float = 3.0) -> np.ndarray:
+    """Gaussian-smeared DOS on `grid` (same units as freqs), normalised to `modes_per_point`
+    (3 per atom of a monatomic primitive cell, phonopy's convention for total_dos.dat)."""
+    f = np.asarray(freqs, np.float64).reshape(len(freqs), -1)
+    n_q, n_b = f.shape
+    out = np.zeros_like(grid, dtype=np.float64)
+    norm = 1.0 / (sigma * math.sqrt(TWO_PI))
+    flat = f.reshape(-1)
+    for s in range(0, len(flat), 20000):
+        x = (grid[None, :] - flat[s:s + 20000, None]) / sigma
+        out += np.sum(np.exp(-0.5 * x * x), axis=0) * norm
+    return out * modes_per_point / (n_q * n_b)
+
+
+def moments(freqs: np.ndarray) -> dict:
+    """Statistics of signed frequencies (any unit u): nu_max (u), mean (u), second moment (u^2)
+    using the signed square (negative for imaginary modes), and the imaginary-mode count."""
+    f = np.asarray(freqs, np.float64).reshape(-1)
+    return {"max": float(f.max()), "mean": float(f.mean()), "second": float(np.mean(np.sign(f) * f * f)),
+            "n_imaginary": int(np.sum(f < 0))}
+
+
+def wasserstein1(grid_a: np.ndarray, dos_a: np.ndarray, grid_b: np.ndarray, dos_b: np.ndarray,
+                 scale: float = 1.0, n: int = 4001) -> float:
+    """Wasserstein-1 distance between two DOS curves, each normalised to unit area, divided by
+    `scale` (e.g. the reference nu_max), i.e. integral |CDF_a - CDF_b| dnu / scale."""
+    lo = min(grid_a[0], grid_b[0])
+    hi = max(grid_a[-1], grid_b[-1])
+    x = np.linspace(lo, hi, n)
+    a = np.interp(x, grid_a, dos_a, left=0.0, right=0.0)
+    b = np.interp(x, grid_b, dos_b, left=0.0, right=0.0)
+    ca = _cumtrapz(x, a)
+    cb = _cumtrapz(x, b)
+    ca, cb = ca / ca[-1], cb / cb[-1]
+    return float(np.trapezoid(np.abs(ca - cb), x) / scale)
+
+
+def _cumtrapz(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0.0], np.cumsum(0.5 * (y[1:] + y[:-1]) * np.diff(x))])
+
+
+def fcc_second_moment_lattice_sum(a: float, dphi, d2phi, cutoff: float, mass: float = 1.0,
+                                  shells: int = 6) -> float:
+    """Exact <omega^2> of a monatomic FCC pair-potential crystal, (1/3m) sum_R [phi''(R) + 2 phi'(R)/R]
+    (1/tau^2). dphi and d2phi are numpy functions of r. Independent of any Hessian code."""
+    from mlffbench.structures import FCC_BASIS
+
+    cells = np.arange(-shells, shells + 1)
+    g = np.array(np.meshgrid(cells, cells, cells, indexing="ij")).reshape(3, -1).T
+    pts = (g[:, None, :] + FCC_BASIS[None]).reshape(-1, 3) * a
+    r = np.linalg.norm(pts, axis=1)
+    r = r[(r > 1e-12) & (r < cutoff)]
+    return float(np.sum(d2phi(r) + 2.0 * dphi(r) / r) / (3.0 * mass))

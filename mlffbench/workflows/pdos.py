@@ -1,0 +1,598 @@
+"""`mlffbench pdos`: phonon DOS at 0 K (Hessian, q-mesh, dispersion) and at finite temperature
+(VACF, spectral energy density) for any potential, compared with the LJ oracle.
+
+Everything goes through the `Potential` interface only, so LJ and a learned model run the same
+code. Internal units are reduced (sigma, epsilon, m, tau; ordinary frequency nu in 1/tau);
+results carry THz too (nu_THz = nu / tau_ps).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig
+from mlffbench.errors import SimulationError, UserError
+from mlffbench.io import value, write_json
+from mlffbench.potentials.base import Potential
+from mlffbench.properties import phonons as ph
+from mlffbench.properties import sed as sedmod
+from mlffbench.properties import vacf as vf
+from mlffbench.structures import fcc
+from mlffbench.units import UnitSystem, convert_input
+
+TWO_PI = 2.0 * math.pi
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------
+class ZeroKelvinConfig(StrictModel):
+    """0 K harmonic phonons. Frequencies in THz (units.system metal) or 1/tau (lj)."""
+
+    enabled: bool = True
+    supercell: int = Field(4, ge=1, le=12, description="conventional FCC cells per side")
+    lattice_constant: float | None = Field(None, gt=0, description="Å / sigma; null = relax at P=0")
+    relax_positions: bool = True
+    fmax: float = Field(1e-8, gt=0, description="relaxation threshold, epsilon/sigma")
+    force_constants: Literal["auto", "bravais", "full"] = "auto"
+    batch: int = Field(48, ge=1, le=4096)
+    mesh: int = Field(20, ge=1, le=96)
+    gamma_centered: bool = True
+    dos_method: Literal["gaussian"] = "gaussian"
+    dos_sigma: float = Field(0.02, gt=0)
+    dos_points: int = Field(501, ge=11)
+    histogram_bins: int = Field(60, ge=5)
+    band_points_per_segment: int = Field(51, ge=2)
+
+
+class FiniteTConfig(StrictModel):
+    """NVT equilibration then NVE production per temperature; replicas run vmapped."""
+
+    enabled: bool = True
+    supercell: int = Field(4, ge=1, le=12)
+    temperatures: list[float] = Field(default_factory=lambda: [10.0, 40.0], min_length=1)
+    replicas: int = Field(2, ge=1, le=64)
+    dt: float = Field(10.0, gt=0, description="fs / tau")
+    equilibration_time: float = Field(5000.0, ge=0, description="0 = start NVE from the harmonic sample")
+    production_time: float = Field(20000.0, gt=0)
+    sample_every: int = Field(4, ge=1)
+    thermostat: Literal["nvt_nose_hoover", "nvt_langevin"] = "nvt_nose_hoover"
+    thermostat_time: float = Field(500.0, gt=0, description="1/gamma (Langevin) or tau_T, fs / tau")
+    max_lag_time: float = Field(10000.0, gt=0, description="VACF lag window, fs / tau")
+    window: Literal["hann", "none"] = "hann"
+    sed: bool = True
+    melt_lindemann: float = Field(0.15, gt=0)
+
+    @model_validator(mode="after")
+    def _positive_temperatures(self):
+        if any(t <= 0 for t in self.temperatures):
+            raise ValueError("temperatures must all be > 0")
+        return self
+
+
+class PdosConfig(StrictModel):
+    seed: int = 0
+    units: UnitsConfig = UnitsConfig()
+    potential: PotentialConfig = PotentialConfig()
+    zero_kelvin: ZeroKelvinConfig = ZeroKelvinConfig()
+    finite_temperature: FiniteTConfig = FiniteTConfig()
+    progress: bool = True
+
+
+# ----------------------------------------------------------------------------------------------
+# 0 K
+# ----------------------------------------------------------------------------------------------
+def _freq_pair(nu: float, us: UnitSystem) -> dict:
+    return {"THz": nu / us.tau_ps, "reduced": nu}
+
+
+def zero_kelvin(potential: Potential, cfg: PdosConfig, lattice_constant: float | None = None,
+                log=print) -> dict:
+    """Relax, force constants, mesh DOS, band path, Gamma-point histogram. Returns arrays + summary.
+
+    lattice_constant (sigma) overrides the config / relaxation (used for force-only models that
+    have no energy to minimise).
+    """
+    from mlffbench.dynamics.minimize import fcc_lattice_constant, relax_positions
+
+    zk = cfg.zero_kelvin
+    us = cfg.units.unit_system()
+    system = cfg.units.system
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    notes = []
+    if lattice_constant is None and zk.lattice_constant is not None:
+        lattice_constant = convert_input(zk.lattice_constant, "length", system, us)
+    if lattice_constant is None:
+        if not potential.conservative:
+            raise UserError("a force-only model has no energy to relax: set zero_kelvin.lattice_constant")
+        a0, e0 = fcc_lattice_constant(potential, n_cells=max(zk.supercell, 3))
+        notes.append("lattice constant relaxed at zero pressure")
+    else:
+        a0, e0 = float(lattice_constant), float("nan")
+        notes.append("lattice constant given")
+    timings["lattice_constant"] = time.perf_counter() - t0
+    s = fcc(zk.supercell, a0)
+    R = s.positions
+    max_force = float("nan")
+    t0 = time.perf_counter()
+    if zk.relax_positions and potential.conservative:
+        rel = relax_positions(potential, R, s.box, fmax=zk.fmax)
+        R, max_force = rel.positions, rel.max_force
+        if not rel.converged:
+            notes.append(f"position relaxation stopped at max force {max_force:.3g}")
+    timings["relax"] = time.perf_counter() - t0
+    shift = ph.minimum_image(R - s.positions, s.box)
+    shift = shift - shift.mean(axis=0)
+    bravais_ok = float(np.max(np.abs(shift))) < 1e-6
+    method = zk.force_constants
+    if method == "auto":
+        method = "bravais" if bravais_ok else "full"
+    if method == "bravais" and not bravais_ok:
+        raise SimulationError("relaxation broke the perfect lattice; use zero_kelvin.force_constants: full")
+    log(f"force constants ({method}) of {len(R)} atoms, a = {a0:.6f} sigma")
+    fc = ph.force_constants(potential, R, s.box, method=method, batch=zk.batch)
+    timings["force_constants"] = fc.seconds
+    timings["force_constants_compile"] = fc.compile_seconds
+    t0 = time.perf_counter()
+    row = fc.row()
+    images = ph.shortest_images(R, s.box)
+    prim = ph.fcc_primitive_cell(a0)
+    q_mesh = ph.mesh_qpoints(prim, zk.mesh, zk.gamma_centered)
+    nu_mesh = ph.frequencies_at(row, images, q_mesh, fc.mass) / TWO_PI  # (nq, 3), 1/tau
+    path = ph.band_path(a0, points_per_segment=zk.band_points_per_segment)
+    nu_path = ph.frequencies_at(row, images, path["q"], fc.mass) / TWO_PI
+    q_comm = ph.commensurate_qpoints(prim, s.box)
+    nu_gamma = np.sort(ph.frequencies_at(row, images, q_comm, fc.mass).ravel()) / TWO_PI
+    scale = TWO_PI / a0
+    nu_X = ph.frequencies_at(row, images, ph.FCC_POINTS["X"][None] * scale, fc.mass)[0] / TWO_PI
+    nu_L = ph.frequencies_at(row, images, ph.FCC_POINTS["L"][None] * scale, fc.mass)[0] / TWO_PI
+    sigma_red = convert_input(zk.dos_sigma, "frequency", system, us)
+    top = max(float(nu_mesh.max()), 1e-6)
+    grid = np.linspace(min(0.0, float(nu_mesh.min())) - 3 * sigma_red, top + 5 * sigma_red, zk.dos_points)
+    dos = ph.gaussian_dos(nu_mesh, grid, sigma_red, modes_per_point=3.0)
+    hist, edges = np.histogram(nu_gamma, bins=zk.histogram_bins, range=(grid[0], grid[-1]), density=True)
+    timings["dos_and_bands"] = time.perf_counter() - t0
+    tol = 1e-4 * top  # acoustic modes at Gamma come out as +-1e-7: not imaginary
+    imag = int(np.sum(nu_mesh < -tol))
+    mom = ph.moments(nu_mesh)
+    summary = {
+        "lattice_constant": value(a0 * us.sigma_angstrom, "Å", reduced=a0),
+        "energy_per_atom": value(e0 * us.epsilon_ev, "eV", reduced=e0),
+        "max_force_after_relax": value(max_force, "epsilon/sigma"),
+        "supercell": [zk.supercell] * 3, "n_atoms": len(R), "force_constant_method": method,
+        "hessian_asymmetry": fc.asymmetry, "acoustic_sum_rule_violation": fc.asr_violation,
+        "n_derivative_passes": fc.n_derivative_passes,
+        "mesh": [zk.mesh] * 3, "gamma_centered": zk.gamma_centered,
+        "nu_max": _freq_pair(mom["max"], us), "nu_mean": _freq_pair(mom["mean"], us),
+        "nu2_mean": {"THz^2": mom["second"] / us.tau_ps ** 2, "reduced": mom["second"]},
+        "omega2_mean_reduced": mom["second"] * TWO_PI ** 2,
+        "nu_X": {"THz": (nu_X / us.tau_ps).tolist(), "reduced": nu_X.tolist()},
+        "nu_L": {"THz": (nu_L / us.tau_ps).tolist(), "reduced": nu_L.tolist()},
+        "n_imaginary_modes": imag, "n_modes": int(nu_mesh.size),
+        "gamma_supercell": {"nu_max": _freq_pair(float(nu_gamma.max()), us),
+                            "nu_mean": _freq_pair(float(nu_gamma.mean()), us),
+                            "n_modes": int(nu_gamma.size)},
+        "dos_sigma": _freq_pair(sigma_red, us),
+        "notes": notes, "timings_s": timings,
+    }
+    return {"summary": summary, "a0": a0, "positions": R, "box": s.box, "row": row, "images": images,
+            "grid": grid, "dos": dos, "hist": (hist, edges), "nu_mesh": nu_mesh, "nu_gamma": nu_gamma,
+            "path": path, "nu_path": nu_path, "prim": prim, "mass": fc.mass}
+
+
+def write_total_dos(path: Path, grid_thz: np.ndarray, dos_per_thz: np.ndarray, sigma_thz: float) -> None:
+    """phonopy's total_dos.dat layout: '# Sigma = ...' then '%20.10f%20.10f' per line (THz)."""
+    lines = [f"# Sigma = {sigma_thz:f}"] + [f"{f:20.10f}{d:20.10f}" for f, d in zip(grid_thz, dos_per_thz)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_band_yaml(path: Path, zk: dict, us: UnitSystem) -> None:
+    """phonopy's band.yaml layout (q in primitive reciprocal coordinates, frequency in THz,
+    distance in 1/Å without 2 pi, lattice in Å)."""
+    p = zk["path"]
+    prim_A = zk["prim"] * us.sigma_angstrom
+    rec = np.linalg.inv(prim_A)  # rows: a*, b*, c* without 2 pi
+    q_red = p["q"] @ zk["prim"] / TWO_PI
+    dist = p["distance"] / us.sigma_angstrom
+    freqs = zk["nu_path"] / us.tau_ps
+    segs = p["segment_nqpoint"]
+    labels = p["labels"]
+    text = [f"nqpoint: {int(np.sum(segs)):<7d}", f"npath: {len(segs):<7d}", "segment_nqpoint:"]
+    text += [f"- {n}" for n in segs]
+    text.append("labels:")
+    names = {"G": "$\\Gamma$"}
+    text += [f"- [ '{names.get(a, a)}', '{names.get(b, b)}' ]" for a, b in zip(labels[:-1], labels[1:])]
+    text.append("reciprocal_lattice:")
+    for vec, ax in zip(rec, ("a*", "b*", "c*")):
+        text.append("- [ %12.8f, %12.8f, %12.8f ] # %2s" % (tuple(vec) + (ax,)))
+    text.append("natom: 1      ")
+    text.append("lattice:")
+    for vec, ax in zip(prim_A.T, "abc"):
+        text.append("- [ %21.15f, %21.15f, %21.15f ] # %s" % (tuple(vec) + (ax,)))
+    text += ["points:", "- symbol: Ar # 1", "  coordinates: [  0.000000000000000,  0.000000000000000,  0.000000000000000 ]",
+             f"  mass: {us.mass_amu:f}", "", "phonon:", ""]
+    for q, d, f in zip(q_red, dist, freqs):
+        text.append("- q-position: [ %12.7f, %12.7f, %12.7f ]" % tuple(q))
+        text.append("  distance: %12.7f" % d)
+        text.append("  band:")
+        for k, fk in enumerate(f):
+            text.append(f"  - # {k + 1}")
+            text.append("    frequency: %15.10f" % fk)
+        text.append("")
+    path.write_text("\n".join(text) + "\n")
+
+
+# ----------------------------------------------------------------------------------------------
+# Finite temperature
+# ----------------------------------------------------------------------------------------------
+def harmonic_sample(hessian: np.ndarray, kT: float, n_samples: int, seed: int,
+                    mass: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Displacements and velocities (n_samples, N, 3) with exactly kT in every normal mode.
+
+    Each mode gets amplitude sqrt(2 kT) / omega_k and a random phase, so the mode energies are
+    equipartitioned in every replica (Maxwell-Boltzmann draws would give each mode an
+    exponentially distributed energy, which in a nearly harmonic crystal never re-equilibrates
+    and shows up as noise in the DOS intensities). Zero and imaginary modes are left at rest.
+    """
+    lam, U = np.linalg.eigh(hessian / mass)
+    top = max(float(lam.max()), 1e-300)
+    live = lam > 1e-8 * top
+    omega = np.sqrt(np.where(live, lam, 1.0))
+    rng = np.random.default_rng(seed)
+    phi = rng.uniform(0.0, TWO_PI, size=(n_samples, len(lam)))
+    amp = np.where(live, np.sqrt(2.0 * kT), 0.0)
+    q = amp / omega * np.cos(phi)
+    qdot = -amp * np.sin(phi)
+    n = hessian.shape[0] // 3
+    return (q @ U.T).reshape(n_samples, n, 3), (qdot @ U.T).reshape(n_samples, n, 3)
+
+
+def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, row: np.ndarray,
+                       log=print) -> dict:
+    """MD -> VACF DOS per temperature, W1 to the harmonic DOS of the same cell, SED peaks.
+
+    Per temperature: harmonic equipartitioned start (random phases), NVT equilibration (skipped
+    when equilibration_time is 0); then one NVE production run with every temperature and
+    replica vmapped together (one compilation).
+    """
+    from mlffbench.dynamics.md import Integrator, run_md
+
+    ft = cfg.finite_temperature
+    us = cfg.units.unit_system()
+    system = cfg.units.system
+    s = fcc(ft.supercell, a0)
+    n = s.n_atoms
+    dt = convert_input(ft.dt, "time", system, us)
+    n_eq = int(round(convert_input(ft.equilibration_time, "time", system, us) / dt))
+    n_eq -= n_eq % 10
+    n_prod = int(round(convert_input(ft.production_time, "time", system, us) / dt))
+    n_prod -= n_prod % ft.sample_every
+    dt_s = dt * ft.sample_every
+    n_samples = n_prod // ft.sample_every
+    max_lag = min(int(round(convert_input(ft.max_lag_time, "time", system, us) / dt_s)), n_samples // 2)
+    if n_samples < 16 or max_lag < 8:
+        raise UserError("finite_temperature.production_time is too short for the sampling interval")
+    t_therm = convert_input(ft.thermostat_time, "time", system, us)
+    # harmonic modes of this same MD cell (exact Hessian of the MD cell itself)
+    fc_md = ph.force_constants(potential, s.positions, s.box, method="bravais")
+    H = fc_md.full_matrix()
+    nu_h = ph.signed_frequencies(np.linalg.eigvalsh(H)) / TWO_PI
+    nu_top = max(float(nu_h.max()), 1e-6)
+    nu_grid = np.linspace(0.0, 1.5 * nu_top, 601)
+    if 0.5 / dt_s < 1.2 * nu_top:
+        raise UserError(f"finite_temperature.sample_every too large: Nyquist {0.5 / dt_s:.3g}/tau below "
+                        f"1.2 x the highest harmonic frequency {nu_top:.3g}/tau")
+    g_harm = vf.harmonic_vdos(nu_h, max_lag + 1, dt_s, nu_grid, 3 * n, ft.window)
+    sed_q = None
+    if ft.sed:
+        try:
+            cp = sedmod.commensurate_path(a0, ft.supercell)
+            images = ph.shortest_images(s.positions, s.box)
+            nu_q, vec_q = ph.frequencies_at(fc_md.fc[0], images, cp["q"], eigenvectors=True)
+            sed_q = (cp, nu_q / TWO_PI, vec_q)
+        except ValueError as exc:
+            log(f"SED skipped: {exc}")
+    n_T, n_rep = len(ft.temperatures), ft.replicas
+    starts_R, starts_V, entries = [], [], []
+    md_compile, md_run = 0.0, 0.0
+    for k, T in enumerate(ft.temperatures):
+        kT = convert_input(T, "temperature", system, us)
+        u, v = harmonic_sample(H, kT, n_rep, seed=cfg.seed * 7919 + k)
+        R = s.positions[None] + u
+        entry = {"temperature": value(T if system == "metal" else T * us.temperature_k, "K", reduced=kT)}
+        if n_eq > 0:
+            log(f"T = {T:g}: {n_eq} {ft.thermostat} steps x {n_rep} replicas")
+            integ = Integrator(ft.thermostat, dt=dt, gamma=1.0 / t_therm, tau_T=t_therm)
+            eq = run_md(potential, R if n_rep > 1 else R[0], s.box, integ, n_eq, kT=kT,
+                        seed=cfg.seed + 1000 * k, sample_every=n_eq // 10, chunk_steps=n_eq,
+                        velocities=v if n_rep > 1 else v[0])
+            md_compile += eq.compile_seconds
+            md_run += eq.run_seconds
+            if eq.status != "ok":
+                entry.update(status="blowup", message=eq.message)
+            R = eq.final["positions"].reshape(n_rep, n, 3)
+            v = eq.final["velocities"].reshape(n_rep, n, 3)
+        v = v - v.mean(axis=1, keepdims=True)  # no centre-of-mass drift in the VACF
+        starts_R.append(R)
+        starts_V.append(v)
+        entries.append(entry)
+    log(f"NVE production: {n_prod} steps x {n_T * n_rep} systems of {n} atoms")
+    R_all = np.concatenate(starts_R)
+    V_all = np.concatenate(starts_V)
+    single = len(R_all) == 1
+    pr = run_md(potential, R_all[0] if single else R_all, s.box, Integrator("nve", dt=dt), n_prod,
+                kT=convert_input(ft.temperatures[0], "temperature", system, us),
+                velocities=V_all[0] if single else V_all, sample_every=ft.sample_every,
+                record=("velocities",), chunk_steps=min(n_prod, 4000 - 4000 % ft.sample_every or ft.sample_every))
+    md_compile += pr.compile_seconds
+    md_run += pr.run_seconds
+    if pr.status != "ok":
+        raise SimulationError(f"NVE production failed: {pr.message}")
+    V = pr.samples["velocities"].reshape(n_samples, n_T, n_rep, n, 3)
+    V = V - V.mean(axis=-2, keepdims=True)
+    R_fin = pr.final["positions"].reshape(n_T, n_rep, n, 3)
+    T_inst = pr.samples["T"].reshape(n_samples, n_T, n_rep)
+    E_tot = pr.samples["Etot"].reshape(n_samples, n_T, n_rep)
+    runs = []
+    for k, entry in enumerate(entries):
+        v = V[:, k]
+        lind = vf.lindemann_ratio(R_fin[k], s.positions, s.box, a0 / math.sqrt(2.0))
+        melted = lind > ft.melt_lindemann
+        c = vf.vacf(v, max_lag)
+        g = vf.vdos(c / c[0], dt_s, nu_grid, 3 * n, ft.window)
+        T_md = float(np.mean(T_inst[:, k]))
+        entry.setdefault("status", "melted" if melted else "ok")
+        entry.update(lindemann_ratio=lind, melted=melted,
+                     mean_temperature=value(T_md * us.temperature_k, "K", reduced=T_md),
+                     energy_fluctuation_per_atom=value(_etot_range(E_tot[:, k], n), "epsilon"),
+                     vdos_mean_frequency=_freq_pair(float(np.trapezoid(nu_grid * g, nu_grid) /
+                                                         np.trapezoid(g, nu_grid)), us),
+                     w1_to_harmonic=ph.wasserstein1(nu_grid, g, nu_grid, g_harm, scale=nu_top))
+        if melted:
+            log(f"the crystal MELTED at {ft.temperatures[k]:g} (Lindemann ratio {lind:.3f})")
+        arrays = {"nu": nu_grid, "vdos": g, "vacf": c}
+        if sed_q is not None and not melted:
+            entry["sed"], arrays["sed_map"] = _sed(v, s.positions, sed_q, dt_s, n_samples, nu_top, ft.window, us)
+        entry["_arrays"] = arrays
+        runs.append(entry)
+    return {"runs": runs, "nu_grid": nu_grid, "harmonic_vdos": g_harm, "nu_top": nu_top,
+            "settings": {"supercell": ft.supercell, "n_atoms": n, "dt_tau": dt, "equilibration_steps": n_eq,
+                         "production_steps": n_prod, "sample_interval_tau": dt_s, "max_lag_tau": max_lag * dt_s,
+                         "replicas": n_rep, "thermostat": ft.thermostat, "window": ft.window,
+                         "initial_state": "harmonic normal modes, kT each, random phases",
+                         "volume": "fixed at the 0 K lattice constant (no thermal expansion)",
+                         "md_compile_seconds": md_compile, "md_run_seconds": md_run}}
+
+
+def _sed(v, sites, sed_q, dt_s, n_samples, nu_top, kind, us) -> tuple[dict, tuple]:
+    """Mode-projected SED peaks (Lorentzian fits) and the unprojected SED map."""
+    cp, nu_qh, vec_q = sed_q
+    Q = sedmod.mode_velocities(v, sites, cp["q"], vec_q)  # (S, R, nq, 3)
+    nu_s, P = sedmod.power_spectrum(Q, dt_s, kind)
+    P = P.mean(axis=1)
+    half = max(4.0 / (n_samples * dt_s), 0.06 * nu_top)
+    peaks = []
+    for iq in range(len(cp["q"])):
+        for b in range(3):
+            guess = float(nu_qh[iq, b])
+            if guess < 0.05 * nu_top:  # acoustic modes at Gamma: nothing to fit
+                fit = {"centre": float("nan"), "fwhm": float("nan"), "lifetime": float("nan"), "ok": False}
+            else:
+                fit = sedmod.peak_fit(nu_s, P[:, iq, b], guess, half)
+            peaks.append({"q_index": iq, "branch": b, "harmonic": guess, **fit})
+    _, Pc = sedmod.power_spectrum(sedmod.mode_velocities(v, sites, cp["q"], None), dt_s, kind)
+    Pc = Pc.sum(axis=-1).mean(axis=1)
+    return ({"q_distance_per_sigma": cp["distance"], "q_cartesian_per_sigma": cp["q"], "peaks": peaks,
+             "frequency_resolution": _freq_pair(1.0 / (n_samples * dt_s), us)}, (cp, nu_s, Pc))
+
+
+def _etot_range(etot: np.ndarray, n_atoms: int) -> float:
+    """Largest peak-to-peak total energy per atom over replicas during NVE (NaN if no energy)."""
+    e = np.asarray(etot, np.float64).reshape(len(etot), -1)
+    return float(np.max(np.ptp(e, axis=0)) / n_atoms) if np.all(np.isfinite(e)) else float("nan")
+
+
+# ----------------------------------------------------------------------------------------------
+# Comparison
+# ----------------------------------------------------------------------------------------------
+def compare(model: dict, ref: dict) -> dict:
+    """Model vs reference metrics (same workflow on both)."""
+    zm, zr = model.get("zero_kelvin"), ref.get("zero_kelvin")
+    out: dict = {}
+    if zm and zr:
+        sm, sr = zm["summary"], zr["summary"]
+        top = sr["nu_max"]["reduced"]
+        out["zero_kelvin"] = {
+            "w1_dos_over_ref_nu_max": ph.wasserstein1(zm["grid"], np.clip(zm["dos"], 0, None),
+                                                      zr["grid"], np.clip(zr["dos"], 0, None), scale=top),
+            "w1_gamma_supercell_over_ref_nu_max": _w1_samples(zm["nu_gamma"], zr["nu_gamma"]) / top,
+            "rel_error_nu_max": sm["nu_max"]["reduced"] / top - 1.0,
+            "rel_error_nu_mean": sm["nu_mean"]["reduced"] / sr["nu_mean"]["reduced"] - 1.0,
+            "rel_error_nu2_mean": sm["nu2_mean"]["reduced"] / sr["nu2_mean"]["reduced"] - 1.0,
+            "rel_error_nu_X": (np.array(sm["nu_X"]["reduced"]) / np.array(sr["nu_X"]["reduced"]) - 1.0).tolist(),
+            "rel_error_nu_L": (np.array(sm["nu_L"]["reduced"]) / np.array(sr["nu_L"]["reduced"]) - 1.0).tolist(),
+            "rel_error_lattice_constant": sm["lattice_constant"]["reduced"] / sr["lattice_constant"]["reduced"] - 1.0,
+            "model_imaginary_modes": sm["n_imaginary_modes"],
+        }
+    fm, fr = model.get("finite_temperature"), ref.get("finite_temperature")
+    if fm and fr:
+        rows = []
+        for rm, rr in zip(fm["runs"], fr["runs"]):
+            row = {"temperature_K": rm["temperature"]["value"], "model_status": rm.get("status"),
+                   "reference_status": rr.get("status")}
+            if "_arrays" in rm and "_arrays" in rr:
+                am, ar = rm["_arrays"], rr["_arrays"]
+                row["w1_vdos_over_ref_nu_max"] = ph.wasserstein1(am["nu"], am["vdos"], ar["nu"], ar["vdos"],
+                                                                 scale=fr["nu_top"])
+                if "sed" in rm and "sed" in rr:
+                    shifts = []
+                    for pm, pr in zip(rm["sed"]["peaks"], rr["sed"]["peaks"]):
+                        if pm["ok"] and pr["ok"]:
+                            shifts.append({"q_index": pm["q_index"], "branch": pm["branch"],
+                                           "shift_reduced": pm["centre"] - pr["centre"],
+                                           "rel_shift": pm["centre"] / pr["centre"] - 1.0,
+                                           "fwhm_ratio": pm["fwhm"] / pr["fwhm"] if pr["fwhm"] else float("nan")})
+                    row["sed_peak_shifts"] = shifts
+                    if shifts:
+                        row["sed_mean_abs_rel_shift"] = float(np.mean([abs(x["rel_shift"]) for x in shifts]))
+            rows.append(row)
+        out["finite_temperature"] = rows
+    return out
+
+
+def _w1_samples(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import wasserstein_distance
+
+    return float(wasserstein_distance(np.ravel(a), np.ravel(b)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Plots and files
+# ----------------------------------------------------------------------------------------------
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_dos(path: Path, model: dict, ref: dict | None, us: UnitSystem, label: str) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if ref is not None:
+        ax.fill_between(ref["grid"] / us.tau_ps, ref["dos"] * us.tau_ps, color="0.8", label="LJ (reference)")
+    ax.plot(model["grid"] / us.tau_ps, model["dos"] * us.tau_ps, color="C0", label=f"{label} (mesh)")
+    hist, edges = model["hist"]
+    ax.stairs(hist * 3.0 * us.tau_ps, edges / us.tau_ps, color="C1", alpha=0.7, label=f"{label} (supercell Γ histogram)")
+    ax.set_xlabel("frequency (THz)")
+    ax.set_ylabel("DOS (states / THz / atom)")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_dispersion(path: Path, model: dict, ref: dict | None, us: UnitSystem, label: str) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    p = model["path"]
+    x = p["distance"]
+    if ref is not None:
+        ax.plot(ref["path"]["distance"], ref["nu_path"] / us.tau_ps, color="0.6", lw=2.5)
+        ax.plot([], [], color="0.6", lw=2.5, label="LJ (reference)")
+    ax.plot(x, model["nu_path"] / us.tau_ps, color="C0", lw=1.2)
+    ax.plot([], [], color="C0", label=label)
+    n = p["segment_nqpoint"][0]
+    ticks = [x[0]] + [x[(k + 1) * n - 1] for k in range(len(p["segment_nqpoint"]))]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(["Γ" if s == "G" else s for s in p["labels"]])
+    for t in ticks:
+        ax.axvline(t, color="k", lw=0.5)
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylabel("frequency (THz)")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_vdos(path: Path, ft: dict, ft_ref: dict | None, us: UnitSystem, label: str) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    nu = ft["nu_grid"] / us.tau_ps
+    ax.plot(nu, ft["harmonic_vdos"] * us.tau_ps, color="k", lw=1, ls="--", label="harmonic (same window)")
+    for k, r in enumerate(ft["runs"]):
+        if "_arrays" in r:
+            ax.plot(nu, r["_arrays"]["vdos"] * us.tau_ps, color=f"C{k}", label=f"{label} {r['temperature']['value']:g} K")
+    if ft_ref is not None:
+        for k, r in enumerate(ft_ref["runs"]):
+            if "_arrays" in r:
+                ax.plot(ft_ref["nu_grid"] / us.tau_ps, r["_arrays"]["vdos"] * us.tau_ps, color=f"C{k}", ls=":",
+                        label=f"LJ {r['temperature']['value']:g} K")
+    ax.set_xlabel("frequency (THz)")
+    ax.set_ylabel("VDOS (states / THz, 3N total)")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_sed(path: Path, ft: dict, us: UnitSystem) -> None:
+    runs = [r for r in ft["runs"] if "_arrays" in r and "sed_map" in r["_arrays"]]
+    if not runs:
+        return
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs), 4), squeeze=False)
+    for ax, r in zip(axes[0], runs):
+        cp, nu_s, P = r["_arrays"]["sed_map"]
+        x = np.arange(len(cp["q"]))
+        ax.pcolormesh(x, nu_s / us.tau_ps, np.log10(P + P.max() * 1e-8), shading="nearest", cmap="magma")
+        for pk in r["sed"]["peaks"]:
+            if np.isfinite(pk["harmonic"]):
+                ax.plot(pk["q_index"], pk["harmonic"] / us.tau_ps, "w.", ms=3)
+        ax.set_ylim(0, 1.3 * ft["nu_top"] / us.tau_ps)
+        ax.set_xlabel("q index along Γ-X-W-K-Γ-L (commensurate)")
+        ax.set_ylabel("frequency (THz)")
+        ax.set_title(f"SED {r['temperature']['value']:g} K (dots: harmonic)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(out: Path, res: dict, ref: dict | None, us: UnitSystem, label: str) -> None:
+    """total_dos.dat, band.yaml and plots for one potential's results (`ref` overlays)."""
+    zk = res.get("zero_kelvin")
+    if zk:
+        write_total_dos(out / "total_dos.dat", zk["grid"] / us.tau_ps, zk["dos"] * us.tau_ps,
+                        zk["summary"]["dos_sigma"]["THz"])
+        write_band_yaml(out / "band.yaml", zk, us)
+        plot_dos(out / "pdos.png", zk, ref.get("zero_kelvin") if ref else None, us, label)
+        plot_dispersion(out / "dispersion.png", zk, ref.get("zero_kelvin") if ref else None, us, label)
+    ft = res.get("finite_temperature")
+    if ft:
+        plot_vdos(out / "vdos.png", ft, ref.get("finite_temperature") if ref else None, us, label)
+        plot_sed(out / "sed.png", ft, us)
+        rows = [ft["nu_grid"] / us.tau_ps, ft["harmonic_vdos"] * us.tau_ps]
+        head = "# frequency_THz harmonic"
+        for r in ft["runs"]:
+            if "_arrays" in r:
+                rows.append(r["_arrays"]["vdos"] * us.tau_ps)
+                head += f" T={r['temperature']['value']:g}K"
+        np.savetxt(out / "vdos.dat", np.column_stack(rows), header=head[2:], fmt="%.8e")
+
+
+def run_one(potential: Potential, cfg: PdosConfig, lattice_constant: float | None = None, log=print) -> dict:
+    """0 K and finite-T results for one potential."""
+    res: dict = {"potential": potential.describe()}
+    zk = None
+    if cfg.zero_kelvin.enabled or cfg.finite_temperature.enabled:
+        zk = zero_kelvin(potential, cfg, lattice_constant, log=log)
+        if cfg.zero_kelvin.enabled:
+            res["zero_kelvin"] = zk
+    if cfg.finite_temperature.enabled:
+        if cfg.finite_temperature.supercell % 1:
+            raise UserError("finite_temperature.supercell must be an integer")
+        res["finite_temperature"] = finite_temperature(potential, cfg, zk["a0"], zk["row"], log=log)
+    return res
+
+
+def summarise(res: dict) -> dict:
+    """JSON-able part of a result (drops arrays)."""
+    out = {"potential": res["potential"]}
+    if "zero_kelvin" in res:
+        out["zero_kelvin"] = res["zero_kelvin"]["summary"]
+    if "finite_temperature" in res:
+        ft = res["finite_temperature"]
+        out["finite_temperature"] = {"settings": ft["settings"],
+                                     "harmonic_nu_max": ft["nu_top"],
+                                     "runs": [{k: v for k, v in r.items() if k != "_arrays"} for r in ft["runs"]]}
+    return out
