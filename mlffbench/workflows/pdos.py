@@ -254,8 +254,7 @@ def harmonic_sample(hessian: np.ndarray, kT: float, n_samples: int, seed: int,
     return (q @ U.T).reshape(n_samples, n, 3), (qdot @ U.T).reshape(n_samples, n, 3)
 
 
-def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, row: np.ndarray,
-                       log=print) -> dict:
+def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, log=print) -> dict:
     """MD -> VACF DOS per temperature, W1 to the harmonic DOS of the same cell, SED peaks.
 
     Per temperature: harmonic equipartitioned start (random phases), NVT equilibration (skipped
@@ -579,9 +578,7 @@ def run_one(potential: Potential, cfg: PdosConfig, lattice_constant: float | Non
         if cfg.zero_kelvin.enabled:
             res["zero_kelvin"] = zk
     if cfg.finite_temperature.enabled:
-        if cfg.finite_temperature.supercell % 1:
-            raise UserError("finite_temperature.supercell must be an integer")
-        res["finite_temperature"] = finite_temperature(potential, cfg, zk["a0"], zk["row"], log=log)
+        res["finite_temperature"] = finite_temperature(potential, cfg, zk["a0"], log=log)
     return res
 
 
