@@ -152,7 +152,7 @@ def run_checks(pot: Potential, cfg: CheckModelConfig) -> dict:
         gap = abs(e_out - e_in)
         slack = 1.5 * h * np.maximum(np.abs(F_s[1:]), np.abs(F_s[:-1]))
         excess = float(np.max(np.maximum(np.abs(np.diff(E_s)) - slack, 0.0)))
-        e_ref = max(float(np.max(np.abs(E_s - E_s[-1]))), 1e-3)
+        e_ref = max(float(E_s[-1] - np.min(E_s)), 1e-3)  # dimer well depth (1 epsilon for LJ)
         checks.append(_check("smoothness_energy_gap_at_cutoff", gap / e_ref, tol * 10, "relative to dimer well depth",
                              f"|E(rc + {delta:g}) - E(rc - {delta:g})| for a dimer"))
         checks.append(_check("smoothness_energy_scan", excess / e_ref, tol * 10, "relative to dimer well depth",
