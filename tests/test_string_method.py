@@ -119,9 +119,9 @@ def test_lj_vacancy_barrier_matches_ase_ci_neb(lj_vacancy_neb):
         BFGS(at, logfile=None).run(fmax=1e-6, steps=500)
         ends.append(at)
     images = [ends[0]] + [atoms(ends[0].positions) for _ in range(3)] + [ends[1]]
-    neb = NEB(images, climb=True)
+    neb = NEB(images, climb=True, method="improvedtangent")
     neb.interpolate()
-    FIRE(neb, logfile=None).run(fmax=5e-4, steps=3000)
+    assert FIRE(neb, logfile=None, maxstep=0.05).run(fmax=5e-4, steps=3000)
     e = np.array([im.get_potential_energy() for im in images])
     barrier_ase = e.max() - e[0]
     assert abs(out["barrier_forward"] - barrier_ase) <= 1e-4, (out["barrier_forward"], barrier_ase)

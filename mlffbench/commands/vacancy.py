@@ -1,0 +1,72 @@
+"""`mlffbench vacancy`: vacancy hop rates from direct MD, Arrhenius fit, HTST comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from mlffbench.progress import console, progress_bar
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("vacancy")
+    def vacancy(
+        config: Path = typer.Option(..., "-c", "--config", help="YAML config (see configs/vacancy-quick.yaml)."),
+        outdir: Path = typer.Option(..., "-o", "--outdir", help="Output directory (must not exist)."),
+        model: str | None = typer.Option(None, "--model", help="lj | lj/cut | lj/cut/shift | lj/smooth | "
+                                         "a trained-model directory. Default: the config's potential."),
+        seed: int | None = typer.Option(None, "--seed", help="Override the config's seed."),
+        checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Checkpoint file (default: "
+                                               "OUTDIR's parent/.OUTDIR-name.vacancy-checkpoint.npz). "
+                                               "An existing one for the same config is resumed."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUTDIR."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    ) -> None:
+        """Vacancy hopping rates from direct NVT MD (many replicas at once), hop detection from
+        lattice-site occupancy, Poisson confidence intervals, Arrhenius fit and harmonic-TST
+        comparison. Writes OUTDIR/result.json, arrhenius.png, manifest.json. Interrupted runs
+        resume from the checkpoint (removed after success)."""
+        from mlffbench.config import load_config
+        from mlffbench.io import atomic_outdir, check_outdir
+        from mlffbench.potentials import load_potential
+        from mlffbench.workflows.vacancy import VacancyConfig, run_vacancy
+
+        cfg = load_config(VacancyConfig, config, {"seed": seed})
+        check_outdir(outdir, overwrite)
+        spec = model or cfg.potential.name
+        potential = (cfg.potential.build() if model is None
+                     else load_potential(model, cutoff=cfg.potential.cutoff_sigma))
+        ckpt = checkpoint or outdir.parent / f".{outdir.name}.vacancy-checkpoint.npz"
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        factory = None if quiet else (lambda desc, total: progress_bar(desc, total, "segments"))
+        with atomic_outdir(outdir, overwrite) as tmp:
+            doc = run_vacancy(potential, cfg, tmp, ckpt, progress_factory=factory, model_spec=spec,
+                              log=lambda m: console.print(m))
+        ckpt.unlink(missing_ok=True)
+        print_summary(doc, outdir)
+
+
+def print_summary(doc: dict, outdir: Path) -> None:
+    table = Table(title=f"vacancy hopping ({doc['potential']['name']}) -> {outdir}", header_style="bold")
+    for col in ("T (K)", "hops", "time (ps)", "rate (1/ps)", "95% CI", "HTST 12k (1/ps)"):
+        table.add_column(col, justify="right")
+    htst = {r["temperature_K"]: r for r in doc.get("htst", {}).get("comparison", [])}
+    for r in doc["rates"]:
+        T = r["temperature"]["value"]
+        k = r["total_hop_rate"]
+        h = htst.get(T)
+        table.add_row(f"{T:.1f}", str(r["hops"]), f"{r['simulated_time']['value']:.1f}", f"{k['value']:.3g}",
+                      f"[{k['ci95'][0]:.2g}, {k['ci95'][1]:.2g}]",
+                      f"{h['htst_total_rate']['value']:.3g}" if h else "-")
+    console.print(table)
+    a = doc.get("arrhenius", {})
+    if "E_m" in a:
+        console.print(f"Arrhenius fit: E_m = {a['E_m']['value'] * 1000:.2f} ± {a['E_m']['stderr'] * 1000:.2f} meV, "
+                      f"nu0 = {a['nu0']['value']:.3g} 1/ps")
+    if "E_m" in doc.get("htst", {}):
+        console.print(f"string method: E_m = {doc['htst']['E_m']['value'] * 1000:.2f} meV, "
+                      f"HTST prefactor {doc['htst']['prefactor']['value']:.3g} THz")
+    for m in doc.get("messages", []):
+        console.print(f"[yellow]{m}[/yellow]")
