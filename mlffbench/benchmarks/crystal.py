@@ -48,11 +48,27 @@ def lattice(potential, ctx: BenchContext, n_cells: int) -> tuple[float, float, f
     return ctx.memo[key]
 
 
+def energy_curve(potential, ctx: BenchContext, n_cells: int, a0: float, points: int = 21) -> dict:
+    """E/N of the perfect crystal for a in [0.96, 1.06] a0 (metal units), for the plot."""
+    from mlffbench.dynamics.minimize import energy_per_atom_vs_scale
+    from mlffbench.structures import fcc
+
+    key = ("energy_curve", n_cells)
+    if key not in ctx.memo:
+        e_of_s = energy_per_atom_vs_scale(potential, fcc(n_cells, a0))
+        s = np.linspace(0.96, 1.06, points)
+        ctx.memo[key] = {"a": (s * a0 * ctx.units.scale("length")).tolist(),
+                         "energy_per_atom": [float(e_of_s(x)) * ctx.units.scale("energy") for x in s],
+                         "unit": "Å, eV/atom"}
+    return ctx.memo[key]
+
+
 def run_lattice_constant(potential, ctx: BenchContext) -> dict:
     a0, e0, secs = lattice(potential, ctx, ctx.settings.n_cells)
     L = ctx.units.scale("length")
     return {"lattice_constant": value(a0 * L, "Å", reduced=a0, reduced_unit="sigma"),
-            "n_cells": ctx.settings.n_cells, "seconds": secs}
+            "n_cells": ctx.settings.n_cells, "seconds": secs,
+            "energy_curve": energy_curve(potential, ctx, ctx.settings.n_cells, a0)}
 
 
 def compare_lattice_constant(model: dict, ref: dict) -> dict:
@@ -66,7 +82,8 @@ def run_cohesive_energy(potential, ctx: BenchContext) -> dict:
     E = ctx.units.scale("energy")
     return {"cohesive_energy": value(-e0 * E, "eV/atom", reduced=-e0, reduced_unit="epsilon/atom"),
             "lattice_constant": value(a0 * ctx.units.scale("length"), "Å", reduced=a0, reduced_unit="sigma"),
-            "n_cells": ctx.settings.n_cells, "seconds": secs}
+            "n_cells": ctx.settings.n_cells, "seconds": secs,
+            "energy_curve": energy_curve(potential, ctx, ctx.settings.n_cells, a0)}
 
 
 def compare_cohesive_energy(model: dict, ref: dict) -> dict:
@@ -140,6 +157,27 @@ def compare_vacancy_formation(model: dict, ref: dict) -> dict:
     return out
 
 
+def plot_energy_curve(model: dict, ref: dict, outdir, units) -> list:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for raw, label, st in ((ref, "LJ", "-"), (model, "model", "--")):
+        if raw and "energy_curve" in raw:
+            c = raw["energy_curve"]
+            ax.plot(c["a"], [e * 1000 for e in c["energy_per_atom"]], st, label=label)
+            ax.axvline(raw["lattice_constant"]["value"], ls=st, lw=0.6, color="grey")
+    ax.set_xlabel("lattice constant (Å)")
+    ax.set_ylabel("E/N (meV/atom)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(outdir / "energy_vs_a.png", dpi=110)
+    plt.close(fig)
+    return ["energy_vs_a.png"]
+
+
 def plot_vacancy(model: dict, ref: dict, outdir, units) -> list:
     import matplotlib
 
@@ -163,11 +201,12 @@ def plot_vacancy(model: dict, ref: dict, outdir, units) -> list:
 
 
 register(Benchmark("lattice_constant", "0 K FCC lattice constant", run_lattice_constant,
-                   compare_lattice_constant, LatticeSettings, needs_energy=True,
+                   compare_lattice_constant, LatticeSettings, needs_energy=True, plot=plot_energy_curve,
                    reference_values={"lattice_constant": {"rel": 1e-8}},
                    description="a0 minimising E/N of the perfect FCC crystal (Brent + Newton)."))
 register(Benchmark("cohesive_energy", "cohesive energy", run_cohesive_energy, compare_cohesive_energy,
                    LatticeSettings, needs_energy=True, reference_values={"cohesive_energy": {"rel": 1e-9}},
+                   plot=plot_energy_curve,
                    description="-E/N of the perfect crystal at its own a0."))
 register(Benchmark("vacancy_formation", "vacancy formation energy", run_vacancy_formation,
                    compare_vacancy_formation, VacancySettings, needs_energy=True, plot=plot_vacancy,
