@@ -5,6 +5,9 @@ Both sides start from the same lattice constant, produce supercell force constan
 Gaussian-smeared DOS on the same q-mesh. Compile time of the JAX side is reported apart.
 
     python bench/pdos_speed.py [--model MODEL_DIR] [--mesh 20] [--repeats 3] [--out bench_pdos.json]
+
+The first mlffbench call is cold (compilation); later calls reuse the compiled functions and give
+the steady-state time. phonopy's mesh uses its symmetry-reduced q-points; ours the full mesh.
 """
 
 from __future__ import annotations
@@ -35,9 +38,7 @@ def ours(potential, mesh: int, sigma: float) -> dict:
     grid = np.linspace(0, nu.max() * 1.1, 501)
     dos = ph.gaussian_dos(nu, grid, sigma)
     t2 = time.perf_counter()
-    total = t2 - t0
-    return {"total_s": total, "compile_s": fc.compile_seconds, "total_minus_compile_s": total - fc.compile_seconds,
-            "force_constants_s": t1 - t0, "mesh_and_dos_s": t2 - t1, "nu_max": float(nu.max()),
+    return {"total_s": t2 - t0, "jvp_compile_s": fc.compile_seconds, "force_constants_s": t1 - t0, "mesh_and_dos_s": t2 - t1, "nu_max": float(nu.max()),
             "dos_checksum": float(np.trapezoid(dos, grid))}
 
 
@@ -82,21 +83,28 @@ def main() -> None:
     args = ap.parse_args()
     lj = lennard_jones("lj/cut/shift", cutoff=2.5)
     res: dict = {"n_atoms": 256, "mesh": [args.mesh] * 3, "repeats": args.repeats}
-    runs = [ours(lj, args.mesh, args.sigma) for _ in range(args.repeats)]
+    # first call: cold (XLA compilation of the batched JVPs and of the neighbour-list update);
+    # later calls reuse the compiled code: steady state
+    runs = [ours(lj, args.mesh, args.sigma) for _ in range(args.repeats + 1)]
     peer = [phonopy_ase(args.mesh, args.sigma) for _ in range(args.repeats)]
-    best = min(runs, key=lambda r: r["total_minus_compile_s"])
+    cold, warm = runs[0], min(runs[1:], key=lambda r: r["total_s"])
     best_peer = min(peer, key=lambda r: r["total_s"])
-    res["mlffbench_lj"] = {"runs": runs, "best": best}
+    res["mlffbench_lj"] = {"cold": cold, "warm_runs": runs[1:], "warm_best": warm,
+                           "compile_s": cold["total_s"] - warm["total_s"]}
     res["phonopy_ase_lj"] = {"runs": peer, "best": best_peer}
-    res["nu_max_relative_difference"] = best["nu_max"] / best_peer["nu_max"] - 1
-    res["speedup_excluding_compile"] = best_peer["total_s"] / best["total_minus_compile_s"]
-    res["speedup_including_compile"] = best_peer["total_s"] / best["total_s"]
+    res["nu_max_relative_difference"] = warm["nu_max"] / best_peer["nu_max"] - 1
+    res["speedup_steady_state"] = best_peer["total_s"] / warm["total_s"]
+    res["speedup_including_compile"] = best_peer["total_s"] / cold["total_s"]
+    res["speedup_force_constants_steady_state"] = (
+        (best_peer["displacements_and_ase_forces_s"] + best_peer["produce_force_constants_s"])
+        / warm["force_constants_s"])
     if args.model:
         model = load_potential(args.model)
-        mr = [ours(model, args.mesh, args.sigma) for _ in range(args.repeats)]
-        res["mlffbench_model"] = {"model": args.model, "runs": mr,
-                                  "best": min(mr, key=lambda r: r["total_minus_compile_s"])}
-        res["model_speedup_excluding_compile"] = best_peer["total_s"] / res["mlffbench_model"]["best"]["total_minus_compile_s"]
+        mr = [ours(model, args.mesh, args.sigma) for _ in range(args.repeats + 1)]
+        mwarm = min(mr[1:], key=lambda r: r["total_s"])
+        res["mlffbench_model"] = {"model": args.model, "cold": mr[0], "warm_best": mwarm,
+                                  "compile_s": mr[0]["total_s"] - mwarm["total_s"]}
+        res["model_speedup_steady_state"] = best_peer["total_s"] / mwarm["total_s"]
     import jax
 
     res["device"] = str(jax.devices()[0])
