@@ -32,7 +32,7 @@ class VacancySettings(BenchSettings):
 
     n_cells: list[int] = Field(default_factory=lambda: [3])
     fmax: float = Field(1e-8, gt=0)
-    fmax_float32: float = Field(1e-4, gt=0)
+    fmax_float32: float = Field(1e-2, gt=0)
     lattice_n_cells: int = Field(3, ge=1, le=10)
 
 

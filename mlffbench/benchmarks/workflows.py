@@ -55,7 +55,8 @@ def sub_config(model: type, ctx: BenchContext, extra: dict | None = None, potent
 
     s: WorkflowSettings = ctx.settings
     forced = dict(s.float32_overrides) if potential is not None and is_float32(potential) else {}
-    forced.update(extra or {})
+    # impose only keys the workflow's config has (its schema may evolve independently)
+    forced.update({k: v for k, v in (extra or {}).items() if k.split(".")[0] in model.model_fields})
     if "units" in model.model_fields and ctx.run_config is not None:
         forced["units"] = ctx.run_config.units.model_dump()
     return load_stage_config(model, s, f"benchmarks.{ctx.benchmark}", forced)
