@@ -55,15 +55,24 @@ def test_pdos_zero_kelvin_outputs_and_compare(tmp_path):
     np.testing.assert_allclose([b["frequency"] for b in x["band"]], z["nu_X"]["THz"], rtol=1e-8)
 
 
-def test_pdos_bad_config_key_is_one_line_exit_2(tmp_path):
+def _main_in_process(args, monkeypatch, capsys):
+    from mlffbench.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["mlffbench", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    return exc.value.code, capsys.readouterr().err
+
+
+def test_pdos_bad_config_key_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
     cfg = tmp_path / "bad.yaml"
+    out = str(tmp_path / "o")
     cfg.write_text("zero_kelvin:\n  mesh_size: 8\n")
-    res = _run(["pdos", "-c", str(cfg), "-o", str(tmp_path / "o")], tmp_path)
-    assert res.returncode == 2
-    assert "zero_kelvin.mesh_size" in res.stderr and not (tmp_path / "o").exists()
+    code, err = _main_in_process(["pdos", "-c", str(cfg), "-o", out], monkeypatch, capsys)
+    assert code == 2 and "zero_kelvin.mesh_size" in err and not (tmp_path / "o").exists()
     cfg.write_text("finite_temperature:\n  temperatures: [-5]\n")
-    res = _run(["pdos", "-c", str(cfg), "-o", str(tmp_path / "o")], tmp_path)
-    assert res.returncode == 2 and "temperatures" in res.stderr
+    code, err = _main_in_process(["pdos", "-c", str(cfg), "-o", out], monkeypatch, capsys)
+    assert code == 2 and "temperatures" in err
     cfg.write_text(TINY)
-    res = _run(["pdos", "--model", "nope", "-c", str(cfg), "-o", str(tmp_path / "o")], tmp_path)
-    assert res.returncode == 2 and "--model" in res.stderr
+    code, err = _main_in_process(["pdos", "--model", "nope", "-c", str(cfg), "-o", out], monkeypatch, capsys)
+    assert code == 2 and "--model" in err and not (tmp_path / "o").exists()

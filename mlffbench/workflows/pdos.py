@@ -82,7 +82,6 @@ class PdosConfig(StrictModel):
     potential: PotentialConfig = PotentialConfig()
     zero_kelvin: ZeroKelvinConfig = ZeroKelvinConfig()
     finite_temperature: FiniteTConfig = FiniteTConfig()
-    progress: bool = True
 
 
 # ----------------------------------------------------------------------------------------------
