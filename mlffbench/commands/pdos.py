@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         do_compare = (compare == "lj") or (compare is None and not is_lj)
         potential = cfg.potential.build() if model == "lj" else \
             load_potential(model, cutoff=cfg.potential.cutoff_sigma)
-        log = (lambda msg: None) if quiet else (lambda msg: console.print(f"[dim]{msg}[/dim]", highlight=False))
+        log = (lambda msg: None) if quiet or not cfg.progress else (lambda msg: console.print(f"[dim]{msg}[/dim]", highlight=False))
         t0 = time.perf_counter()
         ref = None
         lattice = None

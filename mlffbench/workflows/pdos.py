@@ -82,6 +82,7 @@ class PdosConfig(StrictModel):
     potential: PotentialConfig = PotentialConfig()
     zero_kelvin: ZeroKelvinConfig = ZeroKelvinConfig()
     finite_temperature: FiniteTConfig = FiniteTConfig()
+    progress: bool = Field(True, description="print stage messages (the command's --quiet also hides them)")
 
 
 # ----------------------------------------------------------------------------------------------
