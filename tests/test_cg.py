@@ -144,12 +144,12 @@ def test_cg_md_with_prior_is_stable_and_without_collapses():
 
     integ = Integrator("nvt_langevin", dt=0.005, gamma=2.0)
     with_prior = spline_cg_potential(spline, RepulsivePrior.from_rise(0.8, epsilon=10.0))
-    res = run_md(with_prior, X0, np.eye(3) * L, integ, 1500, kT=1.0, sample_every=100, record=("positions",),
+    res = run_md(with_prior, X0, np.eye(3) * L, integ, 1000, kT=1.0, sample_every=100, record=("positions",),
                  mass=3.0, seed=2)
     assert res.status == "ok"
     assert min(min_dist(Y) for Y in res.samples["positions"][5:]) > 0.45
     # prior switched off (tiny cutoff): pairs fall through the spline's floor and overlap
     without = spline_cg_potential(spline, RepulsivePrior(sigma=1e-3, epsilon=1e-9, cut_factor=1.01))
-    res0 = run_md(without, X0, np.eye(3) * L, integ, 1500, kT=1.0, sample_every=100, record=("positions",),
+    res0 = run_md(without, X0, np.eye(3) * L, integ, 1000, kT=1.0, sample_every=100, record=("positions",),
                   mass=3.0, seed=2, max_step_displacement=10.0)
     assert res0.status != "ok" or min(min_dist(Y) for Y in res0.samples["positions"][5:]) < 0.3
