@@ -7,8 +7,9 @@ CG frames are (X (F, M, 3) bead positions, Fb (F, M, 3) mapped forces, box (3, 3
   s_p = r_p / `cut_factor`. The reference (almost) never samples r < r_p, so force matching alone
   leaves the model unconstrained there; the prior acts only there and makes sure CG MD cannot
   collapse. Models are fitted to F_ref - F_prior (nearly F_ref).
-* `fit_hipnn`: HIP-NN-TS trained by force matching with optax Adam (a minimal loop here because
-  `mlffbench/training` was not available when this was written), force-only loss ('mse' or
+* `fit_hipnn`: HIP-NN-TS trained by force matching with optax Adam (a minimal loop here:
+  `mlffbench/training` works on argon `Dataset`s with energies/stress/phases and has no prior
+  term; CG frames have forces only and need the prior), force-only loss ('mse' or
   hippynn's 'rmse+mae'), patience-based early stopping on a validation split and hippynn-style
   batch-size doubling on a plateau.
 * `fit_spline`: the multiscale coarse-graining (MS-CG) baseline: a pair potential expanded in
