@@ -84,3 +84,23 @@ def test_multiple_vacancies_stop_the_replica():
     det = count_hops(R, vac.sites, vac.box, np.arange(20.0), persist=3, defect_persist=4)
     assert det.stopped and det.n_hops == 0
     assert det.valid_time == 10.0
+
+
+def test_drift_of_the_whole_crystal_is_not_a_hop():
+    """Langevin noise random-walks the centre of mass; after drift removal a crystal that slid by
+    more than half a neighbour distance still shows no hop."""
+    from mlffbench.properties.hops import remove_drift
+    from mlffbench.structures import wrap_positions
+
+    crystal = fcc(3, 1.55)
+    vac = remove_atom(crystal, 0)
+    S = 60
+    shift = np.linspace(0, 1.0, S)[:, None] * np.array([1.0, 0.4, 0.0])  # slides 1.08 sigma
+    traj = np.array([wrap_positions(vac.positions + s, vac.box) for s in shift])
+    raw = count_hops(traj, vac.sites, vac.box, np.arange(S) * 1.0, persist=3)
+    assert raw.n_hops > 0 or raw.stopped  # without drift removal the mapping breaks
+    fixed, _, drift = remove_drift(traj[:30], vac.box)
+    fixed2, _, drift = remove_drift(traj[30:], vac.box, traj[29], drift)
+    det = count_hops(np.concatenate([fixed, fixed2]), vac.sites, vac.box, np.arange(S) * 1.0, persist=3)
+    assert det.n_hops == 0 and not det.stopped
+    np.testing.assert_allclose(drift, shift[-1], atol=1e-12)

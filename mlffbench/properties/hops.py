@@ -163,3 +163,27 @@ def count_hops(positions, sites, box, times, persist: int = 5, defect_persist: i
     det = HopDetector(persist=persist, defect_persist=defect_persist)
     det.feed(vac, ne, times)
     return det
+
+
+def remove_drift(positions, box, previous=None, drift=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Subtract the crystal's centre-of-mass drift (Langevin noise makes it random-walk, which
+    would slowly carry every atom towards a neighbouring site).
+
+    The drift is accumulated sample to sample from minimum-image displacements (samples must be
+    close enough that no atom moves half a box in between). positions: (S, N, 3) wrapped;
+    previous: (N, 3) last sample of the previous chunk (None: start here with zero drift);
+    drift: (3,) accumulated so far. Returns (corrected (S, N, 3), last raw sample, drift).
+    """
+    P = np.asarray(positions, np.float64)
+    box = np.asarray(box, np.float64)
+    inv = np.linalg.inv(box)
+    prev = P[0] if previous is None else np.asarray(previous, np.float64)
+    d = np.zeros(3) if drift is None else np.asarray(drift, np.float64).copy()
+    out = np.empty_like(P)
+    for s in range(len(P)):
+        step = P[s] - prev
+        f = step @ inv.T
+        d = d + np.mean((f - np.round(f)) @ box.T, axis=0)
+        out[s] = P[s] - d
+        prev = P[s]
+    return out, prev, d

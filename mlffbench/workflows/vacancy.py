@@ -25,7 +25,7 @@ from mlffbench.dynamics.md import Integrator, run_md
 from mlffbench.errors import UserError
 from mlffbench.io import atomic_write_bytes, manifest, value, write_json
 from mlffbench.potentials.base import Potential
-from mlffbench.properties.hops import HopDetector, site_occupancy
+from mlffbench.properties.hops import HopDetector, remove_drift, site_occupancy
 from mlffbench.properties.rates import arrhenius_fit, rate_with_interval
 from mlffbench.units import convert_input
 from mlffbench.workflows.neb import (N_HOP_DIRECTIONS, HTSTConfig, NebConfig, StringConfig, SystemConfig,
@@ -152,7 +152,8 @@ def run_vacancy(potential: Potential, cfg: VacancyConfig, outdir: Path, checkpoi
             state["start_time"] = [0.0] * n_rep
             state["time_offset"] = 0.0
             state["segment"], state["equilibrated"] = 0, False
-            arrays = {"positions": np.repeat(R0[None], n_rep, axis=0), "velocities": np.zeros((0,))}
+            arrays = {"positions": np.repeat(R0[None], n_rep, axis=0), "velocities": np.zeros((0,)),
+                      "last_sample": np.repeat(R0[None], n_rep, axis=0), "drift": np.zeros((n_rep, 3))}
         dets = [HopDetector.from_state(d) for d in state["detectors"]]
         alive = state["alive"]
         seed_base = cfg.seed * 100003 + ti * 1009
@@ -191,7 +192,11 @@ def run_vacancy(potential: Potential, cfg: VacancyConfig, outdir: Path, checkpoi
                 pos = pos[:, None] if single else pos  # (S, R, N, 3)
                 times = state["time_offset"] + md.samples["time"]
                 for k, r in enumerate(alive):
-                    v, ne = site_occupancy(pos[:, k], vac.sites, vac.box)
+                    prev = arrays["last_sample"][r] if seg > 0 else None
+                    drift = arrays["drift"][r] if seg > 0 else None
+                    fixed, last, drift = remove_drift(pos[:, k], vac.box, prev, drift)
+                    arrays["last_sample"][r], arrays["drift"][r] = last, drift
+                    v, ne = site_occupancy(fixed, vac.sites, vac.box)
                     dets[r].feed(v, ne, times)
                 state["time_offset"] = float(times[-1])
                 Pf = md.final["positions"].reshape(len(alive), -1, 3)
