@@ -176,3 +176,19 @@ def test_wasserstein_and_gaussian_dos():
     # W1 of a rigid shift is the shift (here normalised by scale 10)
     assert abs(ph.wasserstein1(grid, d1, grid, d2, scale=10.0) - 0.03) < 1e-4
     assert ph.wasserstein1(grid, d1, grid, d1) == 0.0
+
+
+def test_acoustic_sum_rule(fc_bravais, a0):
+    """The exact float64 Hessian already satisfies sum_j Phi(0,j) = 0 (imposing it changes
+    nothing); a perturbed (float32-like) row gets imaginary Gamma modes that imposing removes."""
+    row = fc_bravais.fc[0]
+    np.testing.assert_allclose(ph.impose_acoustic_sum_rule(row), row, atol=1e-10 * np.abs(row).max())
+    bad = row.copy()
+    bad[0] += 1e-3 * np.eye(3) * -1.0  # softens the on-site term: negative eigenvalue at Gamma
+    s = fcc(4, a0)
+    images = ph.shortest_images(s.positions, s.box)
+    gamma = np.zeros((1, 3))
+    assert ph.frequencies_at(bad, images, gamma).min() < 0
+    fixed = ph.impose_acoustic_sum_rule(bad)
+    assert np.abs(fixed.sum(axis=0)).max() < 1e-12
+    assert np.abs(ph.frequencies_at(fixed, images, gamma)).max() < 1e-5

@@ -230,6 +230,16 @@ def force_constants(potential: Potential, positions, box, method: str = "bravais
                           compile_seconds=c_s)
 
 
+def impose_acoustic_sum_rule(row: np.ndarray, origin: int = 0) -> np.ndarray:
+    """Block row (N, 3, 3) with the on-site block set to -sum of the others, so that a rigid
+    translation costs nothing (sum_j Phi(0, j) = 0). An exact float64 Hessian satisfies this to
+    round-off already; a float32 model's does not, and the violation shows up as small imaginary
+    acoustic frequencies at Gamma."""
+    out = np.array(row, dtype=np.float64, copy=True)
+    out[origin] -= out.sum(axis=0)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # Lattice translations of a Bravais supercell
 # ----------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ class ZeroKelvinConfig(StrictModel):
     fmax: float = Field(1e-8, gt=0, description="relaxation threshold, epsilon/sigma")
     force_constants: Literal["auto", "bravais", "full"] = "auto"
     batch: int = Field(48, ge=1, le=4096)
+    acoustic_sum_rule: bool = Field(True, description="set the on-site block to -sum of the others")
     mesh: int = Field(20, ge=1, le=96)
     gamma_centered: bool = True
     dos_method: Literal["gaussian"] = "gaussian"
@@ -142,6 +143,8 @@ def zero_kelvin(potential: Potential, cfg: PdosConfig, lattice_constant: float |
     timings["force_constants_compile"] = fc.compile_seconds
     t0 = time.perf_counter()
     row = fc.row()
+    if zk.acoustic_sum_rule:
+        row = ph.impose_acoustic_sum_rule(row)
     images = ph.shortest_images(R, s.box)
     prim = ph.fcc_primitive_cell(a0)
     q_mesh = ph.mesh_qpoints(prim, zk.mesh, zk.gamma_centered)
@@ -244,6 +247,7 @@ def harmonic_sample(hessian: np.ndarray, kT: float, n_samples: int, seed: int,
     lam, U = np.linalg.eigh(hessian / mass)
     top = max(float(lam.max()), 1e-300)
     live = lam > 1e-8 * top
+    live[np.argsort(np.abs(lam))[:3]] = False  # the three rigid translations of a periodic cell
     omega = np.sqrt(np.where(live, lam, 1.0))
     rng = np.random.default_rng(seed)
     phi = rng.uniform(0.0, TWO_PI, size=(n_samples, len(lam)))
@@ -281,6 +285,7 @@ def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, log=pri
     t_therm = convert_input(ft.thermostat_time, "time", system, us)
     # harmonic modes of this same MD cell (exact Hessian of the MD cell itself)
     fc_md = ph.force_constants(potential, s.positions, s.box, method="bravais")
+    fc_md.fc[0] = ph.impose_acoustic_sum_rule(fc_md.fc[0])
     H = fc_md.full_matrix()
     nu_h = ph.signed_frequencies(np.linalg.eigvalsh(H)) / TWO_PI
     nu_top = max(float(nu_h.max()), 1e-6)
