@@ -53,9 +53,13 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Console-script entry point with one-line errors."""
+    """Console-script entry point with one-line errors.
+
+    Typer runs in standalone mode, so usage errors (unknown option, missing argument) are
+    printed by it with exit code 2; our own exceptions pass through and are printed here.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except UserError as exc:
         console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -65,17 +69,6 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -29,9 +29,9 @@ def test_nve_trajectory_matches_lammps(lj):
 
     s = random_displacements(fcc(4, A0_LJ), 0.03, 1)
     v0 = _velocities(s.n_atoms, 0.3, 2)
-    res = run_md(lj, s.positions, s.box, Integrator("nve", dt=0.005), 200, velocities=v0, sample_every=200,
-                 record=("positions",))
-    x_ref, v_ref, _ = lammps_lj.run_nve(s.positions, v0, s.box, 200, timestep=0.005)
+    integ = Integrator("nve", dt=0.005)
+    res = run_md(lj, s.positions, s.box, integ, 200, velocities=v0, sample_every=200)
+    x_ref, v_ref, _ = lammps_lj.run_nve(s.positions, v0, s.box, 200, timestep=integ.dt)
     # our positions are wrapped; compare minimum-image differences
     d = res.final["positions"] - x_ref
     frac = d @ np.linalg.inv(s.box).T

@@ -43,7 +43,7 @@ class Integrator:
 
     Attributes:
         ensemble: one of ENSEMBLES.
-        dt: time step (tau).
+        dt: time step (tau), rounded to the nearest float32 (jax-md integrates that value).
         tau_T: thermostat time constant (tau), Nose-Hoover.
         gamma: Langevin friction (1/tau).
         pressure: target pressure for NPT (epsilon/sigma^3).
@@ -66,6 +66,9 @@ class Integrator:
             raise ValueError("Nose-Hoover chain_length must be >= 2 (length 1 is wrong in jax-md)")
         if self.dt <= 0:
             raise ValueError("dt must be positive")
+        # jax-md's velocity Verlet casts dt to float32 whatever the dtype; use that value
+        # everywhere so that reported times (and peers such as LAMMPS) use the step integrated.
+        object.__setattr__(self, "dt", float(np.float32(self.dt)))
 
 
 @dataclass
@@ -110,7 +113,9 @@ def _make_integrator(potential: Potential, box: jnp.ndarray, integ: Integrator, 
             if perturbation is not None:
                 p = jnp.asarray(perturbation)
                 box = p * box if p.ndim == 0 else p @ box
-            return potential.energy(S @ box.T, box, neighbor)
+            # space.transform (not S @ box.T): its custom JVP makes grad w.r.t. fractional S the
+            # real-space force, which is what jax-md's NPT integrator adds to Cartesian momenta.
+            return potential.energy(space.transform(box, S), box, neighbor)
 
         init, apply = simulate.npt_nose_hoover(
             energy_frac, shift, dt, jnp.asarray(integ.pressure, dtype),
