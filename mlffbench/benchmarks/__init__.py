@@ -90,6 +90,8 @@ class BenchContext:
     memo: a dict shared by all benchmarks of one run for one potential (e.g. the lattice constant
           is computed once and reused by cohesive energy and vacancy formation).
     run_config: the whole validated RunConfig (units, seed, reference potential settings).
+    scratch: a directory that survives an interrupted run (for a workflow's own checkpoints);
+        removed once the benchmark's result is committed.
     """
 
     settings: Any
@@ -105,6 +107,7 @@ class BenchContext:
     progress: bool = False
     run_config: Any = None
     benchmark: str = ""
+    scratch: Path | None = None
 
 
 RunFn = Callable[[Any, BenchContext], dict]

@@ -427,7 +427,10 @@ def run_hop_rates(potential, ctx: BenchContext) -> dict:
     from mlffbench.workflows.vacancy import VacancyConfig, run_vacancy
 
     cfg = sub_config(VacancyConfig, ctx, {"seed": ctx.seed}, potential=potential)
-    doc = run_vacancy(potential, cfg, ctx.workdir, ctx.workdir / "checkpoint.npz", model_spec=potential.name,
+    # the checkpoint lives in ctx.scratch, which survives a killed run: accumulated hops are kept
+    scratch = ctx.scratch or ctx.workdir
+    scratch.mkdir(parents=True, exist_ok=True)
+    doc = run_vacancy(potential, cfg, ctx.workdir, scratch / "checkpoint.npz", model_spec=potential.name,
                       log=lambda m: None)
     rates = {}
     for r in doc["rates"]:

@@ -263,8 +263,9 @@ def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: 
         return {**out, "state": NOT_RUN, "reason": reason, "final": True,
                 "wall_time_s": time.perf_counter() - t0}
 
+    scratch = bdir_tmp.parent / f".{bench.name}.scratch"
     ref_ctx = BenchContext(settings=settings, workdir=bdir_tmp / "reference", role="reference",
-                           memo=memos[1], benchmark=bench.name, **base_ctx)
+                           memo=memos[1], benchmark=bench.name, scratch=scratch / "reference", **base_ctx)
     state, why, ref_raw, final = _run_one(bench, reference, ref_ctx)
     out["reference"] = ref_raw
     timings = {"reference": time.perf_counter() - t0}
@@ -277,7 +278,7 @@ def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: 
     else:
         t1 = time.perf_counter()
         m_ctx = BenchContext(settings=settings, workdir=bdir_tmp / "model", role="model",
-                             memo=memos[0], benchmark=bench.name, **base_ctx)
+                             memo=memos[0], benchmark=bench.name, scratch=scratch / "model", **base_ctx)
         m_state, m_why, m_raw, m_final = _run_one(bench, model, m_ctx)
         timings["model"] = time.perf_counter() - t1
     out["model"] = m_raw
@@ -478,6 +479,7 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
         res.update(key=key, settings=settings[name].model_dump(mode="json"), resumed=False)
         write_json(tmp / "result.json", res)
         _commit_dir(tmp, final_dir)
+        shutil.rmtree(bench_root / f".{name}.scratch", ignore_errors=True)
         results[name] = read_json(final_dir / "result.json")  # exactly what is stored
         score = "" if res["score"] is None else f", score {res['score']:.2f}"
         why = f" ({res['reason']})" if res["reason"] else ""
