@@ -231,7 +231,8 @@ def plot_md(result: dict, path: Path) -> None:
                 row[2].plot(blk["msd"]["time_ps"], blk["msd"]["msd_A2"], style, label=label)
         row[1].set_xlabel("r (Å)")
         row[1].set_title("g(r)")
-        row[1].legend()
+        if row[1].get_legend_handles_labels()[0]:
+            row[1].legend()
         row[2].set_xlabel("time (ps)")
         row[2].set_title("MSD (Å²)")
     fig.tight_layout()
