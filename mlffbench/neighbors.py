@@ -142,12 +142,19 @@ def edge_vectors(R: Array, box: Array, nbrs) -> tuple[Array, Array, Array, Array
     mask = (i < N) & (j < N)
     ic = jnp.where(mask, i, 0)
     jc = jnp.where(mask, j, 0)
-    diff = R[jc] - R[ic]
+    inv_box = jnp.linalg.inv(box)
     shifts = getattr(nbrs, "shifts", None)
     if shifts is not None:
-        dR = diff + shifts.astype(R.dtype) @ box.T
+        # A multi-image list stores an explicit image shift per edge, valid for the positions it
+        # was built from. An atom that wraps across the cell between rebuilds would make that
+        # shift wrong by a lattice vector, so positions are re-expressed as the build-time
+        # positions plus each atom's (minimum-image) motion since then, which cannot wrap.
+        ref = nbrs.reference_position.astype(R.dtype)
+        moved = (R - ref) @ inv_box.T
+        R = ref + (moved - jnp.round(moved)) @ box.T
+        dR = R[jc] - R[ic] + shifts.astype(R.dtype) @ box.T
     else:
-        frac = diff @ jnp.linalg.inv(box).T
+        frac = (R[jc] - R[ic]) @ inv_box.T
         frac = frac - jnp.round(frac)
         dR = frac @ box.T
     dR = jnp.where(mask[:, None], dR, 0.0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.calculators.lj import LennardJones
-from ase.optimize import LBFGS
+from ase.optimize import FIRE
 
 from mlffbench.dynamics.minimize import fcc_lattice_constant, relax_positions
 from mlffbench.potentials import lennard_jones
@@ -29,7 +29,8 @@ def _ase_vacancy_formation(n: int, a0: float) -> float:
     vac = remove_atom(perfect, 0)
     atoms = Atoms(f"Ar{vac.n_atoms}", positions=vac.positions, cell=vac.box.T, pbc=True)
     atoms.calc = LennardJones(sigma=1.0, epsilon=1.0, rc=2.5, smooth=False)
-    LBFGS(atoms, logfile=None).run(fmax=1e-6, steps=1000)  # energy error ~ fmax^2 / k ~ 1e-12
+    # ASE's FIRE converges here in ~120 steps; its (L)BFGS wandered on the 255-atom cell
+    assert FIRE(atoms, logfile=None).run(fmax=1e-6, steps=3000)  # energy error ~ fmax^2/k ~ 1e-12
     n_at = perfect.n_atoms
     return atoms.get_potential_energy() - (n_at - 1) / n_at * e_perfect
 

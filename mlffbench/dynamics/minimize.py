@@ -120,8 +120,8 @@ def fcc_lattice_constant(potential: Potential, n_cells: int = 2, a_guess: float 
     res = optimize.minimize_scalar(lambda s: float(e_of_s(s)), bounds=(0.85, 1.2), method="bounded",
                                    options={"xatol": 1e-10})
     s = float(res.x)
-    d1 = jax.grad(e_of_s)
-    d2 = jax.grad(d1)
+    d1 = jax.jit(jax.grad(e_of_s))
+    d2 = jax.jit(jax.grad(jax.grad(e_of_s)))
     for _ in range(20):
         g, h = float(d1(s)), float(d2(s))
         if h <= 0:
