@@ -65,7 +65,7 @@ def rebuild_vs_force(n_cells: int, repeats: int = 5) -> dict:
     pot = lennard_jones("lj/cut/shift")
     R = jnp.asarray(s.positions)
     box = jnp.asarray(s.box)
-    moved = R + 0.2 * SKIN  # every atom moved more than skin/2: update must rebuild
+    moved = R + SKIN  # every atom moved more than skin/2: update must rebuild
     nbrs = pot.neighbors(s.box, skin=SKIN, n_atoms=s.n_atoms).allocate(R)
     forces = jax.jit(pot.forces)
     jax.block_until_ready(forces(R, box, nbrs))
