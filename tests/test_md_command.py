@@ -11,7 +11,7 @@ from conftest import A0_LJ, run_cli
 
 from mlffbench.structures import fcc
 from mlffbench.units import ARGON
-from mlffbench.workflows.md_run import fcc_order
+from mlffbench.properties.structure import fcc_order_parameter as fcc_order
 
 CFG = {"units": {"system": "metal"}, "system": {"supercell": 3}, "temperatures": [40.0], "replicas": 2,
        "timestep": 5.0, "equilibration": 200.0, "duration": 600.0, "sample_every": 20, "rdf_bins": 40}

@@ -20,7 +20,7 @@ like jax-md's thermostats (LAMMPS `compute temp` uses 3N - 3).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import jax
@@ -90,7 +90,6 @@ class MDResult:
     neighbor_reallocations: int = 0
     compile_seconds: float = 0.0
     run_seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def atom_steps_per_second(self) -> float:
@@ -177,7 +176,7 @@ def _observe(potential: Potential, R, box, momentum, force, nbrs, record, mass) 
     return out
 
 
-def _chunk_fn(potential: Potential, apply, update_nbrs, shift, box0, npt: bool, sample_every: int,
+def _chunk_fn(potential: Potential, apply, update_nbrs, box0, npt: bool, sample_every: int,
               record: tuple[str, ...], mass):
     """One system: (state, nbrs, kT per step (n_steps,)) -> (state, nbrs, max_disp, samples)."""
 
@@ -288,7 +287,7 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
 
     spec = potential.neighbors(box_m, skin=skin, fractional=npt, n_atoms=n_atoms,
                                capacity_multiplier=capacity_multiplier)
-    init, apply, shift = _make_integrator(potential, box_m, integrator, float(kT_steps[0]), dtype)
+    init, apply, _ = _make_integrator(potential, box_m, integrator, float(kT_steps[0]), dtype)
 
     def list_coords(Rc: np.ndarray) -> jnp.ndarray:
         return jnp.asarray(Rc @ inv_box.T if npt else Rc)
@@ -318,7 +317,7 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
         V = jnp.asarray(np.asarray(velocities, np_dtype).reshape(Rs.shape))
         state = jax.jit(jax.vmap(init_one))(keys, jnp.asarray(Rs), nbrs, V)
 
-    chunk_one = _chunk_fn(potential, apply, spec.update, shift, box_m, npt, sample_every, tuple(record),
+    chunk_one = _chunk_fn(potential, apply, spec.update, box_m, npt, sample_every, tuple(record),
                          mass_j)
     chunk_all = jax.jit(_batched(chunk_one, n_rep))
     compiled: dict[Any, Any] = {}

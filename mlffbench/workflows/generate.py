@@ -26,6 +26,7 @@ from mlffbench.dynamics.md import Integrator, MDResult, run_md
 from mlffbench.dynamics.minimize import fcc_lattice_constant
 from mlffbench.io import Dataset, manifest, save_dataset_npz, sha256_file, write_extxyz, write_json
 from mlffbench.potentials.base import Potential
+from mlffbench.properties.structure import fcc_order_parameter
 from mlffbench.structures import fcc, remove_atom
 from mlffbench.units import UnitSystem, convert_input
 
@@ -105,15 +106,6 @@ class GenerateConfig(StrictModel):
         if p.npt.steps % p.frame_every:
             raise ValueError(f"protocol.npt.steps ({p.npt.steps}) must be a multiple of protocol.frame_every")
         return self
-
-
-def order_parameter(positions: np.ndarray, box: np.ndarray, n_cells: int) -> np.ndarray:
-    """|rho_k| averaged over the four <111> FCC reciprocal vectors; positions (..., N, 3) -> (...)."""
-    recip = 2.0 * np.pi * np.linalg.inv(box).T * n_cells  # columns: conventional-cell reciprocal vectors
-    ks = np.array([[1, 1, 1], [-1, 1, 1], [1, -1, 1], [1, 1, -1]], float) @ recip.T
-    phase = np.einsum("...nk,mk->...nm", positions, ks)
-    rho = np.abs(np.mean(np.exp(1j * phase), axis=-2))
-    return rho.mean(axis=-1)
 
 
 def _in_reduced(cfg: GenerateConfig, value: float, quantity: str) -> float:
@@ -237,7 +229,7 @@ def run_generate(cfg: GenerateConfig, outdir: Path, potential: Potential | None 
             parts.append(arrays)
             logs += [f"{traj + (1000 if vacancy else 0)} {line}" for line in lines]
         arrays = {k: np.concatenate([p_[k] for p_ in parts]) for k in parts[0]}
-        arrays["phase"] = (order_parameter(arrays["positions"], arrays["box"][0], cfg.system.supercell)
+        arrays["phase"] = (fcc_order_parameter(arrays["positions"], arrays["box"][0], cfg.system.supercell)
                            < p.solid_threshold).astype(np.int64)
         return Dataset(arrays, units.as_dict(), {"potential": potential.describe(), "lattice_constant_sigma": a0}), logs
 

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 from pydantic import Field
 
+from mlffbench.properties.structure import fcc_order_parameter
 from mlffbench.config import StrictModel, UnitsConfig
 from mlffbench.dynamics.md import Integrator, run_md
 from mlffbench.potentials.base import Potential
@@ -53,17 +54,6 @@ def _steps(cfg: MDRunConfig, fs: float) -> int:
     dt = cfg.timestep
     n = int(round(fs / dt))
     return max(cfg.sample_every, (n // cfg.sample_every) * cfg.sample_every) if n > 0 else 0
-
-
-def fcc_order(positions: np.ndarray, box: np.ndarray, n_cells: int) -> np.ndarray:
-    """|rho_k| averaged over the four <111> reciprocal vectors of the conventional cell.
-
-    positions (..., N, 3) -> (...). ~1 for a cold crystal, ~N^-1/2 for a liquid.
-    """
-    recip = 2.0 * np.pi * np.linalg.inv(box).T * n_cells
-    ks = np.array([[1, 1, 1], [-1, 1, 1], [1, -1, 1], [1, 1, -1]], float) @ recip.T
-    phase = np.einsum("...nk,mk->...nm", positions, ks)
-    return np.abs(np.mean(np.exp(1j * phase), axis=-2)).mean(axis=-1)
 
 
 def lattice_constant(cfg: MDRunConfig) -> float:
@@ -111,7 +101,7 @@ def analyse(run: dict, cfg: MDRunConfig, kT: float, units: UnitSystem) -> dict:
     pos = np.concatenate([p.samples["positions"] for p in parts])  # (S, R, N, 3)
     etot = np.concatenate([p.samples["Etot"] for p in parts])  # (S, R)
     in_prod = np.concatenate([np.full(len(p.samples["time"]), p is run["prod"]) for p in parts])
-    order = fcc_order(pos, s.box, cfg.system.supercell)  # (S, R)
+    order = fcc_order_parameter(pos, s.box, cfg.system.supercell)  # (S, R)
     total_time = (run["n_eq"] + run["n_prod"]) * dt
     blown = [p for p in (run["eq"], run["prod"]) if p is not None and p.status != "ok"]
     blow_time = None
