@@ -118,6 +118,37 @@ def neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
                         cutoff=float(cutoff), skin=float(skin), fmt=fmt, fractional=fractional)
 
 
+def capacity(nbrs) -> int:
+    """Number of edge slots of a sparse (full or half) neighbour list."""
+    return int(nbrs.max_occupancy)
+
+
+def pad_to_capacity(nbrs, n_slots: int):
+    """The same sparse neighbour list with `n_slots` edge slots (extra slots padded with index N).
+
+    Lists allocated from different positions get different capacities, and every new capacity
+    is a new array shape, i.e. a new XLA compilation of the MD step. Padding a fresh list up to
+    a capacity already compiled lets repeated runs (segments of a long run) reuse that program.
+    Later rebuilds keep the padded size (jax-md rebuilds into `max_occupancy` slots).
+    """
+    import dataclasses
+
+    have = capacity(nbrs)
+    if n_slots <= have:
+        return nbrs
+    extra = n_slots - have
+    n_atoms = nbrs.reference_position.shape[0]
+    idx = nbrs.idx
+    if isinstance(idx, tuple):  # multi-image list: (receivers, senders) and per-edge image shifts
+        idx = tuple(jnp.pad(a, (0, extra), constant_values=n_atoms) for a in idx)
+        shifts = jnp.pad(nbrs.shifts, ((0, extra), (0, 0)))
+        return dataclasses.replace(nbrs, idx=idx, shifts=shifts, max_occupancy=n_slots)
+    if idx.ndim != 2 or idx.shape[0] != 2:
+        raise ValueError("pad_to_capacity handles sparse (2, capacity) lists only")
+    idx = jnp.pad(idx, ((0, 0), (0, extra)), constant_values=n_atoms)
+    return dataclasses.replace(nbrs, idx=idx, max_occupancy=n_slots)
+
+
 def edge_index(nbrs) -> tuple[Array, Array]:
     """(receivers i, senders j), each shape (E,). Padded slots hold N."""
     idx = nbrs.idx

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 import jax
@@ -30,7 +31,7 @@ from jax import lax
 from jax_md import simulate, space
 
 from mlffbench.errors import SimulationError
-from mlffbench.neighbors import as_box_matrix
+from mlffbench.neighbors import as_box_matrix, capacity, pad_to_capacity
 from mlffbench.potentials.base import Potential
 
 ENSEMBLES = ("nve", "nvt_nose_hoover", "nvt_langevin", "npt_nose_hoover")
@@ -176,64 +177,175 @@ def _observe(potential: Potential, R, box, momentum, force, nbrs, record, mass) 
     return out
 
 
-def _chunk_fn(potential: Potential, apply, update_nbrs, box0, npt: bool, sample_every: int,
-              record: tuple[str, ...], mass):
-    """One system: (state, nbrs, kT per step (n_steps,)) -> (state, nbrs, max_disp, samples)."""
+def _per_replica(fn: Callable, n_rep: int) -> Callable:
+    """Apply a one-system function to arguments with a leading replica axis.
 
-    def step(carry, kT):
-        state, nbrs, max_disp = carry
+    Several replicas are vmapped. One system is squeezed instead, so that any `lax.cond` inside
+    `fn` stays a real branch (vmap turns it into a select that evaluates both sides).
+    """
+    if n_rep > 1:
+        return jax.vmap(fn)
+
+    def one(*args):
+        out = fn(*jax.tree_util.tree_map(lambda x: x[0], args))
+        return jax.tree_util.tree_map(lambda x: x[None], out)
+
+    return one
+
+
+def _replica_neighbor_update(update_nbrs: Callable, box0, skin: float, n_rep: int, npt: bool) -> Callable:
+    """(R (n_rep, N, 3), nbrs batched[, boxes]) -> nbrs: neighbour-list update for all replicas.
+
+    jax-md decides per list whether to rebuild with a `lax.cond`; under vmap that cond becomes a
+    select, so every replica would be rebuilt at every step (measured: 6 vmapped replicas ran
+    2x slower than 6 sequential runs). Here one un-batched cond asks whether *any* replica moved
+    more than skin/2 (minimum image, so atoms wrapping across the cell do not count) and only
+    then runs the vmapped update, inside which each list still applies its own criterion. NPT
+    (one system, box changes) uses jax-md's update directly.
+    """
+    if npt:
+        return _per_replica(lambda r, nb, box: update_nbrs(r, nb, box=box), n_rep)
+    inv_box = jnp.linalg.inv(box0)
+    # a hair below jax-md's own threshold, so this gate never skips a rebuild jax-md would do
+    threshold_sq = (0.999 * skin / 2.0) ** 2
+    update_each = _per_replica(update_nbrs, n_rep)
+
+    def update(R, nbrs, box=None):
+        frac = (R - nbrs.reference_position.astype(R.dtype)) @ inv_box.T
+        moved = (frac - jnp.round(frac)) @ box0.T
+        need = jnp.any(jnp.sum(moved * moved, axis=-1) > threshold_sq)
+        return lax.cond(need, update_each, lambda r, nb: nb, R, nbrs)
+
+    return update
+
+
+def _chunk_fn(potential: Potential, apply, update_nbrs, box0, npt: bool, sample_every: int,
+              record: tuple[str, ...], mass, n_rep: int, skin: float):
+    """Replicas batched on a leading axis: (state, nbrs, kT per step (n_steps,)) ->
+    (state, nbrs, max step displacement per replica (n_rep,), samples (n_samples, n_rep, ...))."""
+    update_all = _replica_neighbor_update(update_nbrs, box0, skin, n_rep, npt)
+
+    def step_displacement(old, new):
         if npt:
-            box = simulate.npt_box(state)
-            nbrs = update_nbrs(state.position, nbrs, box=box)
-            new = apply(state, neighbor=nbrs, kT=kT)
-            df = new.position - state.position
+            df = new.position - old.position
             d = (df - jnp.round(df)) @ simulate.npt_box(new).T
         else:
-            nbrs = update_nbrs(state.position, nbrs)
-            new = apply(state, neighbor=nbrs, kT=kT)
-            d = new.position - state.position  # shift_fn wraps; unwrap by minimum image
+            d = new.position - old.position  # shift_fn wraps; unwrap by minimum image
             frac = d @ jnp.linalg.inv(box0).T
             d = (frac - jnp.round(frac)) @ box0.T
         disp = jnp.max(jnp.sqrt(jnp.sum(d * d, axis=-1))).astype(jnp.float64)
-        disp = jnp.where(jnp.isfinite(disp), disp, jnp.inf)
+        return jnp.where(jnp.isfinite(disp), disp, jnp.inf)
+
+    def boxes(state):
+        return jax.vmap(simulate.npt_box)(state) if npt else None
+
+    def step(carry, kT):
+        state, nbrs, max_disp = carry
+        nbrs = update_all(state.position, nbrs, boxes(state))
+        new = _per_replica(lambda s, nb: apply(s, neighbor=nb, kT=kT), n_rep)(state, nbrs)
+        disp = _per_replica(step_displacement, n_rep)(state, new)
         return (new, nbrs, jnp.maximum(max_disp, disp)), None
+
+    def observe(state, nbrs):
+        R, box = _cartesian(state, npt)
+        return _observe(potential, R, box0 if box is None else box, state.momentum, state.force, nbrs,
+                        record, mass)
 
     def block(carry, kTs):
         carry, _ = lax.scan(step, carry, kTs)
         state, nbrs, _ = carry
-        R, box = _cartesian(state, npt)
-        if box is None:
-            box = box0
-        nbrs_now = update_nbrs(state.position, nbrs, box=box) if npt else update_nbrs(state.position, nbrs)
-        obs = _observe(potential, R, box, state.momentum, state.force, nbrs_now, record, mass)
-        obs["kT"] = kTs[-1]
+        nbrs_now = update_all(state.position, nbrs, boxes(state))
+        obs = _per_replica(observe, n_rep)(state, nbrs_now)
+        obs["kT"] = jnp.broadcast_to(kTs[-1], (n_rep,))
         return carry, obs
 
     def chunk(state, nbrs, kT_steps):
         n_blocks = kT_steps.shape[0] // sample_every
         blocks = kT_steps.reshape(n_blocks, sample_every)
-        (state, nbrs, max_disp), samples = lax.scan(block, (state, nbrs, jnp.zeros((), jnp.float64)),
-                                                    blocks)
+        start = (state, nbrs, jnp.zeros((n_rep,), jnp.float64))
+        (state, nbrs, max_disp), samples = lax.scan(block, start, blocks)
         return state, nbrs, max_disp, samples
 
     return chunk
 
 
-def _batched(fn, n_rep: int):
-    """vmap over replicas, or squeeze/unsqueeze for one system.
+@dataclass
+class _Program:
+    """Everything jit-compiled for one (potential, box, integrator, shapes) combination, kept so
+    that repeated `run_md` calls (segments of a long run) do not re-trace and re-compile."""
 
-    A single system is not vmapped on purpose: vmap turns the neighbour list's `lax.cond`
-    (rebuild only when an atom moved more than skin/2) into a select that rebuilds every step.
+    potential: Potential
+    spec: Any
+    init: Callable
+    chunk: Callable
+    update_from_one: Callable
+    update_each: Callable
+    compiled: dict
+    rebuild_into: Callable | None = None
+    template: Any = None  # a list of the capacity compiled so far, rebuilt into by later runs
+
+
+def _forced_rebuild(update: Callable, half_cell, R, nbrs):
+    """Rebuild `nbrs` from positions R into its own capacity (overflow flagged if it does not fit).
+
+    jax-md rebuilds only when some atom moved more than skin/2 from the list's reference
+    positions; moving the reference by half a cell (more than any skin) makes it rebuild.
     """
-    if n_rep > 1:
-        return jax.vmap(fn, in_axes=(0, 0, None))
+    import dataclasses
 
-    def one(state, nbrs, kTs):
-        sq = jax.tree_util.tree_map(lambda x: x[0], (state, nbrs))
-        out = fn(*sq, kTs)
-        return jax.tree_util.tree_map(lambda x: x[None], out)
+    moved = dataclasses.replace(nbrs, reference_position=(R + half_cell).astype(nbrs.reference_position.dtype))
+    return update(R, moved)
 
-    return one
+
+_PROGRAMS: dict[tuple, _Program] = {}
+_MAX_PROGRAMS = 8
+
+
+def _program(potential: Potential, box_m, integrator: Integrator, dtype, npt: bool,
+             sample_every: int, record: tuple[str, ...], mass_j, n_rep: int, n_atoms: int, skin: float,
+             capacity_multiplier: float) -> _Program:
+    """The cached `_Program` for these settings (built on first use)."""
+    box_np, mass_np = np.asarray(box_m), np.asarray(mass_j)
+    # kT0 is not part of the key: jax-md's integrators take kT from the call whenever it is
+    # passed (init and every step here pass it), so the value they were built with never matters
+    key = (id(potential), box_np.tobytes(), jnp.dtype(dtype).name, integrator, npt, sample_every,
+           record, mass_np.shape, mass_np.tobytes(), n_rep, n_atoms, float(skin), float(capacity_multiplier))
+    hit = _PROGRAMS.get(key)
+    if hit is not None and hit.potential is potential:
+        return hit
+    spec = potential.neighbors(box_m, skin=skin, fractional=npt, n_atoms=n_atoms,
+                               capacity_multiplier=capacity_multiplier)
+    # half a cell along the first lattice vector, in the coordinates the list is built from
+    half_cell = jnp.asarray([0.5, 0.0, 0.0], dtype) if npt else 0.5 * box_m[:, 0]
+    init, apply, _ = _make_integrator(potential, box_m, integrator, 1.0, dtype)
+
+    def init_one(key, r, nb, kT, v):
+        if npt:
+            state = init(key, r @ jnp.linalg.inv(box_m).T, box_m, neighbor=nb, kT=kT, mass=mass_j)
+        else:
+            state = init(key, r, neighbor=nb, kT=kT, mass=mass_j)
+        return state if v is None else state.set(momentum=v * mass_j)
+
+    init_drawn = jax.jit(jax.vmap(lambda k, r, nb, kT: init_one(k, r, nb, kT, None), in_axes=(0, 0, 0, None)))
+    init_given = jax.jit(jax.vmap(init_one, in_axes=(0, 0, 0, None, 0)))
+
+    def init_all(keys, R, nbrs, kT, V=None):
+        """Initial states; velocities drawn at kT (reduced) unless V is given."""
+        kT = jnp.asarray(kT, dtype)
+        return init_drawn(keys, R, nbrs, kT) if V is None else init_given(keys, R, nbrs, kT, V)
+
+    prog = _Program(
+        potential=potential, spec=spec, init=init_all,
+        chunk=jax.jit(_chunk_fn(potential, apply, spec.update, box_m, npt, sample_every, record, mass_j,
+                                n_rep, spec.skin)),
+        update_from_one=jax.jit(jax.vmap(spec.update, in_axes=(0, None))),
+        update_each=jax.jit(jax.vmap(spec.update)),
+        rebuild_into=jax.jit(jax.vmap(partial(_forced_rebuild, spec.update, half_cell), in_axes=(0, None))),
+        compiled={})
+    if len(_PROGRAMS) >= _MAX_PROGRAMS:
+        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+    _PROGRAMS[key] = prog
+    return prog
 
 
 def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps: int, *,
@@ -285,42 +397,36 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
     kT_steps = np.broadcast_to(np.asarray(kT, dtype=np_dtype), (n_steps,)).copy()
     chunk_steps = max(sample_every, (chunk_steps // sample_every) * sample_every)
 
-    spec = potential.neighbors(box_m, skin=skin, fractional=npt, n_atoms=n_atoms,
-                               capacity_multiplier=capacity_multiplier)
-    init, apply, _ = _make_integrator(potential, box_m, integrator, float(kT_steps[0]), dtype)
+    mass_j = jnp.asarray(mass, dtype)
+    mass_j = mass_j.reshape(-1, 1) if mass_j.ndim == 1 else mass_j
+    prog = _program(potential, box_m, integrator, dtype, npt, sample_every,
+                    tuple(record), mass_j, n_rep, n_atoms, skin, capacity_multiplier)
+    spec = prog.spec
 
     def list_coords(Rc: np.ndarray) -> jnp.ndarray:
         return jnp.asarray(Rc @ inv_box.T if npt else Rc)
 
     def allocate(Rc_all: np.ndarray, extra: int):
         """One allocation (from the densest-looking replica 0), then each replica's own list."""
-        nb = spec.allocate(list_coords(Rc_all[0]), extra_capacity=extra)
-        return jax.vmap(lambda r: spec.update(r, nb))(list_coords(Rc_all))
+        coords = list_coords(Rc_all)
+        if prog.template is not None and extra == 0:
+            # rebuild into the capacity already compiled (a fresh allocation would size the list
+            # from these positions, i.e. a new shape and a new compilation every run)
+            nbrs = prog.rebuild_into(coords, prog.template)
+            if not bool(jnp.any(nbrs.did_buffer_overflow)):
+                return nbrs
+        nb = spec.allocate(coords[0], extra_capacity=extra)
+        if prog.template is not None:
+            nb = pad_to_capacity(nb, capacity(prog.template))
+        prog.template = nb
+        return prog.update_from_one(coords, nb)
 
     extra = 0
     nbrs = allocate(Rs, extra)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jnp.arange(n_rep))
-    kT0 = jnp.asarray(kT_steps[0])
-    mass_j = jnp.asarray(mass, dtype)
-    mass_j = mass_j.reshape(-1, 1) if mass_j.ndim == 1 else mass_j
-
-    def init_one(key, r, nb, v):
-        if npt:
-            state = init(key, r @ jnp.linalg.inv(box_m).T, box_m, neighbor=nb, kT=kT0, mass=mass_j)
-        else:
-            state = init(key, r, neighbor=nb, kT=kT0, mass=mass_j)
-        return state if v is None else state.set(momentum=v * mass_j)
-
-    if velocities is None:
-        state = jax.jit(jax.vmap(lambda k, r, nb: init_one(k, r, nb, None)))(keys, jnp.asarray(Rs), nbrs)
-    else:
-        V = jnp.asarray(np.asarray(velocities, np_dtype).reshape(Rs.shape))
-        state = jax.jit(jax.vmap(init_one))(keys, jnp.asarray(Rs), nbrs, V)
-
-    chunk_one = _chunk_fn(potential, apply, spec.update, box_m, npt, sample_every, tuple(record),
-                         mass_j)
-    chunk_all = jax.jit(_batched(chunk_one, n_rep))
-    compiled: dict[Any, Any] = {}
+    V = None if velocities is None else jnp.asarray(np.asarray(velocities, np_dtype).reshape(Rs.shape))
+    state = prog.init(keys, jnp.asarray(Rs), nbrs, kT_steps[0], V)
+    chunk_all, compiled = prog.chunk, prog.compiled
 
     samples: list[dict] = []
     done, reallocs = 0, 0
@@ -329,7 +435,8 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
     while done < n_steps:
         length = min(chunk_steps, n_steps - done)
         kTs = jnp.asarray(kT_steps[done:done + length])
-        shape_key = (length, tuple(jnp.shape(x) for x in jax.tree_util.tree_leaves(nbrs)))
+        shape_key = (length, jax.tree_util.tree_structure(nbrs),
+                     tuple(jnp.shape(x) for x in jax.tree_util.tree_leaves(nbrs)))
         if shape_key not in compiled:  # ahead-of-time compile, so compile time is timed alone
             t0 = time.perf_counter()
             compiled[shape_key] = chunk_all.lower(state, nbrs, kTs).compile()
@@ -349,7 +456,7 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
             R_start = np.asarray(_cartesian_all(state, npt))
             extra += 4 * reallocs
             nbrs = allocate(R_end if np.all(np.isfinite(R_end)) else R_start, extra)
-            nbrs = jax.vmap(lambda r, nb: spec.update(r, nb))(list_coords(R_start), nbrs)
+            nbrs = prog.update_each(list_coords(R_start), nbrs)
             continue
         T_max = float(jnp.max(chunk_samples["T"]))
         md = float(jnp.max(max_disp))
@@ -396,7 +503,7 @@ def _stack_samples(chunks: list[dict], replicated: bool, dt: float) -> dict[str,
         if key == "step":
             out[key] = np.concatenate(parts)
             continue
-        arr = np.concatenate([np.moveaxis(p, 0, 1) for p in parts], axis=0)  # (S, R, ...)
+        arr = np.concatenate(parts, axis=0)  # (S, R, ...)
         out[key] = arr if replicated else arr[:, 0]
     out["time"] = out["step"] * dt
     return out
