@@ -47,6 +47,48 @@ class UnitsConfig(StrictModel):
         return UnitSystem(self.epsilon_eV, self.sigma_A, self.mass_amu)
 
 
+def _metal_default_in_lj(value: Any, kind: str, units: UnitSystem) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_metal_default_in_lj(v, kind, units) for v in value]
+    if kind == "time":  # fs -> tau
+        return value / 1000.0 / units.tau_ps
+    if kind == "rate":  # 1/fs -> 1/tau
+        return value * 1000.0 * units.tau_ps
+    if kind == "temperature":  # K -> epsilon/k_B
+        return value / units.temperature_k
+    raise ValueError(f"unknown quantity {kind!r}")
+
+
+def lj_defaults(data: Any, section: str | None, model: type[BaseModel], kinds: dict[str, str]) -> Any:
+    """For a `mode="before"` validator: defaults are written in metal units (fs, 1/fs, K); in a
+    config given in lj units, each of `kinds` the user left out of `section` (None: top level)
+    gets its metal default converted, so that `units: {system: lj}` without a timestep means
+    5 fs = 0.0023 tau rather than 5 tau. Returns the (copied) raw data."""
+    if not isinstance(data, dict):
+        return data
+    raw_units = data.get("units")
+    if not isinstance(raw_units, dict) or raw_units.get("system") != "lj":
+        return data
+    try:
+        units = UnitsConfig(**raw_units).unit_system()
+    except ValidationError:
+        return data  # reported by the normal validation
+    data = dict(data)
+    target = data if section is None else data.get(section, {})
+    if not isinstance(target, dict):
+        return data
+    target = dict(target)
+    for name, kind in kinds.items():
+        if name not in target:
+            field = model.model_fields[name]
+            default = field.default_factory() if field.default_factory is not None else field.default
+            target[name] = _metal_default_in_lj(default, kind, units)
+    if section is None:
+        return target
+    data[section] = target
+    return data
+
+
 class PotentialConfig(StrictModel):
     """The reference potential: an LJ variant with its cutoff in sigma."""
 

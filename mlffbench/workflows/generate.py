@@ -21,7 +21,7 @@ from typing import Callable, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig
+from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig, lj_defaults
 from mlffbench.dynamics.md import Integrator, MDResult, run_md
 from mlffbench.dynamics.minimize import fcc_lattice_constant
 from mlffbench.io import Dataset, manifest, save_dataset_npz, sha256_file, write_extxyz, write_json
@@ -106,6 +106,12 @@ class GenerateConfig(StrictModel):
         if p.npt.steps % p.frame_every:
             raise ValueError(f"protocol.npt.steps ({p.npt.steps}) must be a multiple of protocol.frame_every")
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lj_defaults(cls, data):
+        return lj_defaults(data, "md", MDSettings, {"timestep": "time", "thermostat_time": "time",
+                                                    "barostat_time": "time", "langevin_friction": "rate"})
 
 
 def _in_reduced(cfg: GenerateConfig, value: float, quantity: str) -> float:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mlffbench.properties.structure import fcc_order_parameter
-from mlffbench.config import StrictModel, UnitsConfig
+from mlffbench.config import StrictModel, UnitsConfig, lj_defaults
 from mlffbench.dynamics.md import Integrator, run_md
 from mlffbench.potentials.base import Potential
 from mlffbench.properties.structure import msd, rdf, rdf_distance, unwrap
@@ -47,6 +47,12 @@ class MDRunConfig(StrictModel):
     melt_threshold: float = Field(0.3, gt=0, lt=1)
     rdf_bins: int = Field(100, ge=10)
     save_trajectory: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lj_defaults(cls, data):
+        return lj_defaults(data, None, cls, {"timestep": "time", "equilibration": "time", "duration": "time",
+                                             "thermostat_time": "time", "temperatures": "temperature"})
 
 
 def _steps(cfg: MDRunConfig, fs: float) -> int:

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig
+from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig, lj_defaults
 from mlffbench.errors import SimulationError, UserError
 from mlffbench.io import value, write_json
 from mlffbench.potentials.base import Potential
@@ -84,6 +84,13 @@ class PdosConfig(StrictModel):
     zero_kelvin: ZeroKelvinConfig = ZeroKelvinConfig()
     finite_temperature: FiniteTConfig = FiniteTConfig()
     progress: bool = Field(True, description="print stage messages (the command's --quiet also hides them)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lj_defaults(cls, data):
+        return lj_defaults(data, "finite_temperature", FiniteTConfig,
+                           {"temperatures": "temperature", "dt": "time", "equilibration_time": "time",
+                            "production_time": "time", "thermostat_time": "time", "max_lag_time": "time"})
 
 
 # ----------------------------------------------------------------------------------------------

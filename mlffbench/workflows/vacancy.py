@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig, config_hash
+from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig, config_hash, lj_defaults
 from mlffbench.dynamics.md import Integrator, run_md
 from mlffbench.errors import UserError
 from mlffbench.io import atomic_write_bytes, manifest, value, write_json
@@ -88,6 +88,12 @@ class VacancyConfig(StrictModel):
         if self.md.segment_steps % self.md.sample_every:
             raise ValueError("md.segment_steps must be a multiple of md.sample_every")
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lj_defaults(cls, data):
+        return lj_defaults(data, "md", VacancyMD, {"timestep": "time", "thermostat_time": "time",
+                                                   "langevin_friction": "rate"})
 
 
 def _integrator(cfg: VacancyConfig) -> Integrator:
