@@ -36,7 +36,7 @@ def test_unknown_model_exit_2(tmp_path):
 
 def test_tiny_vacancy_run_writes_outputs(tmp_path):
     cfg = tmp_path / "v.yaml"
-    cfg.write_text("units: {system: lj}\nsystem: {supercell: 3}\n"
+    cfg.write_text("units: {system: lj}\nsystem: {supercell: 3, lattice_constant: 1.5496034241}\n"
                    "md: {timestep: 0.005, sample_every: 20, segment_steps: 200}\n"
                    "run: {temperatures: [0.9, 1.0], n_replicas: 2, steps: 400, equilibration_steps: 100}\n"
                    "compare: {htst: false}\n")
