@@ -41,6 +41,8 @@ reference: $(STAMP)
 bench: $(STAMP)
 	mkdir -p bench/results
 	$(BIN)/python bench/md_throughput.py --out bench/results/md_throughput.json
+	$(BIN)/python bench/neb_speed.py --out bench/results/neb_speed.json
+	$(BIN)/python bench/vacancy_md.py --out bench/results/vacancy_md.json $(if $(MODEL),--model $(MODEL))
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

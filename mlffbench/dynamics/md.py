@@ -31,7 +31,7 @@ from jax import lax
 from jax_md import simulate, space
 
 from mlffbench.errors import SimulationError
-from mlffbench.neighbors import as_box_matrix, capacity, pad_to_capacity
+from mlffbench.neighbors import as_box_matrix, batched_update, capacity, forced_rebuild, pad_to_capacity
 from mlffbench.potentials.base import Potential
 
 ENSEMBLES = ("nve", "nvt_nose_hoover", "nvt_langevin", "npt_nose_hoover")
@@ -194,29 +194,13 @@ def _per_replica(fn: Callable, n_rep: int) -> Callable:
 
 
 def _replica_neighbor_update(update_nbrs: Callable, box0, skin: float, n_rep: int, npt: bool) -> Callable:
-    """(R (n_rep, N, 3), nbrs batched[, boxes]) -> nbrs: neighbour-list update for all replicas.
-
-    jax-md decides per list whether to rebuild with a `lax.cond`; under vmap that cond becomes a
-    select, so every replica would be rebuilt at every step (measured: 6 vmapped replicas ran
-    2x slower than 6 sequential runs). Here one un-batched cond asks whether *any* replica moved
-    more than skin/2 (minimum image, so atoms wrapping across the cell do not count) and only
-    then runs the vmapped update, inside which each list still applies its own criterion. NPT
-    (one system, box changes) uses jax-md's update directly.
-    """
+    """(R (n_rep, N, 3), nbrs batched, boxes or None) -> nbrs for all replicas: one rebuild
+    decision for the batch (`neighbors.batched_update`); NPT (one system, the box changes) uses
+    jax-md's update directly."""
     if npt:
         return _per_replica(lambda r, nb, box: update_nbrs(r, nb, box=box), n_rep)
-    inv_box = jnp.linalg.inv(box0)
-    # a hair below jax-md's own threshold, so this gate never skips a rebuild jax-md would do
-    threshold_sq = (0.999 * skin / 2.0) ** 2
-    update_each = _per_replica(update_nbrs, n_rep)
-
-    def update(R, nbrs, box=None):
-        frac = (R - nbrs.reference_position.astype(R.dtype)) @ inv_box.T
-        moved = (frac - jnp.round(frac)) @ box0.T
-        need = jnp.any(jnp.sum(moved * moved, axis=-1) > threshold_sq)
-        return lax.cond(need, update_each, lambda r, nb: nb, R, nbrs)
-
-    return update
+    update = batched_update(update_nbrs, box0, skin)
+    return lambda R, nbrs, boxes=None: update(R, nbrs)
 
 
 def _chunk_fn(potential: Potential, apply, update_nbrs, box0, npt: bool, sample_every: int,
@@ -285,18 +269,6 @@ class _Program:
     template: Any = None  # a list of the capacity compiled so far, rebuilt into by later runs
 
 
-def _forced_rebuild(update: Callable, half_cell, R, nbrs):
-    """Rebuild `nbrs` from positions R into its own capacity (overflow flagged if it does not fit).
-
-    jax-md rebuilds only when some atom moved more than skin/2 from the list's reference
-    positions; moving the reference by half a cell (more than any skin) makes it rebuild.
-    """
-    import dataclasses
-
-    moved = dataclasses.replace(nbrs, reference_position=(R + half_cell).astype(nbrs.reference_position.dtype))
-    return update(R, moved)
-
-
 _PROGRAMS: dict[tuple, _Program] = {}
 _MAX_PROGRAMS = 8
 
@@ -340,7 +312,7 @@ def _program(potential: Potential, box_m, integrator: Integrator, dtype, npt: bo
                                 n_rep, spec.skin)),
         update_from_one=jax.jit(jax.vmap(spec.update, in_axes=(0, None))),
         update_each=jax.jit(jax.vmap(spec.update)),
-        rebuild_into=jax.jit(jax.vmap(partial(_forced_rebuild, spec.update, half_cell), in_axes=(0, None))),
+        rebuild_into=jax.jit(jax.vmap(partial(forced_rebuild, spec.update, half_cell), in_axes=(0, None))),
         compiled={})
     if len(_PROGRAMS) >= _MAX_PROGRAMS:
         _PROGRAMS.pop(next(iter(_PROGRAMS)))

@@ -99,19 +99,25 @@ def run_nve(positions: np.ndarray, velocities: np.ndarray, box: np.ndarray, n_st
 
 
 def time_nvt(positions: np.ndarray, box: np.ndarray, n_steps: int, kT: float, timestep: float = 0.005,
-             cutoff: float = 2.5, skin: float = 0.3, seed: int = 1, ensemble: str = "nve") -> float:
-    """Seconds for n_steps of NVE or NVT (Nose-Hoover) after a 10-step warm-up (for benchmarks)."""
+             cutoff: float = 2.5, skin: float = 0.3, seed: int = 1, ensemble: str = "nve",
+             gamma: float = 1.0, cpu_time: bool = False) -> float:
+    """Seconds for n_steps of NVE, NVT (Nose-Hoover) or Langevin ('langevin', friction gamma in
+    1/tau) after a 10-step warm-up (for benchmarks). cpu_time: process CPU seconds, not wall."""
     import time
 
+    clock = time.process_time if cpu_time else time.perf_counter
     lmp = setup(positions, box, cutoff, True, skin, None, timestep)
     lmp.command(f"velocity all create {kT!r} {seed} dist gaussian")
     if ensemble == "nve":
         lmp.command("fix integ all nve")
+    elif ensemble == "langevin":
+        lmp.command("fix integ all nve")
+        lmp.command(f"fix bath all langevin {kT!r} {kT!r} {1.0 / gamma!r} {seed + 1}")
     else:
         lmp.command(f"fix integ all nvt temp {kT!r} {kT!r} {100 * timestep!r}")
     lmp.command("run 10")
-    t0 = time.perf_counter()
+    t0 = clock()
     lmp.command(f"run {n_steps}")
-    elapsed = time.perf_counter() - t0
+    elapsed = clock() - t0
     lmp.close()
     return elapsed

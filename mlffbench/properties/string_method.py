@@ -33,6 +33,7 @@ import numpy as np
 from jax import lax
 
 from mlffbench.errors import SimulationError
+from mlffbench.neighbors import batched_update
 
 Array = jnp.ndarray
 
@@ -59,8 +60,8 @@ class StringSettings:
     climb: bool = True
     climb_start_tol: float | None = None
     optimizer: str = "fire"
-    dt: float = 0.01
-    dt_max: float = 0.05
+    dt: float = 0.1
+    dt_max: float = 0.3
     max_step: float = 0.05
     max_iter: int = 20000
     chunk: int = 50
@@ -287,10 +288,35 @@ def _make_chunk(batched_ef: Callable, settings: StringSettings, n_steps: int, en
         climb_on = climb_on | (settings.climb & (f_perp < tol_climb_on))
         return (Xnew, V, dt, alpha, n_pos, climb_on, Enew, Fnew, aux), (f_perp, f_climb, c)
 
-    def chunk(carry):
-        return lax.scan(step, carry, None, length=n_steps)
+    def converged(carry):
+        X, _, _, _, _, climb_on, E, F, _ = carry
+        _, _, f_perp, f_climb = projected(X, E, F, climb_on)
+        ok = f_perp < settings.tol
+        if settings.climb and energy_known:
+            ok = ok & climb_on & (f_climb < settings.tol)
+        return ok
 
-    return chunk, projected
+    def chunk(carry):
+        """Up to n_steps iterations, stopping early once converged (a while loop rather than a
+        scan, so that no iterations are wasted after convergence). Returns (carry, history,
+        iterations done); history rows past that count are NaN."""
+        hist = (jnp.full(n_steps, jnp.nan), jnp.full(n_steps, jnp.nan), jnp.full(n_steps, -1))
+
+        def body(state):
+            carry, k, (hp, hc, hi) = state
+            carry, (fp, fc, c) = step(carry, None)
+            return carry, k + 1, (hp.at[k].set(fp), hc.at[k].set(fc), hi.at[k].set(c))
+
+        def keep_going(state):
+            carry, k, _ = state
+            return (k < n_steps) & ~converged(carry)
+
+        carry, k, hist = lax.while_loop(keep_going, body, (carry, jnp.asarray(0), hist))
+        X, _, _, _, _, climb_on, E, F, _ = carry
+        _, c_now, fp_now, fc_now = projected(X, E, F, climb_on)
+        return carry, hist, k, (c_now, fp_now, fc_now)
+
+    return chunk
 
 
 def string_method(batched_ef: Callable, path0, settings: StringSettings = StringSettings(), *,
@@ -328,7 +354,7 @@ def string_method(batched_ef: Callable, path0, settings: StringSettings = String
     e0, e1 = (end_energies if end_energies is not None else (np.nan, np.nan))
     if energy_known and not (np.isfinite(e0) and np.isfinite(e1)):
         raise ValueError("end_energies are needed when energy_known (upwind tangents, climbing image)")
-    chunk_fn, projected = _make_chunk(batched_ef, settings, n_chunk, energy_known, remove_translation,
+    chunk_fn = _make_chunk(batched_ef, settings, n_chunk, energy_known, remove_translation,
                                       jnp.asarray([e0, e1], jnp.float64))
     chunk_jit = jax.jit(chunk_fn)
     ef_jit = jax.jit(batched_ef)
@@ -350,7 +376,7 @@ def string_method(batched_ef: Callable, path0, settings: StringSettings = String
             t0 = time.perf_counter()
             compiled = chunk_jit.lower(carry).compile()
             compile_s += time.perf_counter() - t0
-        new_carry, (fp, fc, cs) = compiled(carry)
+        new_carry, (fp, fc, cs), n_done, now = compiled(carry)
         if aux_overflow is not None and aux_overflow(new_carry[-1]):
             reallocs += 1
             if reallocs > 20:
@@ -361,7 +387,8 @@ def string_method(batched_ef: Callable, path0, settings: StringSettings = String
             compiled = None
             continue
         carry = new_carry
-        fp, fc, cs = np.asarray(fp), np.asarray(fc), np.asarray(cs)
+        n_done = int(n_done)
+        fp, fc, cs = np.asarray(fp)[:n_done], np.asarray(fc)[:n_done], np.asarray(cs)[:n_done]
         for k in range(len(fp)):
             history.append((it + k, float(fp[k]), float(fc[k]) if np.isfinite(fc[k]) else None))
         it += len(fp)
@@ -370,11 +397,12 @@ def string_method(batched_ef: Callable, path0, settings: StringSettings = String
         if not np.all(np.isfinite(np.asarray(carry[0]))):
             raise SimulationError("the string method produced non-finite coordinates (step too large?)")
         # convergence of the *current* state (forces already evaluated at carry's X)
-        _, c_now, fp_now, fc_now = projected(carry[0], carry[6], carry[7], carry[5])
-        f_perp, f_climb, c = float(fp_now), float(fc_now), int(c_now)
+        c, f_perp, f_climb = int(now[0]), float(now[1]), float(now[2])
         ok_perp = f_perp < settings.tol
         ok_climb = (not settings.climb) or (not energy_known) or (bool(carry[5]) and f_climb < settings.tol)
-        if ok_perp and ok_climb:
+        # a chunk that stopped early stopped because the jitted test found convergence (trust it
+        # over a last-digit disagreement of this eager re-evaluation)
+        if (ok_perp and ok_climb) or n_done < n_chunk:
             converged = True
             break
     wall = time.perf_counter() - t_start
@@ -393,20 +421,19 @@ def string_method(batched_ef: Callable, path0, settings: StringSettings = String
 # ----------------------------------------------------------------------------------------------
 # Atoms: a Potential, per-image neighbour lists
 # ----------------------------------------------------------------------------------------------
-def potential_batched_ef(potential, box, skin: float = 0.5, capacity_multiplier: float = 1.5):
+def potential_batched_ef(potential, box, skin: float = 0.5, capacity_multiplier: float = 1.2):
     """(batched_ef, aux_init, aux_overflow) for a `Potential` in a fixed `box`.
 
-    Each image keeps its own neighbour list. Lists are rebuilt inside the jitted step only when
-    some image moved more than skin/2 since its last build; the test is one scalar outside the
-    vmap, because a vmapped `lax.cond` (jax-md's own rebuild test) would turn into a select and
-    rebuild every list at every step.
+    Each image keeps its own neighbour list, rebuilt inside the jitted step only when some image
+    moved more than skin/2 since its last build (`neighbors.batched_update`: a vmapped jax-md
+    rebuild test would rebuild every list at every step).
     """
     box_j = jnp.asarray(np.asarray(box, dtype=np.float64))
     spec = potential.neighbors(box_j, skin=skin, capacity_multiplier=capacity_multiplier)
-    half_skin = 0.5 * skin * 0.99
+    update_all = batched_update(spec.update, box_j, skin)
 
     def aux_init(Xi):
-        nb = spec.allocate(jnp.asarray(Xi[0]), extra_capacity=4)
+        nb = spec.allocate(jnp.asarray(Xi[0]), extra_capacity=0)
         return jax.vmap(lambda r: spec.update(r, nb))(jnp.asarray(Xi))
 
     def aux_overflow(nbrs) -> bool:
@@ -421,8 +448,7 @@ def potential_batched_ef(potential, box, skin: float = 0.5, capacity_multiplier:
             return jnp.zeros((), jnp.float64), potential.forces(R, box_j, nb).astype(jnp.float64)
 
     def batched_ef(Xi, nbrs):
-        moved = jnp.max(jnp.linalg.norm(Xi - nbrs.reference_position, axis=-1))
-        nbrs = lax.cond(moved >= half_skin, lambda: jax.vmap(spec.update)(Xi, nbrs), lambda: nbrs)
+        nbrs = update_all(Xi, nbrs)
         E, F = jax.vmap(one)(Xi, nbrs)
         return E.astype(jnp.float64), F.astype(jnp.float64), nbrs
 

@@ -61,8 +61,8 @@ class StringConfig(StrictModel):
     climb: bool = True
     climb_start_tol: float | None = Field(None, gt=0)
     optimizer: Literal["fire", "steepest"] = "fire"
-    dt: float = Field(0.01, gt=0)
-    dt_max: float = Field(0.05, gt=0)
+    dt: float = Field(0.1, gt=0)
+    dt_max: float = Field(0.3, gt=0)
     max_step: float = Field(0.05, gt=0)
     max_iter: int = Field(20000, ge=1)
     chunk: int = Field(50, ge=1)

@@ -1,0 +1,119 @@
+"""Vacancy-MD hop throughput: hops observed per CPU-minute (and per wall-minute) of direct MD of
+the vacancy crystal, for LJ and, with --model, a trained model; LAMMPS (same crystal, same
+Langevin MD, same machine, same run) is the peer for the MD cost.
+
+Each potential runs `--replicas` copies of its relaxed vacancy crystal (its own 0 K lattice
+constant) at `--kT` for `--steps` Langevin steps in one vmapped, jitted `run_md` call; hops come
+from the same site-occupancy detector `mlffbench vacancy` uses. Compile time is reported apart
+and excluded from the throughput. The LAMMPS peer runs the LJ crystal for replicas x steps
+single-threaded; its "hops per CPU-minute" is our measured LJ hop rate per simulated time times
+the simulated time LAMMPS covers per CPU-minute.
+
+    python bench/vacancy_md.py [--model DIR] [--supercell 3] [--replicas 8] [--steps 4000]
+                               [--kT 1.0] [--out bench/results/vacancy_md.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import mlffbench  # noqa: F401  (x64)
+from mlffbench.dynamics.md import Integrator, run_md
+from mlffbench.io import device_description, package_versions
+from mlffbench.potentials import load_potential
+from mlffbench.properties.hops import HopDetector, remove_drift, site_occupancy
+from mlffbench.workflows.neb import lattice_constant, relax, vacancy_structure
+
+DT, GAMMA, SKIN, SAMPLE_EVERY = 0.005, 1.0, 0.5, 20
+
+
+def hops_of(samples: np.ndarray, times: np.ndarray, vac) -> list[int]:
+    out = []
+    for r in range(samples.shape[1]):
+        fixed, _, _ = remove_drift(samples[:, r], vac.box)
+        v, ne = site_occupancy(fixed, vac.sites, vac.box)
+        det = HopDetector(persist=5, defect_persist=10)
+        det.feed(v, ne, times)
+        out.append(det.n_hops if not det.stopped else -1)
+    return out
+
+
+def ours(spec: str, args) -> dict:
+    pot = load_potential(spec)
+    a = lattice_constant(pot, None, "lj", None)
+    vac, _, _ = vacancy_structure(args.supercell, a)
+    R0, _, _, _ = relax(pot, vac.positions, vac.box, 1e-6, SKIN)
+    integ = Integrator("nvt_langevin", dt=DT, gamma=GAMMA)
+    start = np.repeat(R0[None], args.replicas, 0)
+    # warm-up run: compiles, and equilibrates (its hops are not counted)
+    warm = run_md(pot, start, vac.box, integ, 400, kT=args.kT, seed=args.seed, sample_every=SAMPLE_EVERY,
+                  chunk_steps=400, skin=SKIN, record=("positions",))
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    md = run_md(pot, warm.final["positions"], vac.box, integ, args.steps, kT=args.kT, seed=args.seed + 1,
+                sample_every=SAMPLE_EVERY, chunk_steps=args.steps, skin=SKIN, record=("positions",),
+                velocities=warm.final["velocities"])
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    hops = hops_of(md.samples["positions"], md.samples["time"], vac)
+    counted = [h for h in hops if h >= 0]
+    sim_time = len(counted) * args.steps * integ.dt
+    n = int(sum(counted))
+    return {"potential": pot.describe(), "n_atoms": vac.n_atoms, "lattice_constant_sigma": a,
+            "replicas": args.replicas, "steps": args.steps, "kT": args.kT, "dt_tau": integ.dt,
+            "hops": n, "hops_per_replica": hops, "replicas_stopped": hops.count(-1),
+            "simulated_time_tau": sim_time, "hop_rate_per_tau": n / sim_time if sim_time else None,
+            "mean_kT": float(np.mean(md.samples["T"])), "compile_s": warm.compile_seconds,
+            "cpu_s": cpu, "wall_s": wall, "replica_steps_per_cpu_s": args.replicas * args.steps / cpu,
+            "hops_per_cpu_minute": n / (cpu / 60.0), "hops_per_wall_minute": n / (wall / 60.0), "status": md.status}
+
+
+def lammps_peer(lj: dict, args) -> dict:
+    from mlffbench.peers import lammps_lj
+
+    pot = load_potential("lj")
+    vac, _, _ = vacancy_structure(args.supercell, lj["lattice_constant_sigma"])
+    R0, _, _, _ = relax(pot, vac.positions, vac.box, 1e-6, SKIN)
+    n_steps = args.replicas * args.steps
+    cpu = lammps_lj.time_nvt(R0, vac.box, n_steps, args.kT, DT, 2.5, SKIN, ensemble="langevin",
+                             gamma=GAMMA, cpu_time=True)
+    steps_per_cpu_s = n_steps / cpu
+    rate = lj["hop_rate_per_tau"] or 0.0
+    return {"replica_steps": n_steps, "cpu_s": cpu, "replica_steps_per_cpu_s": steps_per_cpu_s,
+            "hops_per_cpu_minute_at_our_lj_rate": rate * steps_per_cpu_s * DT * 60.0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="a trained-model directory (optional)")
+    ap.add_argument("--supercell", type=int, default=3)
+    ap.add_argument("--replicas", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--kT", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/vacancy_md.json"))
+    args = ap.parse_args()
+    rows = {"lj": ours("lj", args)}
+    rows["lammps"] = lammps_peer(rows["lj"], args)
+    if args.model:
+        rows["model"] = ours(args.model, args)
+    for k, r in rows.items():
+        print(f"{k}: {r.get('hops', '-')} hops, {r['replica_steps_per_cpu_s']:.0f} replica-steps per CPU-s, "
+              f"hops per CPU-minute {r.get('hops_per_cpu_minute', r.get('hops_per_cpu_minute_at_our_lj_rate')):.3g}",
+              flush=True)
+    ratio = rows["lj"]["replica_steps_per_cpu_s"] / rows["lammps"]["replica_steps_per_cpu_s"]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"benchmark": "vacancy_md", "settings": vars(args) | {"out": str(args.out)},
+                                    "langevin_gamma_per_tau": GAMMA, "skin_sigma": SKIN,
+                                    "sample_every": SAMPLE_EVERY, "results": rows,
+                                    "lj_md_cost_ratio_ours_over_lammps_per_cpu_s": ratio,
+                                    "device": device_description(), "versions": package_versions()},
+                                   indent=2, default=float))
+    print(f"LJ MD throughput per CPU-second, ours / LAMMPS: {ratio:.2f}; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
