@@ -142,3 +142,21 @@ def test_lj_saddle_is_first_order_and_htst_sane(lj_vacancy_neb):
     # in reference_data (test_reference_regression). Here: positive, below the top phonon frequency.
     nu = np.sqrt(np.clip(h.eig_min, 0, None)) / (2 * np.pi)
     assert 0 < h.prefactor < nu.max()
+
+
+def test_float32_potential_gets_a_reachable_relaxation_threshold():
+    """A float32 potential cannot relax to the default 1e-8 eV/Å; the workflow relaxes it as far
+    as float32 allows instead of failing, and its barrier stays close to the float64 one."""
+    from mlffbench.config import validate
+    from mlffbench.potentials import lennard_jones
+    from mlffbench.workflows.neb import NebConfig, compute_barrier
+
+    cfg = validate(NebConfig, {"units": {"system": "lj"},
+                               "system": {"supercell": 2, "lattice_constant": 1.5496034241},  # LJ a0
+                               "string": {"n_images": 5, "tol": 1e-3, "saddle_polish": False},
+                               "htst": {"enabled": False}})
+    b32 = compute_barrier(lennard_jones("lj/cut/shift", dtype=jnp.float32), cfg)
+    b64 = compute_barrier(lennard_jones("lj/cut/shift"), cfg)
+    assert b32["string"].converged and b64["string"].converged
+    assert b32["relax_fmax"] > b64["relax_fmax"]
+    assert abs(b32["barrier_forward"] - b64["barrier_forward"]) < 1e-2 * b64["barrier_forward"]

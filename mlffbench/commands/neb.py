@@ -58,7 +58,9 @@ def print_summary(doc: dict, outdir: Path) -> None:
         rows += [("barrier forward", f"{b['forward']['value'] * 1000:.3f} meV ({b['forward']['reduced_epsilon']:.6f} ε)"),
                  ("barrier backward", f"{b['backward']['value'] * 1000:.3f} meV"), ("method", b["method"])]
     if "htst" in doc:
-        rows.append(("HTST prefactor ν*", f"{doc['htst']['prefactor']['value']:.4g} THz"))
+        h = doc["htst"]
+        rows.append(("HTST prefactor ν*", f"{h['prefactor']['value']:.4g} THz" if h["status"] == "ok"
+                     else f"not applicable: {h['reason']}"))
     for r in rows:
         table.add_row(*r)
     console.print(table)

@@ -65,8 +65,12 @@ def print_summary(doc: dict, outdir: Path) -> None:
     if "E_m" in a:
         console.print(f"Arrhenius fit: E_m = {a['E_m']['value'] * 1000:.2f} ± {a['E_m']['stderr'] * 1000:.2f} meV, "
                       f"nu0 = {a['nu0']['value']:.3g} 1/ps")
-    if "E_m" in doc.get("htst", {}):
-        console.print(f"string method: E_m = {doc['htst']['E_m']['value'] * 1000:.2f} meV, "
-                      f"HTST prefactor {doc['htst']['prefactor']['value']:.3g} THz")
+    h = doc.get("htst", {})
+    if h.get("status") == "ok":
+        console.print(f"string method: E_m = {h['E_m']['value'] * 1000:.2f} meV, "
+                      f"HTST prefactor {h['prefactor']['value']:.3g} THz")
+    elif h:
+        em = f"string method: E_m = {h['E_m']['value'] * 1000:.2f} meV; " if "E_m" in h else ""
+        console.print(f"[yellow]{em}HTST {h.get('status', 'failed')}: {h.get('reason', '')}[/yellow]")
     for m in doc.get("messages", []):
         console.print(f"[yellow]{m}[/yellow]")

@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 
 from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig, config_hash, lj_defaults
 from mlffbench.dynamics.md import Integrator, run_md
-from mlffbench.errors import UserError
+from mlffbench.errors import SimulationError, UserError
 from mlffbench.io import atomic_write_bytes, manifest, value, write_json
 from mlffbench.potentials.base import Potential
 from mlffbench.properties.hops import HopDetector, remove_drift, site_occupancy
@@ -40,7 +40,7 @@ class VacancyMD(StrictModel):
     thermostat: Literal["langevin", "nose_hoover"] = "langevin"
     thermostat_time: float = Field(500.0, gt=0)
     langevin_friction: float = Field(0.002, gt=0)
-    skin_sigma: float = Field(0.5, gt=0)
+    skin_sigma: float = Field(1.0, gt=0)  # a hot crystal rebuilds a 0.5 skin every few steps
     sample_every: int = Field(20, ge=1)
     segment_steps: int = Field(2000, ge=1)
 
@@ -145,7 +145,9 @@ def run_vacancy(potential: Potential, cfg: VacancyConfig, outdir: Path, checkpoi
         arrays: dict = {}
     else:
         state, arrays = loaded
-        log(f"resuming from {checkpoint}: temperature {state['t_index'] + 1}/{len(kTs)}, segment {state['segment']}")
+        where = (f"temperature {state['t_index'] + 1}/{len(kTs)}, segment {state['segment']}"
+                 if state["t_index"] < len(kTs) else "all MD done")
+        log(f"resuming from {checkpoint}: {where}")
 
     while state["t_index"] < len(kTs):
         ti = state["t_index"]
@@ -291,16 +293,29 @@ def _compare_htst(potential, cfg: VacancyConfig, doc: dict) -> None:
             raise UserError(f"compare.neb_result: {p} holds no converged barrier with HTST")
         Em = nd["barrier"]["forward"]["reduced_epsilon"]
         pref = nd["htst"]["prefactor"]["reduced_per_tau"]
+        pref = float("nan") if pref is None else pref
+        why = nd["htst"].get("reason", "")
         source = str(p)
     else:
         ncfg = NebConfig(units=cfg.units, potential=cfg.potential, system=cfg.system, string=cfg.compare.string,
                          htst=HTSTConfig(enabled=True, temperatures=list(cfg.run.temperatures)))
-        out = compute_barrier(potential, ncfg)
+        try:
+            out = compute_barrier(potential, ncfg)
+        except SimulationError as exc:  # keep the MD rates: they are the expensive part
+            doc["htst"] = {"status": "failed", "reason": str(exc)}
+            return
         if not out["string"].converged or "htst" not in out:
             doc["htst"] = {"status": "failed", "reason": out["string"].message}
             return
         Em, pref = out["barrier_forward"], out["htst"].prefactor
+        h = out["htst"]
+        why = (f"the climbing image is not a first-order saddle ({h.n_negative_saddle} unstable modes, "
+               f"{h.n_negative_min} at the minimum)")
         source = "computed (string method + climbing image, same system)"
+    if not np.isfinite(pref):
+        doc["htst"] = {"status": "not applicable", "reason": why, "source": source,
+                       "E_m": value(Em * E, "eV", reduced_epsilon=Em)}
+        return
     rows = []
     for r in doc["rates"]:
         kT = r["temperature"]["reduced_kT"]
@@ -308,7 +323,7 @@ def _compare_htst(potential, cfg: VacancyConfig, doc: dict) -> None:
         md_rate = r["total_hop_rate"]["reduced_per_tau"]
         rows.append({"temperature_K": r["temperature"]["value"], "htst_total_rate": value(k / tps, "1/ps", reduced_per_tau=k),
                      "md_over_htst": md_rate / k if k > 0 else None})
-    doc["htst"] = {"source": source, "E_m": value(Em * E, "eV", reduced_epsilon=Em),
+    doc["htst"] = {"status": "ok", "source": source, "E_m": value(Em * E, "eV", reduced_epsilon=Em),
                    "prefactor": value(pref / tps, "THz", reduced_per_tau=pref),
                    "total_rate_prefactor": value(N_HOP_DIRECTIONS * pref / tps, "1/ps"),
                    "comparison": rows}
