@@ -26,7 +26,7 @@ import mlffbench  # noqa: F401  (x64)
 from mlffbench.dynamics.md import Integrator, run_md
 from mlffbench.io import device_description, package_versions
 from mlffbench.potentials import load_potential
-from mlffbench.properties.hops import HopDetector, remove_drift, site_occupancy
+from mlffbench.properties.hops import count_hops, remove_drift
 from mlffbench.workflows.neb import lattice_constant, relax, vacancy_structure
 
 DT, GAMMA, SAMPLE_EVERY = 0.005, 1.0, 20
@@ -34,12 +34,11 @@ LAMMPS_SKINS = (0.3, 0.5, 1.0)  # the peer runs at each and is reported at its f
 
 
 def hops_of(samples: np.ndarray, times: np.ndarray, vac) -> list[int]:
+    """Hops per replica (-1 for a replica stopped by defects), same detector as `mlffbench vacancy`."""
     out = []
     for r in range(samples.shape[1]):
         fixed, _, _ = remove_drift(samples[:, r], vac.box)
-        v, ne = site_occupancy(fixed, vac.sites, vac.box)
-        det = HopDetector(persist=5, defect_persist=10)
-        det.feed(v, ne, times)
+        det = count_hops(fixed, vac.sites, vac.box, times, persist=5, defect_persist=10)
         out.append(det.n_hops if not det.stopped else -1)
     return out
 

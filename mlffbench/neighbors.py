@@ -150,6 +150,23 @@ def pad_to_capacity(nbrs, n_slots: int):
     return dataclasses.replace(nbrs, idx=idx, max_occupancy=n_slots)
 
 
+def over_batch(fn: Callable, n_batch: int) -> Callable:
+    """Apply a one-system function to arguments with a leading batch axis of size n_batch.
+
+    Several systems are vmapped. One system is squeezed instead, so that any `lax.cond` inside
+    `fn` (jax-md's rebuild test) stays a real branch: vmap turns it into a select that evaluates
+    both sides.
+    """
+    if n_batch > 1:
+        return jax.vmap(fn)
+
+    def one(*args):
+        out = fn(*jax.tree_util.tree_map(lambda x: x[0], args))
+        return jax.tree_util.tree_map(lambda x: x[None], out)
+
+    return one
+
+
 def batched_update(update: Callable, box, skin: float) -> Callable:
     """Neighbour-list update for a batch of systems in one box (MD replicas, string images).
 
@@ -165,13 +182,8 @@ def batched_update(update: Callable, box, skin: float) -> Callable:
     # a hair below jax-md's own threshold, so this gate never skips a rebuild jax-md would do
     threshold_sq = (0.999 * skin / 2.0) ** 2
 
-    def update_each(R, nbrs):
-        if R.shape[0] == 1:  # no vmap for one system: its own cond then stays a real branch
-            one = update(R[0], jax.tree_util.tree_map(lambda x: x[0], nbrs))
-            return jax.tree_util.tree_map(lambda x: x[None], one)
-        return jax.vmap(update)(R, nbrs)
-
     def update_all(R, nbrs):
+        update_each = over_batch(update, R.shape[0])
         frac = (R - nbrs.reference_position.astype(R.dtype)) @ inv_box.T
         moved = (frac - jnp.round(frac)) @ box.T
         need = jnp.any(jnp.sum(moved * moved, axis=-1) > threshold_sq)

@@ -31,7 +31,8 @@ from jax import lax
 from jax_md import simulate, space
 
 from mlffbench.errors import SimulationError
-from mlffbench.neighbors import as_box_matrix, batched_update, capacity, forced_rebuild, pad_to_capacity
+from mlffbench.neighbors import (as_box_matrix, batched_update, capacity, forced_rebuild, over_batch,
+                                 pad_to_capacity)
 from mlffbench.potentials.base import Potential
 
 ENSEMBLES = ("nve", "nvt_nose_hoover", "nvt_langevin", "npt_nose_hoover")
@@ -177,28 +178,12 @@ def _observe(potential: Potential, R, box, momentum, force, nbrs, record, mass) 
     return out
 
 
-def _per_replica(fn: Callable, n_rep: int) -> Callable:
-    """Apply a one-system function to arguments with a leading replica axis.
-
-    Several replicas are vmapped. One system is squeezed instead, so that any `lax.cond` inside
-    `fn` stays a real branch (vmap turns it into a select that evaluates both sides).
-    """
-    if n_rep > 1:
-        return jax.vmap(fn)
-
-    def one(*args):
-        out = fn(*jax.tree_util.tree_map(lambda x: x[0], args))
-        return jax.tree_util.tree_map(lambda x: x[None], out)
-
-    return one
-
-
 def _replica_neighbor_update(update_nbrs: Callable, box0, skin: float, n_rep: int, npt: bool) -> Callable:
     """(R (n_rep, N, 3), nbrs batched, boxes or None) -> nbrs for all replicas: one rebuild
     decision for the batch (`neighbors.batched_update`); NPT (one system, the box changes) uses
     jax-md's update directly."""
     if npt:
-        return _per_replica(lambda r, nb, box: update_nbrs(r, nb, box=box), n_rep)
+        return over_batch(lambda r, nb, box: update_nbrs(r, nb, box=box), n_rep)
     update = batched_update(update_nbrs, box0, skin)
     return lambda R, nbrs, boxes=None: update(R, nbrs)
 
@@ -226,8 +211,8 @@ def _chunk_fn(potential: Potential, apply, update_nbrs, box0, npt: bool, sample_
     def step(carry, kT):
         state, nbrs, max_disp = carry
         nbrs = update_all(state.position, nbrs, boxes(state))
-        new = _per_replica(lambda s, nb: apply(s, neighbor=nb, kT=kT), n_rep)(state, nbrs)
-        disp = _per_replica(step_displacement, n_rep)(state, new)
+        new = over_batch(lambda s, nb: apply(s, neighbor=nb, kT=kT), n_rep)(state, nbrs)
+        disp = over_batch(step_displacement, n_rep)(state, new)
         return (new, nbrs, jnp.maximum(max_disp, disp)), None
 
     def observe(state, nbrs):
@@ -239,7 +224,7 @@ def _chunk_fn(potential: Potential, apply, update_nbrs, box0, npt: bool, sample_
         carry, _ = lax.scan(step, carry, kTs)
         state, nbrs, _ = carry
         nbrs_now = update_all(state.position, nbrs, boxes(state))
-        obs = _per_replica(observe, n_rep)(state, nbrs_now)
+        obs = over_batch(observe, n_rep)(state, nbrs_now)
         obs["kT"] = jnp.broadcast_to(kTs[-1], (n_rep,))
         return carry, obs
 

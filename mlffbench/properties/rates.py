@@ -56,6 +56,15 @@ class HarmonicTST:
     eig_saddle: np.ndarray
     n_zero: int
 
+    @property
+    def why_not_applicable(self) -> str:
+        """'' when Vineyard's formula applies, else why not (one line)."""
+        if self.n_negative_saddle == 1 and self.n_negative_min == 0:
+            return ""
+        return (f"the climbing image is not a first-order saddle ({self.n_negative_saddle} unstable modes, 1 "
+                f"needed; {self.n_negative_min} at the minimum, 0 needed): the barrier top is not a smooth "
+                "maximum (e.g. a cusp), so Vineyard's formula does not apply")
+
     def rate(self, barrier: float, kT) -> np.ndarray:
         """Single-hop rate k(T) = nu* exp(-E_m / kT), 1/tau."""
         return self.prefactor * np.exp(-barrier / np.asarray(kT, dtype=float))

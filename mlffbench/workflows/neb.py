@@ -349,14 +349,10 @@ def result_json(potential: Potential, cfg: NebConfig, out: dict) -> dict:
     if "htst" in out:
         h = out["htst"]
         k = out["htst_rate"]
-        applicable = h.n_negative_saddle == 1 and h.n_negative_min == 0
+        why = h.why_not_applicable
         doc["htst"] = {
             "method": "Vineyard harmonic TST, exact autodiff Hessians, 3 translations removed",
-            "status": "ok" if applicable else "not applicable",
-            "reason": "" if applicable else (
-                f"the climbing image is not a first-order saddle ({h.n_negative_saddle} unstable modes, 1 "
-                f"needed; {h.n_negative_min} at the minimum, 0 needed): the potential's barrier top is "
-                "not a smooth maximum (e.g. a cusp), so Vineyard's formula does not apply"),
+            "status": "not applicable" if why else "ok", "reason": why,
             "prefactor": value(h.prefactor * freq, "THz", reduced_per_tau=h.prefactor),
             "unstable_modes_at_saddle": h.n_negative_saddle, "unstable_modes_at_minimum": h.n_negative_min,
             "imaginary_frequency": value(h.imaginary_frequency * freq, "THz", reduced_per_tau=h.imaginary_frequency),

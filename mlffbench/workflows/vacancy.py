@@ -308,9 +308,7 @@ def _compare_htst(potential, cfg: VacancyConfig, doc: dict) -> None:
             doc["htst"] = {"status": "failed", "reason": out["string"].message}
             return
         Em, pref = out["barrier_forward"], out["htst"].prefactor
-        h = out["htst"]
-        why = (f"the climbing image is not a first-order saddle ({h.n_negative_saddle} unstable modes, "
-               f"{h.n_negative_min} at the minimum)")
+        why = out["htst"].why_not_applicable
         source = "computed (string method + climbing image, same system)"
     if not np.isfinite(pref):
         doc["htst"] = {"status": "not applicable", "reason": why, "source": source,
