@@ -108,8 +108,13 @@ def read_json(path: str | Path) -> Any:
 
 
 def value(x: float, unit: str, **extra: Any) -> dict:
-    """A number with its unit, as every result stores it: {'value': x, 'unit': unit, ...}."""
-    return {"value": x, "unit": unit, **extra}
+    """A number with its unit, as every result stores it: {'value': x, 'unit': unit, ...}.
+
+    Spread keys ('std', 'n', 'ci95') are passed through; see `mlffbench.stats.quantity`.
+    """
+    from mlffbench.stats import quantity
+
+    return quantity(x, unit, **extra)
 
 
 def sha256_file(path: str | Path) -> str:

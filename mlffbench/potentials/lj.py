@@ -83,4 +83,4 @@ def lennard_jones(variant: str = "lj/cut/shift", sigma: float = 1.0, epsilon: fl
         params["r_onset"] = r_onset if r_onset is not None else 0.8 * cutoff
     return Potential(name=variant, cutoff=float(cutoff), energy_fn=energy_fn,
                      neighbor_format=neighbor_format, dtype=dtype, params=params,
-                     per_atom_energy_fn=per_atom_energy_fn)
+                     per_atom_energy_fn=per_atom_energy_fn, kind="lj")

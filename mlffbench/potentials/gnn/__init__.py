@@ -70,8 +70,20 @@ def cast_params(params, dtype):
     return jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), params)
 
 
+def params_digest(params) -> str:
+    """sha256 of the parameter arrays (shapes, dtypes and bytes, in tree order)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves(params):
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def make_potential(name: str, hparams: dict, params, standardization: dict, dtype=jnp.float32,
-                   label: str | None = None, extra: dict | None = None) -> Potential:
+                   label: str | None = None, extra: dict | None = None, param_hash: str = "") -> Potential:
     """Wrap a module + parameters as a `Potential` (reduced units).
 
     standardization: {'energy_shift': per-atom energy (epsilon), 'energy_scale': epsilon,
@@ -82,6 +94,7 @@ def make_potential(name: str, hparams: dict, params, standardization: dict, dtyp
     module = build_module(name, hparams)
     cutoff = float(module.cutoff)
     p = cast_params(params, dtype)
+    param_hash = param_hash or params_digest(params)
     shift = float(standardization.get("energy_shift", 0.0))
     escale = float(standardization.get("energy_scale", 1.0))
     fscale = float(standardization.get("force_scale", 1.0))
@@ -99,14 +112,15 @@ def make_potential(name: str, hparams: dict, params, standardization: dict, dtyp
             return jnp.sum(per_atom(R, box, nbrs))
 
         return Potential(name=label, cutoff=cutoff, energy_fn=energy_fn, neighbor_format=ent.neighbor_format,
-                         dtype=dtype, params=describe, per_atom_energy_fn=per_atom)
+                         dtype=dtype, params=describe, per_atom_energy_fn=per_atom, kind="gnn",
+                         param_hash=param_hash)
 
     def force_fn(R, box, nbrs):
         dR, mask, i, j = edge_vectors(R, box, nbrs)
         return fscale * module.apply(p, dR, mask, i, j, R.shape[0])
 
     return Potential(name=label, cutoff=cutoff, direct_force_fn=force_fn, neighbor_format=ent.neighbor_format,
-                     dtype=dtype, params=describe)
+                     dtype=dtype, params=describe, kind="gnn", param_hash=param_hash)
 
 
 def save_model(outdir: str | Path, name: str, hparams: dict, params, standardization: dict,
@@ -185,4 +199,5 @@ def load_model_potential(path: str | Path, dtype: str | None = None) -> Potentia
     dt = jnp.float64 if dtype == "float64" else jnp.float32
     return make_potential(card["architecture"], card["hparams"], params, card["standardization"], dtype=dt,
                           label=f"gnn:{card['architecture']}:{Path(path).name}",
-                          extra={"model_dir": str(path), "params_sha256": card.get("params_sha256")})
+                          extra={"model_dir": str(path), "params_sha256": card.get("params_sha256")},
+                          param_hash=card.get("params_sha256") or "")
