@@ -147,9 +147,23 @@ def validate(model: type[M], data: dict[str, Any], source: str = "config") -> M:
         raise UserError(_format_validation_error(err, source)) from None
 
 
-def load_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None) -> M:
-    """Read YAML at `path`, apply dotted-key `overrides` (e.g. {'seed': 3}), validate."""
-    data = read_yaml(path)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve_path(p: str | Path) -> Path:
+    """A path from a config: as given (relative to the working directory) or, failing that,
+    relative to the repository root (so `configs/...` works from anywhere in a source checkout)."""
+    path = Path(p)
+    if path.exists() or path.is_absolute():
+        return path
+    alt = REPO_ROOT / path
+    return alt if alt.exists() else path
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Set dotted keys (e.g. {'md.timestep': 2.0}) in the nested mapping `data` (in place; returned).
+
+    None values are skipped (an unset command-line flag)."""
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
@@ -158,7 +172,28 @@ def load_config(model: type[M], path: str | Path, overrides: dict[str, Any] | No
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return validate(model, data, str(path))
+    return data
+
+
+def load_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None) -> M:
+    """Read YAML at `path`, apply dotted-key `overrides` (e.g. {'seed': 3}), validate."""
+    return validate(model, apply_overrides(read_yaml(path), overrides), str(path))
+
+
+def load_stage_config(model: type[M], config_file: str | None, overrides: dict[str, Any], source: str,
+                      extra: dict[str, Any] | None = None) -> M:
+    """A sub-command config: its file (or its defaults), then `overrides`, then `extra`, validated.
+
+    `source` names the section in error messages (e.g. 'configs/run-quick.yaml: generate')."""
+    data: dict = {}
+    src = source
+    if config_file:
+        path = resolve_path(config_file)
+        if not path.is_file():
+            raise UserError(f"{source}.config: file not found: {config_file}")
+        data = read_yaml(path)
+        src = f"{path}"
+    return validate(model, apply_overrides(data, {**overrides, **(extra or {})}), src)
 
 
 def config_hash(cfg: BaseModel) -> str:

@@ -71,13 +71,6 @@ class WorkflowSettings(BenchSettings):
     float32_overrides: dict[str, Any] = {}
 
 
-def is_float32(potential) -> bool:
-    """True when the potential computes in single precision (tolerances must allow for it)."""
-    import jax.numpy as jnp
-
-    return jnp.dtype(potential.dtype).itemsize < 8
-
-
 @dataclass
 class BenchContext:
     """What a benchmark's `run` receives besides the potential.
@@ -174,7 +167,8 @@ ORDER = ("integrity", "test_errors", "md_stability", "lattice_constant", "cohesi
 
 def battery() -> dict[str, Benchmark]:
     """All registered benchmarks in battery order (imports the modules that register them)."""
-    from mlffbench.benchmarks import crystal, dataset_errors, workflows  # noqa: F401
+    from mlffbench.benchmarks import (crystal, dataset_errors, hop_rates, integrity, md_stability,  # noqa: F401
+                                      neb, pdos)
 
     rank = {n: k for k, n in enumerate(ORDER)}
     return {n: REGISTRY[n] for n in sorted(REGISTRY, key=lambda n: (rank.get(n, len(ORDER)), n))}

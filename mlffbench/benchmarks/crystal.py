@@ -119,10 +119,9 @@ def vacancy_formation_energy(potential, a0: float, e0: float, n_cells: int, fmax
 
 
 def run_vacancy_formation(potential, ctx: BenchContext) -> dict:
-    from mlffbench.benchmarks import is_float32
 
     s: VacancySettings = ctx.settings
-    fmax = s.fmax_float32 if is_float32(potential) else s.fmax
+    fmax = s.fmax_float32 if potential.is_float32 else s.fmax
     a0, e0, _ = lattice(potential, ctx, s.lattice_n_cells)
     E, L, F = (ctx.units.scale(q) for q in ("energy", "length", "force"))
     cells = {}

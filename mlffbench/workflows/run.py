@@ -33,13 +33,13 @@ from pydantic import Field
 from mlffbench.benchmarks import (FAILED, NOT_AVAILABLE, NOT_RUN, PASSED, BenchContext, Benchmark,
                                   BenchmarkFailed, BenchmarkNotRun, WorkflowSettings, battery)
 from mlffbench.benchmarks.scoring import load_thresholds, score_metrics
-from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig, config_hash, read_yaml, validate
+from mlffbench.config import (PotentialConfig, StrictModel, UnitsConfig, config_hash, load_stage_config,
+                              resolve_path)
 from mlffbench.errors import SimulationError, UserError
 from mlffbench.io import manifest, read_json, sha256_dir, sha256_file, write_json
 
 MARKER = ".mlffbench-run"
 RESULTS_VERSION = 1
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class StageConfig(StrictModel):
@@ -83,35 +83,6 @@ class RunConfig(StrictModel):
 # ----------------------------------------------------------------------------------------------
 # Config resolution (everything validated before OUTDIR is touched)
 # ----------------------------------------------------------------------------------------------
-def resolve_path(p: str | Path) -> Path:
-    """A path from a config: as given (relative to the working directory) or, failing that,
-    relative to the repository root (so `configs/...` works from anywhere in a source checkout)."""
-    path = Path(p)
-    if path.exists() or path.is_absolute():
-        return path
-    alt = REPO_ROOT / path
-    return alt if alt.exists() else path
-
-
-def load_stage_config(model: type, stage: StageConfig, source: str, extra: dict | None = None):
-    """Load a sub-command config (its file, then overrides, then `extra`), validated."""
-    data: dict = {}
-    src = source
-    if stage.config:
-        path = resolve_path(stage.config)
-        if not path.is_file():
-            raise UserError(f"{source}.config: file not found: {stage.config}")
-        data = read_yaml(path)
-        src = f"{path}"
-    for dotted, val in {**stage.overrides, **(extra or {})}.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = val
-    return validate(model, data, src)
-
-
 def validate_section(model: type, data: Any, source: str, prefix: str):
     """Validate a config section; the one-line error names the full dotted key."""
     from pydantic import ValidationError
@@ -409,10 +380,11 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
             from mlffbench.workflows.train import TrainConfig
         except ImportError as exc:
             raise UserError(f"the full loop needs generate and train ({exc}); pass --model") from None
-        gcfg = load_stage_config(GenerateConfig, cfg.generate, f"{source}: generate",
+        gcfg = load_stage_config(GenerateConfig, cfg.generate.config, cfg.generate.overrides, f"{source}: generate",
                                  {"seed": cfg.seed, "units": cfg.units.model_dump(),
                                   "potential": cfg.potential.model_dump()})
-        tcfg = load_stage_config(TrainConfig, cfg.train, f"{source}: train", {"seed": cfg.seed})
+        tcfg = load_stage_config(TrainConfig, cfg.train.config, cfg.train.overrides, f"{source}: train",
+                                 {"seed": cfg.seed})
     elif not Path(model_spec).is_dir():
         load_potential(model_spec, cutoff=cfg.potential.cutoff_sigma)  # UserError for a bad name
 

@@ -1,0 +1,141 @@
+"""Benchmark: phonon densities of states: `mlffbench pdos`."""
+
+from __future__ import annotations
+
+from mlffbench.io import value
+from mlffbench.benchmarks import (BenchContext, BenchmarkFailed, Benchmark, WorkflowSettings,
+                                  register)
+from mlffbench.benchmarks._workflow import _plot, available, memo_call, sub_config
+
+# ----------------------------------------------------------------------------------------------
+# Phonon DOS at 0 K and at finite temperature: `mlffbench pdos`
+# ----------------------------------------------------------------------------------------------
+def _pdos_run(potential, ctx: BenchContext, zero_k: bool, finite_t: bool) -> dict:
+    from mlffbench.workflows.pdos import PdosConfig, run_one, write_outputs
+
+    cfg = sub_config(PdosConfig, ctx, {"seed": ctx.seed, "progress": False,
+                                       "zero_kelvin.enabled": zero_k, "finite_temperature.enabled": finite_t},
+                     potential=potential)
+    res = memo_call(ctx, ("pdos", cfg.model_dump_json()), lambda: run_one(potential, cfg, log=lambda m: None))
+    try:
+        write_outputs(ctx.workdir, res, None, cfg.units.unit_system(), potential.name)
+    except Exception:
+        pass
+    return res
+
+
+def _thz(pair: dict) -> dict:
+    return value(pair["THz"], "THz", reduced=pair["reduced"])
+
+
+def run_pdos_0k(potential, ctx: BenchContext) -> dict:
+    import numpy as np
+
+    zk = _pdos_run(potential, ctx, True, False)["zero_kelvin"]
+    s = zk["summary"]
+    raw = {"nu_max": _thz(s["nu_max"]), "nu_mean": _thz(s["nu_mean"]),
+           "nu2_mean": value(s["nu2_mean"]["THz^2"], "THz^2", reduced=s["nu2_mean"]["reduced"]),
+           "lattice_constant": s["lattice_constant"], "n_imaginary_modes": s["n_imaginary_modes"],
+           "n_atoms": s["n_atoms"], "mesh": s["mesh"], "hessian_asymmetry": s["hessian_asymmetry"],
+           "force_constant_method": s["force_constant_method"],
+           "summary": s, "grid": np.asarray(zk["grid"]).tolist(), "dos": np.asarray(zk["dos"]).tolist(),
+           "nu_gamma": np.asarray(zk["nu_gamma"]).tolist()}
+    for point in ("X", "L"):
+        for k, (thz, red) in enumerate(zip(s[f"nu_{point}"]["THz"], s[f"nu_{point}"]["reduced"]), 1):
+            raw[f"nu_{point}_{k}"] = value(thz, "THz", reduced=red)
+    if s["n_imaginary_modes"]:
+        raise BenchmarkFailed(f"{s['n_imaginary_modes']} imaginary modes on the q-mesh (crystal unstable)", raw)
+    return raw
+
+
+def compare_pdos_0k(model: dict, ref: dict) -> dict:
+    import numpy as np
+
+    from mlffbench.workflows.pdos import compare
+
+    def arrays(raw):
+        return {"zero_kelvin": {"summary": raw["summary"], "grid": np.asarray(raw["grid"]),
+                                "dos": np.asarray(raw["dos"]), "nu_gamma": np.asarray(raw["nu_gamma"])}}
+
+    c = compare(arrays(model), arrays(ref))["zero_kelvin"]
+    out = {"dos_w1_rel": value(c["w1_dos_over_ref_nu_max"], "1"),
+           "nu_max_rel_error": value(abs(c["rel_error_nu_max"]), "1", signed=c["rel_error_nu_max"]),
+           "nu_mean_rel_error": value(c["rel_error_nu_mean"], "1"),
+           "nu2_mean_rel_error": value(c["rel_error_nu2_mean"], "1"),
+           "gamma_histogram_w1_rel": value(c["w1_gamma_supercell_over_ref_nu_max"], "1")}
+    for point in ("X", "L"):
+        for k, e in enumerate(c[f"rel_error_nu_{point}"], 1):
+            out[f"nu_{point}_{k}_rel_error"] = value(e, "1")
+    return out
+
+
+def _dos(ax, model, ref):
+    for raw, label, st in ((ref, "LJ", "-"), (model, "model", "--")):
+        if raw and "grid" in raw:
+            tau = raw["nu_max"]["value"] / raw["nu_max"]["reduced"]  # THz per 1/tau
+            ax.plot([g * tau for g in raw["grid"]], [d / tau for d in raw["dos"]], st, label=label)
+    ax.set_xlabel("frequency (THz)")
+    ax.set_ylabel("DOS (states/THz)")
+    ax.set_title("phonon DOS, 0 K")
+    ax.legend()
+
+
+register(Benchmark("pdos_0k", "phonon DOS at 0 K", run_pdos_0k, compare_pdos_0k, WorkflowSettings,
+                   plot=_plot("pdos", _dos), available=available("mlffbench.workflows.pdos", "run_one"),
+                   reference_values={"nu_max": {"rel": 1e-7}, "nu_mean": {"rel": 1e-7}, "nu2_mean": {"rel": 1e-7},
+                                     "nu_X_*": {"rel": 1e-7}, "nu_L_*": {"rel": 1e-7}},
+                   description="exact-Hessian force constants of the relaxed supercell, q-mesh DOS (Gaussian); "
+                               "W1 distance over LJ's nu_max, nu_max, moments, nu at X and L."))
+
+
+def run_pdos_finite_t(potential, ctx: BenchContext) -> dict:
+    import numpy as np
+
+    ft = _pdos_run(potential, ctx, False, True)["finite_temperature"]
+    runs, melted = [], []
+    for r in ft["runs"]:
+        entry = {k: v for k, v in r.items() if k not in ("_arrays", "sed")}
+        entry["_arrays"] = {"nu": np.asarray(r["_arrays"]["nu"]).tolist(), "vdos": np.asarray(r["_arrays"]["vdos"]).tolist()}
+        runs.append(entry)
+        if r.get("status") != "ok":
+            melted.append(f"{r['temperature']['value']:g} K: {r.get('status')}")
+    raw = {"nu_top": ft["nu_top"], "runs": runs, "settings": ft["settings"]}
+    if melted:
+        raise BenchmarkFailed("finite-T run not usable: " + "; ".join(melted), raw)
+    return raw
+
+
+def compare_pdos_finite_t(model: dict, ref: dict) -> dict:
+    import numpy as np
+
+    from mlffbench.workflows.pdos import compare
+
+    def arrays(raw):
+        runs = [{**r, "_arrays": {k: np.asarray(v) for k, v in r["_arrays"].items()}} for r in raw["runs"]]
+        return {"finite_temperature": {"nu_top": raw["nu_top"], "runs": runs}}
+
+    rows = compare(arrays(model), arrays(ref))["finite_temperature"]
+    out = {}
+    w = [r["w1_vdos_over_ref_nu_max"] for r in rows if "w1_vdos_over_ref_nu_max" in r]
+    for r in rows:
+        if "w1_vdos_over_ref_nu_max" in r:
+            out[f"vdos_w1_rel_{r['temperature_K']:g}K"] = value(r["w1_vdos_over_ref_nu_max"], "1")
+    if w:
+        out["dos_w1_rel"] = value(max(w), "1")
+    return out
+
+
+def _vdos(ax, model, ref):
+    for raw, label, st in ((ref, "LJ", "-"), (model, "model", "--")):
+        for r in (raw or {}).get("runs", []):
+            ax.plot(r["_arrays"]["nu"], r["_arrays"]["vdos"], st, label=f"{label} {r['temperature']['value']:g} K")
+    ax.set_xlabel("frequency (1/tau)")
+    ax.set_ylabel("VDOS")
+    ax.set_title("vibrational DOS from the VACF")
+    ax.legend(fontsize=8)
+
+
+register(Benchmark("pdos_finite_t", "vibrational DOS at finite temperature", run_pdos_finite_t,
+                   compare_pdos_finite_t, WorkflowSettings, plot=_plot("vdos", _vdos),
+                   available=available("mlffbench.workflows.pdos", "run_one"),
+                   description="NVT then NVE MD of the crystal, VACF -> vibrational DOS; W1 distance to LJ's."))
