@@ -73,3 +73,46 @@ def test_cli_exit_codes_on_synthetic_run(tmp_path):
     only_skipped = {"values": {"b.z": reference()["values"]["b.z"]}}
     ref.write_text(json.dumps(only_skipped))
     assert run_cli(["check", str(run), "--reference", str(ref)])[0] == 2
+
+
+def test_mode_tagged_value_is_looked_up_at_its_untagged_path():
+    """make_reference writes '<key>@<mode>' when a mode's value differs from another mode's."""
+    ref = {"values": {
+        "a.x": {"value": 1.0, "unit": "eV", "tolerance": {"abs": 1e-6}, "modes": ["quick"]},
+        "a.x@paper": {"value": 1.5, "unit": "eV", "tolerance": {"abs": 1e-6}, "modes": ["paper"]}}}
+    paper = results(e=1.5)
+    paper["mode"] = "paper"
+    assert status(compare_to_reference(paper, ref)) == {"a.x": SKIPPED, "a.x@paper": WITHIN}
+    assert status(compare_to_reference(results(e=1.0), ref)) == {"a.x": WITHIN, "a.x@paper": SKIPPED}
+    paper["benchmarks"]["a"]["reference"]["x"]["value"] = 1.0  # the quick value in a paper run: drift
+    assert status(compare_to_reference(paper, ref))["a.x@paper"] == DRIFT
+
+
+def test_combined_abs_and_rel_tolerance():
+    """allowed = abs + rel |ref| = 1e-3 + 1e-2 * 2 = 0.021: a deviation of 0.02 passes only with both."""
+    def row(e, tol):
+        ref = {"values": {"a.x": {"value": 2.0, "unit": "eV", "tolerance": tol, "modes": ["quick"]}}}
+        (r,) = compare_to_reference(results(e=e), ref)
+        return r
+    both = {"abs": 1e-3, "rel": 1e-2}
+    r = row(2.02, both)
+    assert r.status == WITHIN and abs(r.allowed - 0.021) < 1e-15 and abs(r.deviation - 0.02) < 1e-12
+    assert row(2.0 - 0.02, both).status == WITHIN
+    assert row(2.022, both).status == DRIFT and row(2.0 - 0.022, both).status == DRIFT
+    assert row(2.02, {"abs": 1e-3}).status == DRIFT and row(2.02, {"rel": 1e-2}).status == DRIFT
+
+
+def test_nan_run_value_is_drift_and_nan_reference_is_malformed(tmp_path):
+    rows = compare_to_reference(results(e=float("nan")), reference())
+    r = next(r for r in rows if r.key == "a.x")
+    assert r.status == DRIFT and "nan" in r.note
+    inf = next(r for r in compare_to_reference(results(e=float("inf")), reference()) if r.key == "a.x")
+    assert inf.status == DRIFT
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps({"values": {"a.x": {"value": float("nan"), "unit": "eV", "tolerance": {"abs": 1}}}}))
+    with pytest.raises(UserError, match="finite"):
+        load_reference(p)
+    p.write_text(json.dumps({"values": {"a.x@paper": {"value": 1.0, "unit": "eV", "tolerance": {"abs": 1},
+                                                       "modes": ["quick"]}}}))
+    with pytest.raises(UserError, match="@paper"):
+        load_reference(p)

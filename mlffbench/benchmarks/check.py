@@ -6,7 +6,11 @@ into a benchmark's raw LJ result, e.g. ``vacancy_formation.cells.n3.formation_en
     {"value": 0.0761, "unit": "eV", "tolerance": {"abs": 1e-6, "rel": 1e-6},
      "modes": ["quick", "paper"], "provenance": {...}}
 
-A value passes when |run - reference| <= abs + rel * |reference|. Values of benchmarks that were
+A value that a mode computes differently from the others is stored under ``<key>@<mode>`` (as
+scripts/make_reference.py writes it) with ``"modes": [<mode>]``; it is looked up at ``<key>``.
+
+A value passes when |run - reference| <= abs + rel * |reference|; a non-finite run value is drift,
+a non-finite reference value is a malformed file. Values of benchmarks that were
 not run (deselected, unavailable) or of another mode are listed as skipped and do not fail the
 check; a value that is missing from a benchmark that ran, a failed benchmark, or a unit mismatch
 is drift.
@@ -45,6 +49,13 @@ def lookup(raw: dict, path: list[str]):
     return node
 
 
+def split_key(key: str) -> tuple[str, list[str], str | None]:
+    """'<benchmark>.<path>[@<mode>]' -> (benchmark, path parts, mode tag or None)."""
+    base, at, tag = key.partition("@")
+    bench, *path = base.split(".")
+    return bench, path, (tag if at else None)
+
+
 def load_reference(path: str | Path) -> dict:
     """A reference file, validated; UserError (exit 2) when malformed."""
     ref = read_json(path)
@@ -55,6 +66,11 @@ def load_reference(path: str | Path) -> dict:
             raise UserError(f"{path}: values.{key}: key must be '<benchmark>.<path>'")
         if not isinstance(entry, dict) or not isinstance(entry.get("value"), (int, float)):
             raise UserError(f"{path}: values.{key}.value: missing or not a number")
+        if not math.isfinite(entry["value"]):
+            raise UserError(f"{path}: values.{key}.value: not a finite number ({entry['value']})")
+        tag = split_key(key)[2]
+        if tag is not None and entry.get("modes") != [tag]:
+            raise UserError(f"{path}: values.{key}.modes: a '@{tag}' value needs modes: [{tag!r}]")
         if "unit" not in entry:
             raise UserError(f"{path}: values.{key}.unit: required key is missing")
         tol = entry.get("tolerance")
@@ -71,7 +87,7 @@ def compare_to_reference(results: dict, ref: dict) -> list[Row]:
     mode = results.get("mode")
     rows = []
     for key, entry in ref["values"].items():
-        bench, *path = key.split(".")
+        bench, path, _ = split_key(key)
         r_val, unit = float(entry["value"]), entry["unit"]
         tol = entry["tolerance"]
         allowed = tol.get("abs", 0.0) + tol.get("rel", 0.0) * abs(r_val)
@@ -98,8 +114,9 @@ def compare_to_reference(results: dict, ref: dict) -> list[Row]:
         v = float(node["value"])
         dev = v - r_val
         ok = math.isfinite(v) and abs(dev) <= allowed
-        rows.append(Row(key, r_val, v, unit, dev, allowed, WITHIN if ok else DRIFT,
-                        "" if ok else f"|deviation| {abs(dev):.3e} > tolerance {allowed:.3e}"))
+        note = ("" if ok else f"|deviation| {abs(dev):.3e} > tolerance {allowed:.3e}" if math.isfinite(v)
+                else f"run value is {v}")
+        rows.append(Row(key, r_val, v, unit, dev, allowed, WITHIN if ok else DRIFT, note))
     return rows
 
 
