@@ -12,8 +12,6 @@ its code and composes these.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -102,10 +100,6 @@ class PotentialConfig(StrictModel):
             raise ValueError("r_onset_sigma must be smaller than cutoff_sigma")
         return self
 
-    def build(self):
-        from mlffbench.potentials import LJ_ALIASES, lennard_jones
-
-        return lennard_jones(LJ_ALIASES[self.name], cutoff=self.cutoff_sigma, r_onset=self.r_onset_sigma)
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
@@ -198,5 +192,6 @@ def load_stage_config(model: type[M], config_file: str | None, overrides: dict[s
 
 def config_hash(cfg: BaseModel) -> str:
     """sha256 of the validated config (defaults filled in), stable across key order."""
-    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()
+    from mlffbench.io import json_sha256
+
+    return json_sha256(cfg.model_dump(mode="json"))

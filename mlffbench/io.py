@@ -39,27 +39,42 @@ def check_outdir(outdir: str | Path, overwrite: bool) -> Path:
     return out
 
 
+def fresh_partial_dir(final: str | Path, tag: str = "") -> Path:
+    """An empty hidden sibling `.NAME.partial<tag>` of `final` to write into before `commit_dir`."""
+    final = Path(final)
+    tmp = final.parent / f".{final.name}.partial{tag}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def commit_dir(tmp: str | Path, final: str | Path) -> None:
+    """Rename a finished `tmp` onto `final`, replacing an old `final` only once `tmp` is in place."""
+    tmp, final = Path(tmp), Path(final)
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        if old.exists():
+            shutil.rmtree(old)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+
+
 @contextlib.contextmanager
 def atomic_outdir(outdir: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that becomes `outdir` only if the block succeeds."""
     out = check_outdir(outdir, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    tmp = fresh_partial_dir(out, f"-{os.getpid()}")
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
+    commit_dir(tmp, out)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -115,6 +130,11 @@ def value(x: float, unit: str, **extra: Any) -> dict:
     from mlffbench.stats import quantity
 
     return quantity(x, unit, **extra)
+
+
+def json_sha256(obj: Any) -> str:
+    """sha256 of a JSON-able object with sorted keys: the one hash of descriptions and settings."""
+    return hashlib.sha256(json.dumps(_jsonable(obj), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def sha256_file(path: str | Path) -> str:

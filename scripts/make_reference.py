@@ -31,7 +31,7 @@ import mlffbench  # noqa: E402,F401  (x64)
 from mlffbench.benchmarks import battery  # noqa: E402
 from mlffbench.config import load_config  # noqa: E402
 from mlffbench.io import package_versions, read_json, write_json  # noqa: E402
-from mlffbench.workflows.run import RunConfig, run_battery  # noqa: E402
+from mlffbench.benchmarks.runner import RunConfig, run_battery  # noqa: E402
 
 
 def flatten(raw: dict, prefix: str = "") -> dict[str, dict]:

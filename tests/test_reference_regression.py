@@ -20,7 +20,7 @@ import pytest
 from conftest import run_cli
 from mlffbench.benchmarks.check import DRIFT, SKIPPED, WITHIN, check_run
 from mlffbench.config import load_config
-from mlffbench.workflows.run import RunConfig, run_battery
+from mlffbench.benchmarks.runner import RunConfig, run_battery
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reference_data" / "lj_argon.json"

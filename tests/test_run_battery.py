@@ -18,7 +18,7 @@ from mlffbench.benchmarks import (FAILED, NOT_AVAILABLE, NOT_RUN, PASSED, Benchm
                                   Benchmark)
 from mlffbench.errors import UserError
 from mlffbench.io import value
-from mlffbench.workflows import run as run_wf
+from mlffbench.benchmarks import runner as run_wf
 
 CALLS: list[str] = []
 

@@ -10,7 +10,7 @@ from mlffbench.io import Dataset
 from mlffbench.potentials import lennard_jones
 from mlffbench.structures import fcc
 from mlffbench.units import ARGON
-from mlffbench.workflows import run as run_wf
+from mlffbench.benchmarks import runner as run_wf
 
 
 def ase_labelled_dataset(n_frames: int = 6) -> Dataset:

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         from mlffbench.config import load_config
         from mlffbench.errors import UserError
         from mlffbench.config import resolve_path
-        from mlffbench.workflows.run import RunConfig, run_battery
+        from mlffbench.benchmarks.runner import RunConfig, run_battery
 
         if mode is not None and mode not in ("quick", "paper"):
             raise UserError(f"--mode must be quick or paper (got {mode!r})")

@@ -19,7 +19,7 @@ from mlffbench.potentials.base import Capabilities, Evaluation, Potential
 from mlffbench.potentials.lj import VARIANTS, lennard_jones
 
 __all__ = ["Capabilities", "Evaluation", "Potential", "lennard_jones", "load_potential", "LJ_ALIASES",
-           "is_lj_spec"]
+           "is_lj_spec", "reference_potential"]
 
 LJ_ALIASES = {"lj": "lj/cut/shift", **{v: v for v in VARIANTS}}
 DTYPES = {None: None, "float32": jnp.float32, "float64": jnp.float64}
@@ -28,6 +28,12 @@ DTYPES = {None: None, "float32": jnp.float32, "float64": jnp.float64}
 def is_lj_spec(spec: str) -> bool:
     """True when `spec` names an LJ variant (spec-level question: is there anything to load?)."""
     return str(spec) in LJ_ALIASES
+
+
+def reference_potential(potential_config) -> Potential:
+    """The LJ oracle a config's `potential:` section names (a `config.PotentialConfig`)."""
+    return load_potential(potential_config.name, cutoff=potential_config.cutoff_sigma,
+                          r_onset=potential_config.r_onset_sigma)
 
 
 def load_potential(spec: str, cutoff: float = 2.5, dtype: str | None = None,

@@ -11,8 +11,6 @@ lattice vectors as columns, energy scalar, forces (N, 3), stress (3, 3).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
@@ -20,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from mlffbench.errors import UserError
+from mlffbench.io import json_sha256
 from mlffbench.neighbors import NeighborSpec, neighbor_spec
 
 Array = jnp.ndarray
@@ -61,11 +60,6 @@ class Evaluation(NamedTuple):
     energy: Array | None
     forces: Array
     stress: Array | None
-
-
-def _json_hash(obj: Any) -> str:
-    """sha256 of a JSON-able object with sorted keys (the one hash for descriptions)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +112,7 @@ class Potential:
         """Stable 16-hex-digit id: description + parameter hash. The key of every cache."""
         fp = self.__dict__.get("_fingerprint")
         if fp is None:
-            fp = _json_hash({"name": self.name, "cutoff": self.cutoff, "format": self.neighbor_format,
+            fp = json_sha256({"name": self.name, "cutoff": self.cutoff, "format": self.neighbor_format,
                              "dtype": jnp.dtype(self.dtype).name, "params": self.params,
                              "param_hash": self.param_hash, "kind": self.kind,
                              "capabilities": self.capabilities.as_dict()})[:16]

@@ -20,8 +20,6 @@ their config hash matches. Anything else is recomputed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import time
 import traceback
@@ -36,7 +34,8 @@ from mlffbench.benchmarks.scoring import load_thresholds, score_metrics
 from mlffbench.config import (PotentialConfig, StrictModel, UnitsConfig, config_hash, load_stage_config,
                               resolve_path)
 from mlffbench.errors import SimulationError, UserError
-from mlffbench.io import manifest, read_json, sha256_dir, sha256_file, write_json
+from mlffbench.io import (commit_dir, fresh_partial_dir, json_sha256, manifest, read_json, sha256_dir, sha256_file,
+                          write_json)
 
 MARKER = ".mlffbench-run"
 RESULTS_VERSION = 1
@@ -147,18 +146,6 @@ def selection(cfg: RunConfig, settings: dict, select: list[str] | None, exclude:
 # ----------------------------------------------------------------------------------------------
 # Hashes and identities
 # ----------------------------------------------------------------------------------------------
-def _sha(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def potential_id(spec: str, potential) -> str:
-    """Checkpoint hash of a model directory, or a hash of the LJ description."""
-    path = Path(spec)
-    if path.is_dir():
-        return sha256_dir(path)
-    return _sha(potential.describe())
-
-
 def settings_fingerprint(settings) -> dict:
     """The settings plus the content hash of any sub-config file they point to."""
     d = settings.model_dump(mode="json")
@@ -172,7 +159,7 @@ def settings_fingerprint(settings) -> dict:
 
 def bench_key(bench: Benchmark, settings, model_id: str, ref_id: str, dataset_hash: str | None,
               seed: int, units: dict) -> str:
-    return _sha({"name": bench.name, "version": bench.version, "settings": settings_fingerprint(settings),
+    return json_sha256({"name": bench.name, "version": bench.version, "settings": settings_fingerprint(settings),
                  "model": model_id, "reference": ref_id, "seed": seed, "units": units,
                  "dataset": dataset_hash if bench.needs_dataset else None})
 
@@ -180,26 +167,6 @@ def bench_key(bench: Benchmark, settings, model_id: str, ref_id: str, dataset_ha
 # ----------------------------------------------------------------------------------------------
 # Running one benchmark
 # ----------------------------------------------------------------------------------------------
-def _atomic_dir(final: Path) -> Path:
-    tmp = final.parent / f".{final.name}.partial"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def _commit_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        old = final.parent / f".{final.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(final)
-
-
 def _run_one(bench: Benchmark, potential, ctx: BenchContext) -> tuple[str, str, dict, bool]:
     """(state, reason, raw, final) for one potential. `final`: the outcome is deterministic
     (worth keeping on resume); an unexpected error is not."""
@@ -363,8 +330,6 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
                 exclude: list[str] | None = None, overwrite: bool = False, progress: bool = False,
                 log: Callable[[str], None] = print, source: str = "config") -> dict:
     """Run the loop (or the battery on `model_spec`) into `outdir`; returns results.json's content."""
-    from mlffbench.potentials import load_potential
-
     t_start = time.perf_counter()
     reg = battery()
     settings = bench_settings(cfg, source)
@@ -385,8 +350,7 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
                                   "potential": cfg.potential.model_dump()})
         tcfg = load_stage_config(TrainConfig, cfg.train.config, cfg.train.overrides, f"{source}: train",
                                  {"seed": cfg.seed})
-    elif not Path(model_spec).is_dir():
-        load_potential(model_spec, cutoff=cfg.potential.cutoff_sigma)  # UserError for a bad name
+    model = None if full_loop else load_model(cfg, model_spec)  # UserError before OUTDIR is touched
 
     resumed = prepare_outdir(outdir, overwrite)
     if resumed:
@@ -405,12 +369,12 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
         if not dataset_path.is_file():
             raise UserError(f"{source}: dataset: not found: {cfg.dataset}")
 
-    reference = cfg.potential.build()
-    model = load_potential(model_spec, cutoff=cfg.potential.cutoff_sigma, dtype=cfg.model_dtype)
-    model_id = potential_id(model_spec, model)
-    ref_id = _sha(reference.describe())
-    if Path(model_spec).is_dir():
-        hashes["checkpoint_sha256"] = model_id
+    from mlffbench.potentials import reference_potential
+    reference = reference_potential(cfg.potential)
+    model = model or load_model(cfg, model_spec)
+    model_id, ref_id = model.fingerprint, reference.fingerprint
+    if Path(model_spec).exists():
+        hashes["checkpoint_sha256"] = sha256_dir(model_spec) if Path(model_spec).is_dir() else sha256_file(model_spec)
     dataset = None
     if dataset_path is not None:
         from mlffbench.io import load_dataset
@@ -446,11 +410,11 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
                 log(f"[{k}/{len(todo)}] {name}: {old['state']} (stored result reused)")
                 continue
         log(f"[{k}/{len(todo)}] {name} ...")
-        tmp = _atomic_dir(final_dir)
+        tmp = fresh_partial_dir(final_dir)
         res = execute(bench, settings[name], model, reference, same, tmp, base_ctx, memos, thresholds)
         res.update(key=key, settings=settings[name].model_dump(mode="json"), resumed=False)
         write_json(tmp / "result.json", res)
-        _commit_dir(tmp, final_dir)
+        commit_dir(tmp, final_dir)
         shutil.rmtree(bench_root / f".{name}.scratch", ignore_errors=True)
         results[name] = read_json(final_dir / "result.json")  # exactly what is stored
         score = "" if res["score"] is None else f", score {res['score']:.2f}"
@@ -488,6 +452,14 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
 
     (outdir / "scorecard.md").write_text(render([outdir], fmt="md"))
     return doc
+
+
+def load_model(cfg: RunConfig, spec: str):
+    """The model under test from its spec, with the run's LJ cutoff and dtype."""
+    from mlffbench.potentials import load_potential
+
+    return load_potential(spec, cutoff=cfg.potential.cutoff_sigma, dtype=cfg.model_dtype,
+                          r_onset=cfg.potential.r_onset_sigma)
 
 
 def summarize(results: dict[str, dict]) -> dict:
