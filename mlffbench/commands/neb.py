@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(NebConfig, config)
         check_outdir(outdir, overwrite)
         spec = model or cfg.potential.name
-        potential = (cfg.potential.build() if model is None
+        from mlffbench.potentials import reference_potential
+        potential = (reference_potential(cfg.potential) if model is None
                      else load_potential(model, cutoff=cfg.potential.cutoff_sigma))
         factory = None if quiet else (lambda desc, total: progress_bar(desc, total, "iterations"))
         with atomic_outdir(outdir, overwrite) as tmp:

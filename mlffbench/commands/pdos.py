@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--compare {compare!r}: choose 'lj' or 'none'")
         is_lj = model in LJ_ALIASES
         do_compare = (compare == "lj") or (compare is None and not is_lj)
-        potential = cfg.potential.build() if model == "lj" else \
+        from mlffbench.potentials import reference_potential
+        potential = reference_potential(cfg.potential) if model == "lj" else \
             load_potential(model, cutoff=cfg.potential.cutoff_sigma)
         log = (lambda msg: None) if quiet or not cfg.progress else (lambda msg: console.print(f"[dim]{msg}[/dim]", highlight=False))
         t0 = time.perf_counter()
@@ -55,7 +56,7 @@ def register(app: typer.Typer) -> None:
         lattice = None
         if do_compare:
             log("reference: LJ")
-            ref = wf.run_one(cfg.potential.build(), cfg, log=log)
+            ref = wf.run_one(reference_potential(cfg.potential), cfg, log=log)
             if not potential.conservative and cfg.zero_kelvin.lattice_constant is None:
                 lattice = ref["zero_kelvin"]["a0"] if "zero_kelvin" in ref else None
                 log("force-only model: using the LJ lattice constant")

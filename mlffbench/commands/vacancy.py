@@ -36,7 +36,8 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(VacancyConfig, config, {"seed": seed})
         check_outdir(outdir, overwrite)
         spec = model or cfg.potential.name
-        potential = (cfg.potential.build() if model is None
+        from mlffbench.potentials import reference_potential
+        potential = (reference_potential(cfg.potential) if model is None
                      else load_potential(model, cutoff=cfg.potential.cutoff_sigma))
         ckpt = checkpoint or outdir.parent / f".{outdir.name}.vacancy-checkpoint.npz"
         ckpt.parent.mkdir(parents=True, exist_ok=True)
