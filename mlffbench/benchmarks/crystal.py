@@ -37,15 +37,12 @@ class VacancySettings(BenchSettings):
 
 
 def lattice(potential, ctx: BenchContext, n_cells: int) -> tuple[float, float, float]:
-    """(a0 sigma, E/atom epsilon, seconds) for `potential`, memoised in ctx.memo."""
-    from mlffbench.dynamics.minimize import fcc_lattice_constant
+    """(a0 sigma, E/atom epsilon, seconds) for `potential` (the one policy, memoised by fingerprint)."""
+    from mlffbench.dynamics.lattice import equilibrium_fcc
 
-    key = ("fcc_lattice_constant", n_cells)
-    if key not in ctx.memo:
-        t0 = time.perf_counter()
-        a0, e0 = fcc_lattice_constant(potential, n_cells=n_cells)
-        ctx.memo[key] = (float(a0), float(e0), time.perf_counter() - t0)
-    return ctx.memo[key]
+    t0 = time.perf_counter()
+    a0, e0 = equilibrium_fcc(potential, n_cells)
+    return a0, e0, time.perf_counter() - t0
 
 
 def energy_curve(potential, ctx: BenchContext, n_cells: int, a0: float, points: int = 21) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlffbench.io import value
+from mlffbench.stats import from_samples
 from mlffbench.benchmarks import (BenchContext, BenchmarkFailed, Benchmark, WorkflowSettings,
                                   register)
 from mlffbench.benchmarks._workflow import _plot, available, sub_config
@@ -10,56 +11,87 @@ from mlffbench.benchmarks._workflow import _plot, available, sub_config
 # ----------------------------------------------------------------------------------------------
 # MD stability: `mlffbench md`
 # ----------------------------------------------------------------------------------------------
-def run_md_stability(potential, ctx: BenchContext) -> dict:
+def md_raw(res: dict) -> tuple[dict, list[str]]:
+    """(raw result, failure descriptions) from `run_md_benchmark`'s output for one potential."""
     import numpy as np
 
-    from mlffbench.workflows.md_run import MDRunConfig, plot_md, run_md_benchmark
-
-    cfg = sub_config(MDRunConfig, ctx, {"seed": ctx.seed}, potential=potential)
-    res = run_md_benchmark(potential, cfg, ctx.workdir, compare=None)
-    try:
-        plot_md(res, ctx.workdir / "md.png")
-    except Exception:
-        pass
     temps, failures = {}, []
     for t in res["temperatures"]:
-        drifts = [r["nve_drift_eV_per_atom_per_ps"] for r in t["replicas"]
+        drifts = [abs(r["nve_drift_eV_per_atom_per_ps"]) for r in t["replicas"]
                   if r["nve_drift_eV_per_atom_per_ps"] is not None]
         tag = f"{t['temperature_K']:g}K"
+        drift = from_samples(drifts, "eV/atom/ps") if drifts else value(None, "eV/atom/ps")
+        if drifts:
+            drift["max"] = max(drifts)
         temps[tag] = {
-            "temperature_K": t["temperature_K"], "mean_T": value(t["mean_T_K"], "K"),
+            "temperature_K": t["temperature_K"],
+            "mean_T": value(t["mean_T_K"], "K", std=t.get("mean_T_K_stderr")),
             "time_to_failure": value(t["time_to_failure_ps"], "ps"),
             "simulated": value(t["replicas"][0]["simulated_ps"], "ps"),
             "replicas_failed": [r["failure"] for r in t["replicas"] if r["failed"]],
-            "nve_drift_max_abs": value(max((abs(d) for d in drifts), default=None), "eV/atom/ps"),
+            "nve_drift_abs": drift,
             "min_order_parameter": min(r["min_order_parameter"] for r in t["replicas"]),
-            "rdf": None if t["rdf"] is None else {"r_A": np.asarray(t["rdf"]["r_A"]).tolist(),
-                                                 "g": np.asarray(t["rdf"]["g"]).tolist()}}
+            "rdf": None if t["rdf"] is None else {
+                "r_A": np.asarray(t["rdf"]["r_A"]).tolist(), "g": np.asarray(t["rdf"]["g"]).tolist(),
+                "g_replicas": np.asarray(t["rdf"]["g_replicas"]).tolist()}}
         if t["any_failed"]:
             failures.append(f"{', '.join(sorted(set(temps[tag]['replicas_failed'])))} at "
                             f"{t['time_to_failure_ps']:.3g} ps ({tag})")
-    raw = {"n_atoms": res["n_atoms"], "lattice_constant": value(res["lattice_constant_A"], "Å"), "temperatures": temps}
+    raw = {"n_atoms": res["n_atoms"], "lattice_constant": value(res["lattice_constant_A"], "Å"),
+           "lattice_constant_source": res.get("lattice_constant_source"), "temperatures": temps}
+    return raw, failures
+
+
+def run_md_stability(potential, ctx: BenchContext) -> dict:
+    from mlffbench.workflows.md_run import MDRunConfig, run_md_benchmark
+
+    cfg = sub_config(MDRunConfig, ctx, {"seed": ctx.seed}, potential=potential)
+    raw, failures = md_raw(run_md_benchmark(potential, cfg, ctx.workdir))
     if failures:
         raise BenchmarkFailed("; ".join(failures), raw)
     return raw
 
 
-def compare_md_stability(model: dict, ref: dict) -> dict:
+def rdf_distances(model_t: dict, ref_t: dict) -> dict:
+    """L2 distance of the model's g(r) to the reference's, with its spread and the noise floor.
+
+    value: distance of the replica-mean g(r)s; std/n: over the model's replicas (each replica's
+    g(r) against the reference mean); noise_floor: the same distance between the reference's own
+    replicas (split by replica), i.e. what sampling alone gives.
+    """
+    import numpy as np
+
     from mlffbench.properties.structure import rdf_distance
 
+    r, g_ref = ref_t["rdf"]["r_A"], ref_t["rdf"]["g"]
+    d = rdf_distance(r, g_ref, model_t["rdf"]["g"], "l2")
+    per_rep = [rdf_distance(r, g_ref, g, "l2") for g in model_t["rdf"].get("g_replicas") or []]
+    ref_reps = np.asarray(ref_t["rdf"].get("g_replicas") or [])
+    noise = None
+    if len(ref_reps) >= 2:
+        half = len(ref_reps) // 2
+        noise = rdf_distance(r, ref_reps[:half].mean(axis=0), ref_reps[half:].mean(axis=0), "l2")
+    spread = from_samples(per_rep, "1") if len(per_rep) >= 2 else {}
+    return value(d, "1", **({"std": spread["std"], "n": spread["n"]} if spread else {}),
+                 **({"noise_floor": noise} if noise is not None else {}))
+
+
+def compare_md_stability(model: dict, ref: dict) -> dict:
     out, dists, drifts = {}, [], []
     for tag, t in model["temperatures"].items():
         r = ref["temperatures"].get(tag)
         if r and t["rdf"] and r["rdf"]:
-            d = rdf_distance(r["rdf"]["r_A"], r["rdf"]["g"], t["rdf"]["g"], "l2")
-            out[f"rdf_distance_{tag}"] = value(d, "1")
-            dists.append(d)
-        if t["nve_drift_max_abs"]["value"] is not None:
-            drifts.append(t["nve_drift_max_abs"]["value"])
+            out[f"rdf_distance_{tag}"] = rdf_distances(t, r)
+            dists.append(out[f"rdf_distance_{tag}"])
+        drift = t.get("nve_drift_abs") or t.get("nve_drift_max_abs") or {}
+        if drift.get("value") is not None:
+            drifts.append(drift)
     if dists:
-        out["rdf_distance"] = value(max(dists), "1")
+        out["rdf_distance"] = max(dists, key=lambda q: q["value"])
     if drifts:
-        out["nve_drift_abs"] = value(max(drifts), "eV/atom/ps")
+        worst = max(drifts, key=lambda q: q.get("max", q["value"]))
+        out["nve_drift_abs"] = value(worst.get("max", worst["value"]), "eV/atom/ps",
+                                     **({"std": worst["std"], "n": worst["n"]} if "std" in worst else {}))
     return out
 
 

@@ -1,4 +1,5 @@
-"""`mlffbench md`: MD with any potential: time to failure, NVE drift, RDF, MSD, optional LJ comparison."""
+"""`mlffbench md`: MD with any potential: time to failure, NVE drift, RDF, MSD; --compare runs a second
+potential and compares through the md_stability benchmark's compare function."""
 
 from __future__ import annotations
 
@@ -27,8 +28,12 @@ def register(app: typer.Typer) -> None:
         with --compare, the RDF distance), md.png, trajectory_<T>.extxyz (replica 0, up to the
         failure point) and manifest.json.
         """
+        import tempfile
         import time
 
+        import numpy as np
+
+        from mlffbench.benchmarks.md_stability import compare_md_stability, md_raw
         from mlffbench.config import load_config
         from mlffbench.io import atomic_outdir, check_outdir, manifest, write_json
         from mlffbench.potentials import load_potential
@@ -40,10 +45,20 @@ def register(app: typer.Typer) -> None:
         ref = load_potential(compare) if compare else None
         t0 = time.perf_counter()
         with atomic_outdir(outdir, overwrite) as tmp:
-            result = run_md_benchmark(pot, cfg, tmp, compare=ref)
+            result = run_md_benchmark(pot, cfg, tmp)
+            reference = None
+            if ref is not None:
+                with tempfile.TemporaryDirectory() as scratch:  # the reference's trajectories are not kept
+                    reference = run_md_benchmark(ref, cfg, Path(scratch))
+                metrics = compare_md_stability(md_raw(result)[0], md_raw(reference)[0])
+                result["comparison"] = {"potential": ref.describe(), "metrics": metrics}
+                for t, r in zip(result["temperatures"], reference["temperatures"]):
+                    t["compare"] = r
+                    d = metrics.get(f"rdf_distance_{t['temperature_K']:g}K")
+                    t["rdf_distance_l2"] = None if d is None else d["value"]
             result["model"], result["compare_model"] = model, compare
             write_json(tmp / "md.json", result)
-            plot_md(result, tmp / "md.png")
+            plot_md(result, tmp / "md.png", reference)
             write_json(tmp / "manifest.json", manifest("md", cfg, cfg.seed, dtype or "default",
                                                        {"total": time.perf_counter() - t0}, model=model))
         table = Table(title=f"md {model}", header_style="bold")
@@ -59,5 +74,3 @@ def register(app: typer.Typer) -> None:
                           "-" if t.get("rdf_distance_l2") is None else f"{t['rdf_distance_l2']:.4f}")
         console.print(table)
 
-
-import numpy as np  # noqa: E402  (used in the table)

@@ -1,4 +1,4 @@
-"""`mlffbench md`: MD with any potential; time to failure, NVE drift, RDF, MSD, optional LJ comparison.
+"""`mlffbench md`: MD with one potential; time to failure, NVE drift, RDF, MSD (comparison: benchmarks.md_stability).
 
 Protocol per temperature: perfect FCC crystal -> NVT (Nose-Hoover) equilibration -> NVE
 production, `replicas` independent copies in one vmapped, jitted run (`run_md`). A replica
@@ -20,14 +20,15 @@ from mlffbench.properties.structure import fcc_order_parameter
 from mlffbench.config import StrictModel, UnitsConfig, lj_defaults
 from mlffbench.dynamics.md import Integrator, run_md
 from mlffbench.potentials.base import Potential
-from mlffbench.properties.structure import msd, rdf, rdf_distance, unwrap
+from mlffbench.properties.structure import msd, rdf, unwrap
 from mlffbench.structures import fcc
+from mlffbench.stats import block_average
 from mlffbench.units import UnitSystem, convert_input
 
 
 class MDSystemConfig(StrictModel):
     supercell: int = Field(4, ge=2, le=12)
-    lattice_constant: float | None = Field(None, gt=0, description="Å (metal) or sigma; null = LJ 0 K a0")
+    lattice_constant: float | None = Field(None, gt=0, description="Å (metal) or sigma; null = the potential's own 0 K a0")
 
 
 class MDRunConfig(StrictModel):
@@ -62,14 +63,14 @@ def _steps(cfg: MDRunConfig, fs: float) -> int:
     return max(cfg.sample_every, (n // cfg.sample_every) * cfg.sample_every) if n > 0 else 0
 
 
-def lattice_constant(cfg: MDRunConfig) -> float:
-    """Reduced lattice constant: the config's, or the LJ (lj/cut/shift, rc 2.5) 0 K value."""
-    if cfg.system.lattice_constant is not None:
-        return convert_input(cfg.system.lattice_constant, "length", cfg.units.system, cfg.units.unit_system())
-    from mlffbench.dynamics.minimize import fcc_lattice_constant
-    from mlffbench.potentials.lj import lennard_jones
+def lattice_constant(pot: Potential, cfg: MDRunConfig) -> float:
+    """Reduced lattice constant: the config's, or the potential's own 0 K value (dynamics.lattice)."""
+    from mlffbench.dynamics.lattice import lattice_constant as policy
 
-    return float(fcc_lattice_constant(lennard_jones("lj/cut/shift"))[0])
+    pinned = cfg.system.lattice_constant
+    if pinned is not None:
+        pinned = convert_input(pinned, "length", cfg.units.system, cfg.units.unit_system())
+    return policy(pot, pinned)
 
 
 def run_one(pot: Potential, cfg: MDRunConfig, kT: float, a: float, seed: int,
@@ -139,23 +140,28 @@ def analyse(run: dict, cfg: MDRunConfig, kT: float, units: UnitSystem) -> dict:
     keep = in_prod & ((times * t_ps) <= (first_fail if first_fail is not None else np.inf))
     frames = pos[keep]  # (S', R, N, 3)
     half = 0.5 * float(np.min(np.diag(s.box)))
-    g_r = g = None
+    g_r = g = g_replicas = None
     msd_t = msd_v = None
     if len(frames) >= 2:
         flat = frames.reshape(-1, n_atoms, 3)
         g_r, g = rdf(flat, s.box, half, cfg.rdf_bins)
+        g_replicas = np.stack([rdf(frames[:, k], s.box, half, cfg.rdf_bins)[1] for k in range(frames.shape[1])])
         unw = np.stack([unwrap(frames[:, k], s.box) for k in range(frames.shape[1])])  # (R, S', N, 3)
         msd_v = np.mean([msd(u_) for u_ in unw], axis=0)
         msd_t = (np.arange(len(msd_v)) * cfg.sample_every * dt)
     T_K = kT * units.temperature_k
+    T_series = np.concatenate([p.samples["T"].mean(axis=-1) if p.samples["T"].ndim > 1 else p.samples["T"]
+                               for p in parts])  # replica-mean T per sample
+    mean_T, T_err, _ = block_average(T_series * units.temperature_k)
     return {
         "temperature_K": T_K,
         "replicas": reps,
         "any_failed": any(x["failed"] for x in reps),
         "time_to_failure_ps": first_fail,
         "order_parameter": {"time_ps": times * t_ps, "values": order.T},
-        "mean_T_K": float(np.mean(np.concatenate([p.samples["T"].ravel() for p in parts])) * units.temperature_k),
-        "rdf": None if g is None else {"r_A": g_r * units.sigma_angstrom, "g": g},
+        "mean_T_K": mean_T,
+        "mean_T_K_stderr": T_err,
+        "rdf": None if g is None else {"r_A": g_r * units.sigma_angstrom, "g": g, "g_replicas": g_replicas},
         "msd": None if msd_v is None else {"time_ps": msd_t * t_ps, "msd_A2": msd_v * units.sigma_angstrom ** 2},
         "_frames": frames, "_box": s.box, "_prod_frames": len(prod_frames),
         "compile_seconds": sum(p.compile_seconds for p in (run["eq"], run["prod"]) if p is not None),
@@ -175,44 +181,31 @@ def write_extxyz(path: Path, frames: np.ndarray, box: np.ndarray, units: UnitSys
     write(str(path), atoms, format="extxyz")
 
 
-def run_md_benchmark(pot: Potential, cfg: MDRunConfig, outdir: Path, compare: Potential | None = None) -> dict:
-    """All temperatures (and the comparison potential); writes trajectories; returns md.json content."""
+def run_md_benchmark(pot: Potential, cfg: MDRunConfig, outdir: Path) -> dict:
+    """All temperatures for ONE potential; writes trajectories; returns md.json content."""
     units = cfg.units.unit_system()
-    a = lattice_constant(cfg)
+    a = lattice_constant(pot, cfg)
     out: dict = {"potential": pot.describe(), "lattice_constant_A": a * units.sigma_angstrom,
+                 "lattice_constant_source": "config" if cfg.system.lattice_constant is not None else "own 0 K a0",
                  "n_atoms": 4 * cfg.system.supercell ** 3, "temperatures": []}
     for k, T in enumerate(cfg.temperatures):
         kT = convert_input(T, "temperature", cfg.units.system, units)
-        results = {}
-        for label, p in (("model", pot), ("compare", compare)):
-            if p is None:
-                continue
-            raw = run_one(p, cfg, kT, a, cfg.seed + 1000 * k)
-            results[label] = analyse(raw, cfg, kT, units)
-        res = results["model"]
+        raw = run_one(pot, cfg, kT, a, cfg.seed + 1000 * k)
+        res = analyse(raw, cfg, kT, units)
         if cfg.save_trajectory and len(res["_frames"]):
             write_extxyz(outdir / f"trajectory_{T:g}.extxyz", res["_frames"][:, 0], res["_box"], units,
                          cfg.sample_every * raw["dt"] * units.scale("time"))
-        entry = {k2: v for k2, v in res.items() if not k2.startswith("_")}
-        if "compare" in results:
-            ref = results["compare"]
-            entry["compare"] = {k2: v for k2, v in ref.items() if not k2.startswith("_")}
-            if res["rdf"] is not None and ref["rdf"] is not None:
-                entry["rdf_distance_l2"] = rdf_distance(ref["rdf"]["r_A"], ref["rdf"]["g"], res["rdf"]["g"], "l2")
-                entry["rdf_distance_l1"] = rdf_distance(ref["rdf"]["r_A"], ref["rdf"]["g"], res["rdf"]["g"], "l1")
-            else:
-                entry["rdf_distance_l2"] = entry["rdf_distance_l1"] = None
-        out["temperatures"].append(entry)
+        out["temperatures"].append({k2: v for k2, v in res.items() if not k2.startswith("_")})
     return out
 
 
-def plot_md(result: dict, path: Path) -> None:
-    import matplotlib
+def plot_md(result: dict, path: Path, reference: dict | None = None) -> None:
+    """Order parameter, g(r) and MSD per temperature; `reference` (another md result) overlaid."""
+    from mlffbench.plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     temps = result["temperatures"]
+    ref_temps = {t["temperature_K"]: t for t in (reference or {}).get("temperatures", [])}
     fig, ax = plt.subplots(len(temps), 3, figsize=(12, 3.2 * len(temps)), squeeze=False)
     for row, t in zip(ax, temps):
         op = t["order_parameter"]
@@ -220,7 +213,7 @@ def plot_md(result: dict, path: Path) -> None:
             row[0].plot(op["time_ps"], v, lw=0.8)
         row[0].set_title(f"{t['temperature_K']:g} K: crystal order |rho_k|")
         row[0].set_xlabel("time (ps)")
-        for label, blk, style in (("model", t, "-"), ("LJ", t.get("compare"), "--")):
+        for label, blk, style in (("model", t, "-"), ("reference", ref_temps.get(t["temperature_K"]), "--")):
             if blk and blk["rdf"] is not None:
                 row[1].plot(blk["rdf"]["r_A"], blk["rdf"]["g"], style, label=label)
             if blk and blk["msd"] is not None:
@@ -232,5 +225,4 @@ def plot_md(result: dict, path: Path) -> None:
         row[2].set_xlabel("time (ps)")
         row[2].set_title("MSD (Å²)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path)
