@@ -17,7 +17,7 @@ from mlffbench.errors import SimulationError, UserError
 from mlffbench.progress import console
 
 COMMAND_MODULES = ("generate", "train", "check_model", "md", "pdos", "neb", "vacancy", "cg",
-                   "run", "report", "check", "bench")
+                   "run", "report", "check")
 
 app = typer.Typer(
     name="mlffbench",
@@ -38,18 +38,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
-    """mlffbench: generate | train | md | pdos | neb | vacancy | run | report | check."""
+                                       show_default=False, help="Print the version and exit.")) -> None:
+    """mlffbench: generate | train | check-model | md | pdos | neb | vacancy | cg | run | report | check."""
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"mlffbench.commands.{_name}")
-    except ModuleNotFoundError as exc:  # a command not written yet
-        if exc.name != f"mlffbench.commands.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"mlffbench.commands.{_name}").register(app)
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from mlffbench.benchmarks import battery  # noqa: E402
 from mlffbench.config import load_config  # noqa: E402
 from mlffbench.io import package_versions, read_json, write_json  # noqa: E402
 from mlffbench.benchmarks.runner import RunConfig, run_battery  # noqa: E402
+from mlffbench.units import ARGON  # noqa: E402
 
 
 def flatten(raw: dict, prefix: str = "") -> dict[str, dict]:
@@ -377,6 +378,7 @@ def make(modes: list[str], out: Path, benchmarks: list[str] | None) -> dict:
         "generated_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "versions": package_versions(),
+        "unit_system": ARGON.as_dict(),
         "values": dict(sorted(values.items())),
     }
     write_json(out, doc)

@@ -7,7 +7,7 @@ A benchmark is a `Benchmark`:
   ``ctx.workdir``. It never asks whether the potential is LJ or a learned model.
 * ``compare(model_raw, reference_raw) -> metrics`` turns the two into model-vs-LJ metrics
   (``{name: {"value", "unit"}}``); `mlffbench.benchmarks.scoring` maps them to 0-1 scores with the
-  thresholds in ``configs/metrics.yaml``.
+  thresholds each benchmark declares with its `Metric`s (a run config may override them).
 
 Outcomes are states, never numbers: ``passed`` (ran on both potentials, metrics computed),
 ``failed`` (with the reason: did not converge, melted, blew up, error), ``not run`` (deselected,
@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlffbench.config import StrictModel
+from mlffbench.io import Dataset
+from mlffbench.potentials.base import Potential
+from mlffbench.units import UnitSystem
 
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"
 STATES = (PASSED, FAILED, NOT_RUN)
@@ -71,6 +74,26 @@ class WorkflowSettings(BenchSettings):
     float32_overrides: dict[str, Any] = {}
 
 
+@dataclass(frozen=True)
+class Metric:
+    """A model-vs-LJ metric a benchmark reports, declared where the benchmark is registered.
+
+    unit: the unit its value is reported in ('1' for dimensionless).
+    good, bad: score thresholds on |value| (score 1 at or below good, 0 at or above bad, linear in
+        log10 between; see scoring.py); None = reported, not scored.
+    rationale: one line on why those thresholds.
+    """
+
+    unit: str
+    good: float | None = None
+    bad: float | None = None
+    rationale: str = ""
+
+    @property
+    def scored(self) -> bool:
+        return self.good is not None and self.bad is not None
+
+
 @dataclass
 class BenchContext:
     """What a benchmark's `run` receives besides the potential.
@@ -80,45 +103,49 @@ class BenchContext:
     workdir: a directory for this potential's artifacts (created).
     role: 'model' or 'reference'.
     dataset / dataset_path: the LJ dataset (full loop or the config's `dataset`), or None.
-    memo: a dict shared by all benchmarks of one run for one potential (e.g. the lattice constant
-          is computed once and reused by cohesive energy and vacancy formation).
+    memo: a dict shared by all benchmarks of one run for one potential (e.g. a workflow run that
+          two benchmarks read).
     run_config: the whole validated RunConfig (units, seed, reference potential settings).
     scratch: a directory that survives an interrupted run (for a workflow's own checkpoints);
         removed once the benchmark's result is committed.
     """
 
-    settings: Any
-    units: Any
+    settings: BenchSettings
+    units: UnitSystem
     workdir: Path
     role: str
     seed: int = 0
     mode: str = "quick"
-    dataset: Any = None
+    dataset: Dataset | None = None
     dataset_path: Path | None = None
-    reference_potential: Any = None
+    reference_potential: Potential | None = None
     memo: dict = field(default_factory=dict)
     progress: bool = False
-    run_config: Any = None
+    run_config: Any = None  # benchmarks.runner.RunConfig (defined above this module's users)
     benchmark: str = ""
     scratch: Path | None = None
 
 
-RunFn = Callable[[Any, BenchContext], dict]
+RunFn = Callable[[Potential, BenchContext], dict]
 CompareFn = Callable[[dict, dict], dict]
-PlotFn = Callable[[dict, dict, Path, Any], list]
+PlotFn = Callable[[dict, dict, Path, UnitSystem], list]
 
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One named benchmark of the battery.
+    """One named benchmark of the battery, declared in one place (its module).
 
-    needs_energy: the model must have an energy (else 'not run' for force-only models).
+    requires: capabilities the model must have ('energy', 'stress', ...); else 'not run'.
+        `needs_energy=True` is shorthand for requires=('energy',).
     needs_dataset: the benchmark evaluates on the LJ dataset (its hash enters the result key).
     available: () -> None if the code it calls is present, else a reason ('not available ...').
     plot: optional (model_raw, reference_raw, outdir, units) -> list of written PNG names.
+    metrics: {name: Metric} the compare function reports (unit, score thresholds, rationale).
     reference_values: {dotted path into the raw result ('*' matches any key): tolerance dict
         {'abs': x, 'rel': y}} - the LJ values scripts/make_reference.py stores in reference_data/
         and `mlffbench check` compares (tolerances: float64 round-off across platforms, not physics).
+    order: position in the battery (cheap sanity first, then statics, phonons, barriers, dynamics).
+    version: bump when the numbers it produces change (it enters the resume key).
     """
 
     name: str
@@ -133,13 +160,54 @@ class Benchmark:
     version: int = 1
     reference_values: dict = field(default_factory=dict)
     description: str = ""
+    metrics: dict = field(default_factory=dict)
+    requires: tuple = ()
+    order: float = 100.0
+
+    def __post_init__(self) -> None:
+        if self.needs_energy and "energy" not in self.requires:
+            object.__setattr__(self, "requires", ("energy", *self.requires))
+
+    def missing_capability(self, potential: Potential) -> str | None:
+        """Why `potential` cannot run this benchmark (a 'not run' reason), or None."""
+        for cap in self.requires:
+            if not getattr(potential.capabilities, cap):
+                if cap == "energy":
+                    return f"needs an energy; {potential.name} is a force-only model"
+                return f"needs {cap}; {potential.name} does not provide it"
+        return None
+
+
+@dataclass
+class BenchmarkResult:
+    """The outcome of one benchmark on the model and the reference (stored as result.json)."""
+
+    name: str
+    title: str
+    description: str = ""
+    state: str = NOT_RUN
+    reason: str = ""
+    final: bool = True
+    score: float | None = None
+    metrics: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    reference: dict = field(default_factory=dict)
+    plots: list = field(default_factory=list)
+    wall_time_s: float | None = None
+    wall_times_s: dict = field(default_factory=dict)
+    peak_rss: dict = field(default_factory=dict)
+    plot_error: str | None = None
+
+    def to_json(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if not (k == "plot_error" and v is None)}
+        return out
 
 
 REGISTRY: dict[str, Benchmark] = {}
 
 
 def register(bench: Benchmark) -> Benchmark:
-    """Add a benchmark to the battery (order of registration = order of the battery)."""
+    """Add a benchmark to the battery."""
     REGISTRY[bench.name] = bench
     return bench
 
@@ -160,15 +228,31 @@ def module_available(*modules: str) -> Callable[[], str | None]:
     return check
 
 
-#: The battery's order: cheap sanity first, then 0 K statics, phonons, barriers, dynamics.
+#: modules of this package that are plumbing, not benchmarks
+_NOT_BENCHMARKS = {"runner", "scoring", "check"}
+#: fallback order for benchmarks registered without one (older modules)
 ORDER = ("integrity", "test_errors", "md_stability", "lattice_constant", "cohesive_energy",
          "vacancy_formation", "pdos_0k", "pdos_finite_t", "migration_barrier", "htst_rate", "hop_rates")
 
 
-def battery() -> dict[str, Benchmark]:
-    """All registered benchmarks in battery order (imports the modules that register them)."""
-    from mlffbench.benchmarks import (crystal, dataset_errors, hop_rates, integrity, md_stability,  # noqa: F401
-                                      neb, pdos)
+def _discover() -> None:
+    """Import every benchmark module of this package (each registers itself): adding a benchmark
+    is writing one module, no list to edit."""
+    import importlib
+    import pkgutil
 
-    rank = {n: k for k, n in enumerate(ORDER)}
-    return {n: REGISTRY[n] for n in sorted(REGISTRY, key=lambda n: (rank.get(n, len(ORDER)), n))}
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_") and info.name not in _NOT_BENCHMARKS:
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def _rank(bench: Benchmark) -> tuple:
+    if bench.order != 100.0 or bench.name not in ORDER:
+        return (bench.order, bench.name)
+    return (10.0 * (ORDER.index(bench.name) + 1), bench.name)
+
+
+def battery() -> dict[str, Benchmark]:
+    """All registered benchmarks in battery order."""
+    _discover()
+    return {b.name: b for b in sorted(REGISTRY.values(), key=_rank)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from mlffbench.benchmarks import BenchContext, BenchSettings, Benchmark, register
+from mlffbench.benchmarks import Metric, BenchContext, BenchSettings, Benchmark, register
 from mlffbench.io import value
 
 
@@ -137,4 +137,8 @@ def plot_test_errors(model: dict, ref: dict, outdir, units) -> list:
 
 register(Benchmark("test_errors", "test-set errors per temperature bin", run_test_errors, compare_test_errors,
                    ErrorBinSettings, needs_dataset=True, plot=plot_test_errors,
-                   description="energy/force errors on LJ dataset frames, binned by temperature."))
+                   description="energy/force errors on LJ dataset frames, binned by temperature.",
+                   metrics={"force_rmse_rel_coldest_bin": Metric("1", 0.03, 0.3,
+                                      'in-distribution (solid, training temperatures) force RMSE below 3% of the force spread is a well-trained model; 30% is barely learned'),
+                            "force_rmse_rel_worst_bin": Metric("1", 0.05, 0.5,
+                                      'the hottest/liquid bin is out of distribution; within 5% of the force spread the model transfers, at 50% it does not')}))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlffbench.io import value
-from mlffbench.benchmarks import (BenchContext, Benchmark, WorkflowSettings,
+from mlffbench.benchmarks import (Metric, BenchContext, Benchmark, WorkflowSettings,
                                   register)
 from mlffbench.benchmarks._workflow import available, sub_config
 
@@ -34,4 +34,6 @@ def compare_integrity(model: dict, ref: dict) -> dict:
 register(Benchmark("integrity", "integrity checks (check-model)", run_integrity, compare_integrity, WorkflowSettings,
                    available=available("mlffbench.workflows.check_model", "run_checks"),
                    description="F = -grad E, translation/rotation/permutation invariance, smoothness at the "
-                               "cutoff, extensivity; each check pass/fail with its number."))
+                               "cutoff, extensivity; each check pass/fail with its number.",
+                   metrics={"fraction_failed": Metric("1", 0.01, 0.5,
+                                      'fraction of check-model checks failed: every check is a law of physics, so any failure costs; half failed is no force field')}))

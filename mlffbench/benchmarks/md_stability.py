@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlffbench.io import value
 from mlffbench.stats import from_samples
-from mlffbench.benchmarks import (BenchContext, BenchmarkFailed, Benchmark, WorkflowSettings,
+from mlffbench.benchmarks import (Metric, BenchContext, BenchmarkFailed, Benchmark, WorkflowSettings,
                                   register)
 from mlffbench.benchmarks._workflow import _plot, available, sub_config
 
@@ -108,4 +108,8 @@ def _rdf(ax, model, ref):
 register(Benchmark("md_stability", "MD stability", run_md_stability, compare_md_stability, WorkflowSettings,
                    plot=_plot("rdf", _rdf), available=available("mlffbench.workflows.md_run", "run_md_benchmark"),
                    description="NVT then NVE of the crystal with each potential: time to failure (blow-up or "
-                               "melting = failed), NVE drift, RDF distance to LJ at the same state point."))
+                               "melting = failed), NVE drift, RDF distance to LJ at the same state point.",
+                   metrics={"rdf_distance": Metric("1", 0.02, 0.3,
+                                      "L2 distance of g(r) to LJ's at the same state point: 0.02 is sampling noise of a short run, 0.3 a different structure"),
+                            "nve_drift_abs": Metric("eV/atom/ps", 5e-05, 0.001,
+                                      '|NVE energy drift|: LJ itself (lj/cut/shift, force jump at rc, 5 fs) drifts ~3e-5 eV/atom/ps; 1e-3 heats the crystal by ~4 K per ps')}))

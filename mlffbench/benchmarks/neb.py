@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlffbench.io import value
-from mlffbench.benchmarks import (BenchContext, BenchmarkFailed, BenchmarkNotRun, Benchmark, WorkflowSettings,
+from mlffbench.benchmarks import (Metric, BenchContext, BenchmarkFailed, BenchmarkNotRun, Benchmark, WorkflowSettings,
                                   register)
 from mlffbench.benchmarks._workflow import _plot, available, memo_call, sub_config
 
@@ -23,7 +23,13 @@ def _neb_doc(potential, ctx: BenchContext) -> dict:
 
 
 def run_migration_barrier(potential, ctx: BenchContext) -> dict:
-    doc = _neb_doc(potential, ctx)
+    """Barrier of ONE potential (the `neb` workflow, shared with `htst_rate` through the memo)."""
+    return migration_barrier_raw(_neb_doc(potential, ctx))
+
+
+def migration_barrier_raw(doc: dict) -> dict:
+    """The raw numbers `compare_migration_barrier` reads, from a `neb` result.json document.
+    Raises BenchmarkFailed (with the numbers) when the string did not converge."""
     conv = doc["convergence"]
     raw = {"barrier_forward": doc["barrier"]["forward"], "barrier_backward": doc["barrier"]["backward"],
            "method": doc["barrier"]["method"], "lattice_constant": doc["system"]["lattice_constant"],
@@ -36,6 +42,7 @@ def run_migration_barrier(potential, ctx: BenchContext) -> dict:
 
 
 def compare_migration_barrier(model: dict, ref: dict) -> dict:
+    """Relative and absolute (meV) error of the forward barrier against the reference."""
     m, r = model["barrier_forward"]["value"], ref["barrier_forward"]["value"]
     return {"barrier_rel_error": value(abs(m - r) / abs(r), "1", signed=(m - r) / r),
             "barrier_error": value((m - r) * 1000.0, "meV")}
@@ -56,11 +63,19 @@ register(Benchmark("migration_barrier", "vacancy migration barrier (string metho
                    available=available("mlffbench.workflows.neb", "run_neb"),
                    reference_values={"barrier_forward": {"abs": 2e-7}},
                    description="string method + climbing image (+ Newton polish) in an n^3 FCC cell with one "
-                               "vacancy, each potential at its own a0; force-only models: line integral."))
+                               "vacancy, each potential at its own a0; force-only models: line integral.",
+                   metrics={"barrier_rel_error": Metric("1", 0.02, 0.3,
+                                      '2% of E_m changes the hop rate at 80 K by <10%; 30% changes it by orders of magnitude (exponential in E_m/kT)')}))
 
 
 def run_htst(potential, ctx: BenchContext) -> dict:
-    doc = _neb_doc(potential, ctx)
+    """Harmonic-TST prefactor and rates of ONE potential (the `neb` workflow's result)."""
+    return htst_raw(_neb_doc(potential, ctx))
+
+
+def htst_raw(doc: dict) -> dict:
+    """The raw numbers `compare_htst` reads, from a `neb` result.json document. Raises
+    BenchmarkFailed without a first-order saddle, BenchmarkNotRun when HTST was disabled."""
     if doc["status"] != "converged":
         raise BenchmarkFailed(f"no saddle: string method did not converge: {doc.get('message', '')}")
     if "htst" not in doc:
@@ -69,13 +84,14 @@ def run_htst(potential, ctx: BenchContext) -> dict:
     raw = {"prefactor": h["prefactor"], "imaginary_frequency": h["imaginary_frequency"],
            "temperatures": h["temperatures"], "single_hop_rate": h["single_hop_rate"],
            "total_vacancy_hop_rate": h["total_vacancy_hop_rate"], "barrier_forward": doc["barrier"]["forward"],
-           "unstable_modes_at_saddle": h["unstable_modes_at_saddle"]}
+           "unstable_modes_at_saddle": h["unstable_modes_at_saddle"], "hessian": h.get("hessian")}
     if h["unstable_modes_at_saddle"] != 1:
         raise BenchmarkFailed(f"saddle has {h['unstable_modes_at_saddle']} unstable modes (expected 1)", raw)
     return raw
 
 
 def compare_htst(model: dict, ref: dict) -> dict:
+    """|log10| ratio of the prefactors and the largest |log10| ratio of the rates over temperatures."""
     import math
 
     pm, pr = model["prefactor"]["value"], ref["prefactor"]["value"]
@@ -102,4 +118,8 @@ register(Benchmark("htst_rate", "harmonic-TST hop rate (Vineyard)", run_htst, co
                    available=available("mlffbench.workflows.neb", "run_neb"),
                    reference_values={"prefactor": {"rel": 1e-5}},
                    description="Vineyard prefactor from exact Hessians at minimum and saddle; k(T) = nu* "
-                               "exp(-E_m/kT), total vacancy hop rate 12 k(T)."))
+                               "exp(-E_m/kT), total vacancy hop rate 12 k(T).",
+                   metrics={"prefactor_log10_error": Metric("1", 0.05, 1.0,
+                                      'log10 error of the Vineyard prefactor: 0.05 is a 12% rate error; 1.0 is an order of magnitude'),
+                            "rate_log10_error": Metric("1", 0.1, 1.0,
+                                      'log10 error of the HTST hop rate at the reference temperature: 0.1 is 26%, 1.0 an order of magnitude')}))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlffbench.io import value
-from mlffbench.benchmarks import (BenchContext, BenchmarkFailed, Benchmark, WorkflowSettings,
+from mlffbench.benchmarks import (Metric, BenchContext, BenchmarkFailed, Benchmark, WorkflowSettings,
                                   register)
 from mlffbench.benchmarks._workflow import _plot, available, memo_call, sub_config
 
@@ -85,7 +85,11 @@ register(Benchmark("pdos_0k", "phonon DOS at 0 K", run_pdos_0k, compare_pdos_0k,
                    reference_values={"nu_max": {"rel": 1e-7}, "nu_mean": {"rel": 1e-7}, "nu2_mean": {"rel": 1e-7},
                                      "nu_X_*": {"rel": 1e-7}, "nu_L_*": {"rel": 1e-7}},
                    description="exact-Hessian force constants of the relaxed supercell, q-mesh DOS (Gaussian); "
-                               "W1 distance over LJ's nu_max, nu_max, moments, nu at X and L."))
+                               "W1 distance over LJ's nu_max, nu_max, moments, nu at X and L.",
+                   metrics={"dos_w1_rel": Metric("1", 0.01, 0.2,
+                                      "Wasserstein-1 of the DOS over LJ's nu_max: 1% is below the smearing width; 20% moves the whole spectrum"),
+                            "nu_max_rel_error": Metric("1", 0.01, 0.2,
+                                      '1% in the highest frequency is below experimental resolution; 20% changes Debye temperature-level physics')}))
 
 
 def run_pdos_finite_t(potential, ctx: BenchContext) -> dict:
@@ -138,4 +142,6 @@ def _vdos(ax, model, ref):
 register(Benchmark("pdos_finite_t", "vibrational DOS at finite temperature", run_pdos_finite_t,
                    compare_pdos_finite_t, WorkflowSettings, plot=_plot("vdos", _vdos),
                    available=available("mlffbench.workflows.pdos", "run_one"),
-                   description="NVT then NVE MD of the crystal, VACF -> vibrational DOS; W1 distance to LJ's."))
+                   description="NVT then NVE MD of the crystal, VACF -> vibrational DOS; W1 distance to LJ's.",
+                   metrics={"dos_w1_rel": Metric("1", 0.02, 0.25,
+                                      'VACF spectra are noisier than harmonic DOS: 2% is within statistical noise of a short run, 25% a different spectrum')}))

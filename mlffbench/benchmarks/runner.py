@@ -20,6 +20,7 @@ their config hash matches. Anything else is recomputed.
 
 from __future__ import annotations
 
+import gc
 import shutil
 import time
 import traceback
@@ -29,11 +30,12 @@ from typing import Any, Callable, Literal
 from pydantic import Field
 
 from mlffbench.benchmarks import (FAILED, NOT_AVAILABLE, NOT_RUN, PASSED, BenchContext, Benchmark,
-                                  BenchmarkFailed, BenchmarkNotRun, WorkflowSettings, battery)
+                                  BenchmarkFailed, BenchmarkNotRun, BenchmarkResult, WorkflowSettings, battery)
 from mlffbench.benchmarks.scoring import load_thresholds, score_metrics
 from mlffbench.config import (PotentialConfig, StrictModel, UnitsConfig, config_hash, load_stage_config,
                               resolve_path)
 from mlffbench.errors import SimulationError, UserError
+from mlffbench.memory import PeakRSS, process_peak_rss_mb
 from mlffbench.io import (commit_dir, fresh_partial_dir, json_sha256, manifest, read_json, sha256_dir, sha256_file,
                           write_json)
 
@@ -62,7 +64,7 @@ class RunConfig(StrictModel):
     model_dtype: dtype to load a learned model in (None: the model's own).
     dataset: LJ dataset (npz or generate OUTDIR) for the test-set benchmark when --model is given.
     generate, train: stage configs of the full loop.
-    metrics: score thresholds file (default configs/metrics.yaml).
+    metrics: a YAML file overriding score thresholds (default: each benchmark's declared ones).
     benchmarks: per-benchmark settings, keyed by benchmark name.
     """
 
@@ -188,58 +190,55 @@ def _run_one(bench: Benchmark, potential, ctx: BenchContext) -> tuple[str, str, 
 
 def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: Path, base_ctx: dict,
             memos: tuple[dict, dict], thresholds: dict) -> dict:
-    """Run `bench` on the reference (LJ) and on the model; compare and score."""
-    out: dict[str, Any] = {"name": bench.name, "title": bench.title, "description": bench.description,
-                           "metrics": {}, "score": None, "model": {}, "reference": {}, "plots": []}
+    """Run `bench` on the reference (LJ) and on the model; compare and score. Returns result.json."""
+    res = BenchmarkResult(bench.name, bench.title, bench.description)
     t0 = time.perf_counter()
-    reason = bench.available()
-    if reason is None and bench.needs_energy and not model.conservative:
-        reason = f"needs an energy; {model.name} is a force-only model"
+    reason = bench.available() or bench.missing_capability(model)
     if reason is None and bench.needs_dataset and base_ctx.get("dataset") is None:
         reason = "no dataset (full loop, or set `dataset` in the run config)"
     if reason is not None:
-        return {**out, "state": NOT_RUN, "reason": reason, "final": True,
-                "wall_time_s": time.perf_counter() - t0}
+        res.reason, res.wall_time_s = reason, time.perf_counter() - t0
+        return res.to_json()
 
     scratch = bdir_tmp.parent / f".{bench.name}.scratch"
-    ref_ctx = BenchContext(settings=settings, workdir=bdir_tmp / "reference", role="reference",
-                           memo=memos[1], benchmark=bench.name, scratch=scratch / "reference", **base_ctx)
-    state, why, ref_raw, final = _run_one(bench, reference, ref_ctx)
-    out["reference"] = ref_raw
-    timings = {"reference": time.perf_counter() - t0}
-    if state != PASSED:
-        why = why if state == NOT_RUN else f"reference (LJ): {why}"
-        return {**out, "state": state, "reason": why, "final": final,
-                "wall_time_s": time.perf_counter() - t0, "wall_times_s": timings}
-    if same:
-        m_state, m_why, m_raw, m_final = PASSED, "", ref_raw, True
-    else:
+
+    def stage(role: str, potential, memo: dict) -> tuple[str, str, dict, bool]:
+        ctx = BenchContext(settings=settings, workdir=bdir_tmp / role, role=role, memo=memo,
+                           benchmark=bench.name, scratch=scratch / role, **base_ctx)
         t1 = time.perf_counter()
-        m_ctx = BenchContext(settings=settings, workdir=bdir_tmp / "model", role="model",
-                             memo=memos[0], benchmark=bench.name, scratch=scratch / "model", **base_ctx)
-        m_state, m_why, m_raw, m_final = _run_one(bench, model, m_ctx)
-        timings["model"] = time.perf_counter() - t1
-    out["model"] = m_raw
+        with PeakRSS() as mem:
+            out = _run_one(bench, potential, ctx)
+        res.wall_times_s[role] = time.perf_counter() - t1
+        res.peak_rss[role] = mem.as_dict()
+        return out
+
+    def finish(state: str, why: str, final: bool) -> dict:
+        res.state, res.reason, res.final, res.wall_time_s = state, why, final, time.perf_counter() - t0
+        return res.to_json()
+
+    state, why, res.reference, final = stage("reference", reference, memos[1])
+    if state != PASSED:
+        return finish(state, why if state == NOT_RUN else f"reference (LJ): {why}", final)
+    if same:
+        m_state, m_why, res.model, m_final = PASSED, "", res.reference, True
+    else:
+        m_state, m_why, res.model, m_final = stage("model", model, memos[0])
     if m_state != PASSED:
-        m_why = m_why if m_state == NOT_RUN else f"model: {m_why}"
-        return {**out, "state": m_state, "reason": m_why, "final": m_final,
-                "wall_time_s": time.perf_counter() - t0, "wall_times_s": timings}
+        return finish(m_state, m_why if m_state == NOT_RUN else f"model: {m_why}", m_final)
     try:
-        metrics = bench.compare(m_raw, ref_raw)
-        out["metrics"], out["score"] = score_metrics(bench.name, metrics, thresholds)
+        metrics = bench.compare(res.model, res.reference)
+        res.metrics, res.score = score_metrics(bench.name, metrics, thresholds)
     except UserError:
         raise
     except Exception as exc:
         (bdir_tmp / "error.txt").write_text(traceback.format_exc())
-        return {**out, "state": FAILED, "reason": f"error in compare: {type(exc).__name__}: {exc}",
-                "final": False, "wall_time_s": time.perf_counter() - t0, "wall_times_s": timings}
+        return finish(FAILED, f"error in compare: {type(exc).__name__}: {exc}", False)
     if bench.plot is not None:
         try:
-            out["plots"] = list(bench.plot(m_raw, ref_raw, bdir_tmp, base_ctx["units"]))
+            res.plots = list(bench.plot(res.model, res.reference, bdir_tmp, base_ctx["units"]))
         except Exception as exc:  # a plot must never lose the numbers
-            out["plot_error"] = f"{type(exc).__name__}: {exc}"
-    return {**out, "state": PASSED, "reason": "", "final": True,
-            "wall_time_s": time.perf_counter() - t0, "wall_times_s": timings}
+            res.plot_error = f"{type(exc).__name__}: {exc}"
+    return finish(PASSED, "", True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -334,7 +333,7 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
     reg = battery()
     settings = bench_settings(cfg, source)
     chosen = selection(cfg, settings, select, exclude)
-    thresholds = load_thresholds(resolve_path(cfg.metrics) if cfg.metrics else None)
+    thresholds = load_thresholds(resolve_path(cfg.metrics) if cfg.metrics else None, reg)
     units = cfg.units.unit_system()
     model_spec = model_spec or cfg.model
     full_loop = model_spec is None
@@ -416,6 +415,7 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
         write_json(tmp / "result.json", res)
         commit_dir(tmp, final_dir)
         shutil.rmtree(bench_root / f".{name}.scratch", ignore_errors=True)
+        gc.collect()  # the benchmark's large intermediates go before the next one starts
         results[name] = read_json(final_dir / "result.json")  # exactly what is stored
         score = "" if res["score"] is None else f", score {res['score']:.2f}"
         why = f" ({res['reason']})" if res["reason"] else ""
@@ -423,9 +423,7 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
     for name in reg:
         if chosen[name] is not None:
             b = reg[name]
-            results[name] = {"name": name, "title": b.title, "description": b.description, "state": NOT_RUN,
-                             "reason": chosen[name], "metrics": {}, "score": None, "model": {},
-                             "reference": {}, "plots": []}
+            results[name] = BenchmarkResult(name, b.title, b.description, reason=chosen[name]).to_json()
     ordered = {name: results[name] for name in reg}
     wall["battery"] = time.perf_counter() - t_start - sum(wall.values())
     wall["total"] = time.perf_counter() - t_start
@@ -445,6 +443,8 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
     man.update(model_spec=model_spec, reference=reference.describe(), resumed=resumed,
                seeds={"run": cfg.seed, "generate": getattr(gcfg, "seed", None), "train": getattr(tcfg, "seed", None)},
                benchmark_keys=keys, benchmark_wall_times_s={n: r.get("wall_time_s") for n, r in ordered.items()},
+               benchmark_peak_rss={n: r.get("peak_rss") for n, r in ordered.items() if r.get("peak_rss")},
+               process_peak_rss={"value": round(process_peak_rss_mb(), 1), "unit": "MiB"},
                stage_configs={"generate": None if gcfg is None else gcfg.model_dump(mode="json"),
                               "train": None if tcfg is None else tcfg.model_dump(mode="json")})
     write_json(outdir / "manifest.json", man)

@@ -1,7 +1,8 @@
-"""Scores: raw model-vs-LJ errors -> 0..1, with thresholds kept in one file (configs/metrics.yaml).
+"""Scores: raw model-vs-LJ errors -> 0..1, with thresholds declared by each benchmark.
 
-For each scored metric the file gives ``good`` and ``bad`` (same unit as the metric) and a one-line
-``rationale``. The score of |error| x is 1 for x <= good, 0 for x >= bad, and linear in log10(x)
+Each benchmark declares its metrics (`Metric`: unit, ``good``, ``bad``, one-line ``rationale``)
+where it is registered; a run config's ``metrics:`` file may override any of them (same layout:
+``{benchmark: {metric: {good, bad, unit, rationale}}}``). The score of |error| x is 1 for x <= good, 0 for x >= bad, and linear in log10(x)
 in between (errors span decades; a 2x better model should gain the same whatever the scale).
 A benchmark's score is the mean of its scored metrics; metrics without a threshold are reported
 but not scored. Scores exist only for 'passed' benchmarks: a failure is a state, not a zero.
@@ -17,7 +18,6 @@ from pydantic import Field, model_validator
 from mlffbench.config import StrictModel, read_yaml, validate
 from mlffbench.errors import UserError
 
-DEFAULT_METRICS = Path(__file__).resolve().parents[2] / "configs" / "metrics.yaml"
 
 
 class Threshold(StrictModel):
@@ -33,16 +33,34 @@ class Threshold(StrictModel):
         return self
 
 
-def load_thresholds(path: str | Path | None = None) -> dict[str, dict[str, Threshold]]:
-    """{benchmark: {metric: Threshold}} from metrics.yaml; UserError naming the key if malformed."""
-    p = Path(path) if path else DEFAULT_METRICS
-    data = read_yaml(p)
+def declared_thresholds(benchmarks: dict | None = None) -> dict[str, dict[str, Threshold]]:
+    """{benchmark: {metric: Threshold}} from the benchmarks' own `metrics` declarations."""
+    if benchmarks is None:
+        from mlffbench.benchmarks import battery
+
+        benchmarks = battery()
     out: dict[str, dict[str, Threshold]] = {}
-    for bench, metrics in data.items():
+    for name, bench in benchmarks.items():
+        table = {m: Threshold(good=d.good, bad=d.bad, unit=d.unit, rationale=d.rationale)
+                 for m, d in bench.metrics.items() if d.scored}
+        if table:
+            out[name] = table
+    return out
+
+
+def load_thresholds(path: str | Path | None = None, benchmarks: dict | None = None
+                    ) -> dict[str, dict[str, Threshold]]:
+    """The declared thresholds, overridden by the YAML file at `path` (UserError naming the key)."""
+    out = declared_thresholds(benchmarks)
+    if path is None:
+        return out
+    p = Path(path)
+    for bench, metrics in read_yaml(p).items():
         if not isinstance(metrics, dict):
             raise UserError(f"{p}: {bench}: expected a mapping of metric names to thresholds")
-        out[bench] = {m: validate(Threshold, t if isinstance(t, dict) else {}, f"{p}: {bench}.{m}")
-                      for m, t in metrics.items()}
+        out.setdefault(bench, {}).update(
+            {m: validate(Threshold, t if isinstance(t, dict) else {}, f"{p}: {bench}.{m}")
+             for m, t in metrics.items()})
     return out
 
 
@@ -68,7 +86,7 @@ def score_metrics(bench: str, metrics: dict, thresholds: dict) -> tuple[dict, fl
         th = table.get(name)
         if th is not None:
             if th.unit != m.get("unit"):
-                raise UserError(f"metrics.yaml: {bench}.{name}: unit {th.unit!r} but the benchmark "
+                raise UserError(f"thresholds: {bench}.{name}: unit {th.unit!r} but the benchmark "
                                 f"reports {m.get('unit')!r}")
             s = score_value(m.get("value"), th)
             m.update(score=s, good=th.good, bad=th.bad, rationale=th.rationale)
