@@ -37,10 +37,7 @@ def evaluate_frames(potential, positions: np.ndarray, boxes: np.ndarray) -> tupl
     def make(spec):
         def f(R, box, nb):
             nb = spec.update(R, nb)
-            if potential.conservative:
-                e, F = potential.energy_and_forces(R, box, nb)
-            else:
-                e, F = jnp.nan, potential.forces(R, box, nb)
+            e, F = potential.energy_and_forces(R, box, nb)  # E is NaN for a force-only model
             return e, F, nb.did_buffer_overflow
         return jax.jit(f)
 
@@ -113,12 +110,9 @@ def compare_test_errors(model: dict, ref: dict) -> dict:
 
 
 def plot_test_errors(model: dict, ref: dict, outdir, units) -> list:
-    import matplotlib
+    from mlffbench.plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = pyplot().subplots(figsize=(5, 3.2))
     mids = [0.5 * (b["T_low_K"] + min(b["T_high_K"], 2 * max(b["T_low_K"], 1.0))) for b in model["bins"]]
     labels = [f"{b['T_low_K']:g}-{b['T_high_K']:g}" for b in model["bins"]]
     x = np.arange(len(mids))
@@ -129,9 +123,7 @@ def plot_test_errors(model: dict, ref: dict, outdir, units) -> list:
     ax.set_ylabel("eV/Å")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(outdir / "test_errors.png", dpi=110)
-    plt.close(fig)
+    save(fig, outdir / "test_errors.png")
     return ["test_errors.png"]
 
 

@@ -188,6 +188,35 @@ def _run_one(bench: Benchmark, potential, ctx: BenchContext) -> tuple[str, str, 
         return FAILED, f"error: {type(exc).__name__}: {exc}".splitlines()[0][:300], {}, False
 
 
+def committee_members(model) -> list:
+    """The members of a committee model ([model] for a single one)."""
+    try:
+        from mlffbench.potentials.committee import members
+    except ImportError:
+        return [model]
+    return list(members(model))
+
+
+def committee_metrics(per_member: list[dict]) -> dict:
+    """Each metric's mean over committee members, with std, n, ci95 and the member values.
+
+    `exceeds_spread` says whether the committee's mean error is larger than its spread (std): an
+    error the committee itself does not see coming.
+    """
+    from mlffbench.stats import from_samples
+
+    out = {}
+    for name in per_member[0]:
+        vals = [m[name]["value"] for m in per_member if name in m and m[name].get("value") is not None]
+        if len(vals) != len(per_member):
+            continue
+        q = from_samples(vals, per_member[0][name]["unit"])
+        q["members"] = vals
+        q["exceeds_spread"] = bool(abs(q["value"]) > q.get("std", 0.0))
+        out[name] = q
+    return out
+
+
 def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: Path, base_ctx: dict,
             memos: tuple[dict, dict], thresholds: dict) -> dict:
     """Run `bench` on the reference (LJ) and on the model; compare and score. Returns result.json."""
@@ -202,14 +231,15 @@ def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: 
 
     scratch = bdir_tmp.parent / f".{bench.name}.scratch"
 
-    def stage(role: str, potential, memo: dict) -> tuple[str, str, dict, bool]:
-        ctx = BenchContext(settings=settings, workdir=bdir_tmp / role, role=role, memo=memo,
-                           benchmark=bench.name, scratch=scratch / role, **base_ctx)
+    def stage(role: str, potential, memo: dict, where: str | None = None) -> tuple[str, str, dict, bool]:
+        where = where or role
+        ctx = BenchContext(settings=settings, workdir=bdir_tmp / where, role=role, memo=memo,
+                           benchmark=bench.name, scratch=scratch / where, **base_ctx)
         t1 = time.perf_counter()
         with PeakRSS() as mem:
             out = _run_one(bench, potential, ctx)
-        res.wall_times_s[role] = time.perf_counter() - t1
-        res.peak_rss[role] = mem.as_dict()
+        res.wall_times_s[where] = time.perf_counter() - t1
+        res.peak_rss[where] = mem.as_dict()
         return out
 
     def finish(state: str, why: str, final: bool) -> dict:
@@ -219,14 +249,27 @@ def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: 
     state, why, res.reference, final = stage("reference", reference, memos[1])
     if state != PASSED:
         return finish(state, why if state == NOT_RUN else f"reference (LJ): {why}", final)
+    members = committee_members(model)
     if same:
         m_state, m_why, res.model, m_final = PASSED, "", res.reference, True
-    else:
+    elif len(members) == 1:
         m_state, m_why, res.model, m_final = stage("model", model, memos[0])
+    else:  # a committee: every member through the same code, then mean +- spread of each metric
+        raws = []
+        for k, member in enumerate(members):
+            m_state, m_why, raw_k, m_final = stage("model", member, memos[0].setdefault(k, {}), f"model/member{k}")
+            raws.append(raw_k)
+            if m_state != PASSED:
+                m_why = f"member {k}: {m_why}"
+                break
+        res.model = {**raws[0], "members": raws}
     if m_state != PASSED:
         return finish(m_state, m_why if m_state == NOT_RUN else f"model: {m_why}", m_final)
     try:
-        metrics = bench.compare(res.model, res.reference)
+        if len(members) > 1 and not same:
+            metrics = committee_metrics([bench.compare(raw, res.reference) for raw in res.model["members"]])
+        else:
+            metrics = bench.compare(res.model, res.reference)
         res.metrics, res.score = score_metrics(bench.name, metrics, thresholds)
     except UserError:
         raise

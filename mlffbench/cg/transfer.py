@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from mlffbench.cg.config import CGConfig
@@ -209,12 +208,9 @@ def run_cg(cfg: CGConfig, outdir: Path, progress=None) -> dict:
 
 
 def plot_rdf(path: Path, r: np.ndarray, curves: dict, state: str, trained: bool) -> None:
-    import matplotlib
+    from mlffbench.plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = pyplot().subplots(figsize=(5, 3.5))
     styles = {"reference (mapped)": dict(color="k", lw=2)}
     for name, g in curves.items():
         ax.plot(r, g, label=name, **styles.get(name, {"lw": 1.3}))
@@ -223,6 +219,4 @@ def plot_rdf(path: Path, r: np.ndarray, curves: dict, state: str, trained: bool)
     ax.set_ylabel("g(r), bead centres")
     ax.set_title(f"{state}{' (training state)' if trained else ''}")
     ax.legend(frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
