@@ -39,13 +39,15 @@ def from_samples(samples: Sequence[float], unit: str, **extra: Any) -> dict:
     finite = x[np.isfinite(x)]
     if finite.size == 0:
         return quantity(float("nan"), unit, n=0, **extra)
-    mean = float(finite.mean())
-    if finite.size == 1:
-        return quantity(mean, unit, std=0.0, n=1, **extra)
-    std = float(finite.std(ddof=1))
-    half = float(_st.t.ppf(0.975, finite.size - 1) * std / np.sqrt(finite.size))
     if finite.size < x.size:
         extra = {**extra, "n_nonfinite": int(x.size - finite.size)}
+    if np.all(finite == finite[0]):  # identical members: exactly one member's value, no spread
+        v = float(finite[0])
+        ci = None if finite.size == 1 else (v, v)
+        return quantity(v, unit, std=0.0, n=int(finite.size), ci95=ci, **extra)
+    mean = float(finite.mean())
+    std = float(finite.std(ddof=1))
+    half = float(_st.t.ppf(0.975, finite.size - 1) * std / np.sqrt(finite.size))
     return quantity(mean, unit, std=std, n=int(finite.size), ci95=(mean - half, mean + half), **extra)
 
 
