@@ -17,7 +17,7 @@ from mlffbench.errors import SimulationError, UserError
 from mlffbench.progress import console
 
 COMMAND_MODULES = ("generate", "train", "check_model", "md", "pdos", "neb", "vacancy", "cg",
-                   "run", "report", "check")
+                   "run", "study", "report", "check")
 
 app = typer.Typer(
     name="mlffbench",
@@ -39,7 +39,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        show_default=False, help="Print the version and exit.")) -> None:
-    """mlffbench: generate | train | check-model | md | pdos | neb | vacancy | cg | run | report | check."""
+    """mlffbench: generate | train | check-model | md | pdos | neb | vacancy | cg | run | study | report | check."""
 
 
 for _name in COMMAND_MODULES:

@@ -229,7 +229,7 @@ def module_available(*modules: str) -> Callable[[], str | None]:
 
 
 #: modules of this package that are plumbing, not benchmarks
-_NOT_BENCHMARKS = {"runner", "scoring", "check"}
+_NOT_BENCHMARKS = {"runner", "scoring", "check", "study"}
 #: fallback order for benchmarks registered without one (older modules)
 ORDER = ("integrity", "test_errors", "md_stability", "lattice_constant", "cohesive_energy",
          "vacancy_formation", "pdos_0k", "pdos_finite_t", "migration_barrier", "htst_rate", "hop_rates")

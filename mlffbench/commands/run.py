@@ -31,10 +31,9 @@ def register(app: typer.Typer) -> None:
         OUTDIR/manifest.json, OUTDIR/benchmarks/<name>/ (result.json, plots) and OUTDIR/scorecard.md.
         Re-running on the same OUTDIR skips benchmarks whose stored results are complete and valid.
         """
-        from mlffbench.config import load_config
-        from mlffbench.errors import UserError
-        from mlffbench.config import resolve_path
         from mlffbench.benchmarks.runner import RunConfig, run_battery
+        from mlffbench.config import load_config, resolve_path
+        from mlffbench.errors import UserError
 
         if mode is not None and mode not in ("quick", "paper"):
             raise UserError(f"--mode must be quick or paper (got {mode!r})")
@@ -45,6 +44,15 @@ def register(app: typer.Typer) -> None:
                           overwrite=overwrite, progress=not quiet, source=str(config),
                           log=lambda msg: console.print(msg, highlight=False))
         print_scorecard(doc, outdir)
+
+
+def format_quantity(q: dict) -> str:
+    """'0.0123 ± 0.004 eV' (no unit for dimensionless values, ± only where a spread exists)."""
+    text = f"{q['value']:.3g}"
+    if q.get("std"):
+        text += f" ± {q['std']:.2g}"
+    unit = q.get("unit")
+    return text if unit in (None, "", "1") else f"{text} {unit}"
 
 
 def print_scorecard(doc: dict, outdir: Path) -> None:
@@ -59,7 +67,7 @@ def print_scorecard(doc: dict, outdir: Path) -> None:
         head = r.get("reason") or ""
         if not head:
             firsts = [(k, m) for k, m in r.get("metrics", {}).items() if m.get("score") is not None][:1]
-            head = ", ".join(f"{k} = {m['value']:.3g} {m['unit']}" for k, m in firsts)
+            head = ", ".join(f"{k} = {format_quantity(m)}" for k, m in firsts)
         table.add_row(name, f"[{style[r['state']]}]{r['state']}[/]", score, head)
     s = doc["summary"]
     mean = "n/a" if s["score"] is None else f"{s['score']:.2f}"
