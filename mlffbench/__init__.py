@@ -12,9 +12,52 @@ import warnings
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
+from pathlib import Path
+
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+
+def compile_cache_dir() -> Path | None:
+    """Where compiled XLA programs persist between processes, or None when disabled.
+
+    `MLFFBENCH_NO_COMPILE_CACHE=1` disables it; `MLFFBENCH_CACHE_DIR` moves it (programs go to
+    its `jax/` subfolder); the default is `$XDG_CACHE_HOME/mlffbench/jax` (~/.cache/mlffbench/jax).
+    """
+    if os.environ.get("MLFFBENCH_NO_COMPILE_CACHE", "").strip() not in ("", "0"):
+        return None
+    root = os.environ.get("MLFFBENCH_CACHE_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlffbench"
+    return Path(root).expanduser() / "jax"
+
+
+def configure_compile_cache(directory: str | Path | None = None, enabled: bool = True) -> Path | None:
+    """Turn JAX's persistent compilation cache on (in `directory`, default `compile_cache_dir()`)
+    or off. Called on import with the environment's choice; a CLI flag calls it again (before
+    the first compilation) to override. Returns the directory in use, or None when off.
+
+    Every program that took >= 0.1 s to compile is stored, so a second run of a command loads
+    its MD chunks, Hessians and string-method steps instead of re-compiling them.
+    """
+    path = Path(directory).expanduser() if (enabled and directory is not None) else (
+        compile_cache_dir() if enabled else None)
+    if path is None:
+        jax.config.update("jax_enable_compilation_cache", False)
+        return None
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: run without the cache rather than fail
+        jax.config.update("jax_enable_compilation_cache", False)
+        return None
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
+configure_compile_cache()
 
 # jax-md's neighbour-list builder scatters int64 into int32 under x64 and JAX warns on every build.
 # The cast is harmless (indices < 2**31); tests/test_canaries.py keeps one check that it still is.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 import jax
@@ -82,10 +83,144 @@ class NeighborSpec:
     fractional: bool
 
 
+# ----- O(N) cell lists ------------------------------------------------------------------------
+# jax-md's cell list is not used for Cartesian positions in a (3, 3) box (its size test compares
+# a cutoff with the matrix, so it silently falls back to all N^2 pairs), and where it is used its
+# candidate buffers are ~3x larger than needed. `_cell_list_fns` bins atoms in fractional
+# coordinates into cells at least cutoff + skin wide along every perpendicular direction, so the
+# 27 cells around an atom hold all its neighbours (14 suffice for a half list).
+
+_HALF_STENCIL = np.array([(0, 0, 0)] + [tuple(np.subtract(d, 1)) for d in np.ndindex(3, 3, 3)
+                                        if tuple(np.subtract(d, 1)) > (0, 0, 0)])
+_FULL_STENCIL = np.array([(0, 0, 0)] + [tuple(np.subtract(d, 1)) for d in np.ndindex(3, 3, 3)
+                                        if tuple(np.subtract(d, 1)) != (0, 0, 0)])
+
+
+def bucket(n: int) -> int:
+    """`n` rounded up to the next of a few sizes per octave (<= 12.5% larger).
+
+    Array shapes are compilation keys: capacities drawn from this short ladder let lists
+    allocated from different positions share compiled programs (and the persistent cache).
+    """
+    n = max(int(n), 1)
+    step = max(1, 2 ** (n.bit_length() - 4))
+    return -(-n // step) * step
+
+
+def cells_per_side(box, cutoff: float, skin: float) -> np.ndarray:
+    """Cells along each lattice vector, each at least cutoff + skin wide, shape (3,)."""
+    return np.floor(perpendicular_widths(box) / (cutoff + skin)).astype(int)
+
+
+def cell_list_applies(box, cutoff: float, skin: float) -> bool:
+    """True when the box holds >= 3 cells of width cutoff + skin along every lattice vector
+    (then the 27 cells around an atom are distinct and hold every neighbour exactly once)."""
+    return bool(np.all(cells_per_side(box, cutoff, skin) >= 3))
+
+
+def _cell_list_fns(box, cutoff: float, skin: float, fmt: str, capacity_multiplier: float):
+    """(allocate, update) for an O(N) cell-list neighbour list in a fixed box.
+
+    Lists are jax-md `partition.NeighborList`s in the sparse layout (idx (2, capacity): row 0
+    the neighbour, row 1 the atom, padded with N), so every consumer reads them unchanged. The
+    cell capacity (atoms per cell) is `cell_list_capacity`; exceeding it, or the edge capacity,
+    sets jax-md's overflow flags, which the callers already check.
+    """
+    box = as_box_matrix(box)
+    nc = cells_per_side(box, cutoff, skin)
+    n_cells = int(np.prod(nc))
+    stencil_d = _HALF_STENCIL if fmt == "half" else _FULL_STENCIL
+    c3 = np.stack(np.unravel_index(np.arange(n_cells), tuple(nc)), axis=-1)
+    stencil = np.ravel_multi_index(tuple(np.mod(c3[:, None, :] + stencil_d[None], nc).transpose(2, 0, 1)),
+                                   tuple(nc)).astype(np.int32)  # (n_cells, S)
+    inv_t = np.linalg.inv(box).T
+    diagonal = bool(np.allclose(box, np.diag(np.diag(box)), rtol=0, atol=0))
+    cut_sq = float(cutoff + skin) ** 2
+    half_skin_sq = (0.5 * float(skin)) ** 2
+    fmt_enum = FORMATS[fmt]
+
+    def to_cartesian(df):
+        if diagonal:  # orthorhombic: a (3,) scale instead of a (3, 3) product per candidate
+            return df * jnp.asarray(np.diag(box), df.dtype)
+        return df @ jnp.asarray(box.T, df.dtype)
+
+    def fractional(R):
+        s = R @ jnp.asarray(inv_t, R.dtype)
+        return s - jnp.floor(s)
+
+    def cell_ids(s):
+        c = jnp.clip(jnp.floor(s * nc).astype(jnp.int32), 0, jnp.asarray(nc - 1, jnp.int32))
+        return (c[:, 0] * nc[1] + c[:, 1]) * nc[2] + c[:, 2]
+
+    def candidates(R, cell_capacity: int):
+        """(cand (N, S*M) neighbour indices or N, valid (N, S*M), cell overflow flag)."""
+        N = R.shape[0]
+        M = cell_capacity
+        s = fractional(R)
+        cid = cell_ids(s)
+        order = jnp.argsort(cid).astype(jnp.int32)
+        sorted_cid = cid[order]
+        counts = jnp.zeros(n_cells, jnp.int32).at[cid].add(1)
+        starts = jnp.cumsum(counts) - counts
+        rank = jnp.arange(N, dtype=jnp.int32) - starts[sorted_cid]
+        slot = jnp.where(rank < M, sorted_cid * M + rank, n_cells * M)
+        table = jnp.full((n_cells * M,), N, jnp.int32).at[slot].set(order, mode="drop")
+        cand = table.reshape(n_cells, M)[jnp.asarray(stencil)[cid]].reshape(N, -1)
+        df = s[jnp.minimum(cand, N - 1)] - s[:, None, :]
+        d = to_cartesian(df - jnp.round(df))
+        atom = jnp.arange(N, dtype=jnp.int32)[:, None]
+        valid = (cand < N) & (jnp.sum(d * d, axis=-1) < cut_sq)
+        own = jnp.arange(cand.shape[1]) < M  # the atom's own cell comes first in the stencil
+        valid = valid & jnp.where(own[None, :], cand > atom if fmt == "half" else cand != atom, True)
+        return cand, valid, jnp.max(counts) > M
+
+    def build(R, error, cell_capacity: int, max_occupancy: int, ref_dtype):
+        N = R.shape[0]
+        cand, valid, cell_overflow = candidates(R, cell_capacity)
+        flat = valid.reshape(-1)
+        pos = jnp.cumsum(flat, dtype=jnp.int32) - 1
+        target = jnp.where(flat, pos, max_occupancy)
+        atom = jnp.broadcast_to(jnp.arange(N, dtype=jnp.int32)[:, None], cand.shape).reshape(-1)
+        empty = jnp.full((max_occupancy,), N, jnp.int32)
+        idx = jnp.stack([empty.at[target].set(cand.reshape(-1), mode="drop"),
+                         empty.at[target].set(atom, mode="drop")])
+        error = error.update(partition.PEC.CELL_LIST_OVERFLOW, cell_overflow)
+        error = error.update(partition.PEC.NEIGHBOR_LIST_OVERFLOW, pos[-1] + 1 > max_occupancy)
+        return partition.NeighborList(idx, R.astype(ref_dtype), error, cell_capacity, max_occupancy, fmt_enum, None, None, update)
+
+    def update(R, nbrs, **_):
+        d = R - nbrs.reference_position.astype(R.dtype)
+        df = d @ jnp.asarray(inv_t, R.dtype)
+        d = to_cartesian(df - jnp.round(df))
+        need = jnp.any(jnp.sum(d * d, axis=-1) > half_skin_sq)
+        ref_dtype = nbrs.reference_position.dtype
+        return lax.cond(need, lambda r: build(r, nbrs.error, nbrs.cell_list_capacity, nbrs.max_occupancy,
+                                              ref_dtype), lambda r: nbrs, R)
+
+    count = jax.jit(lambda R, M: jnp.sum(candidates(R, M)[1]), static_argnums=1)
+    ids = jax.jit(lambda R: cell_ids(fractional(R)))
+    build_jit = jax.jit(build, static_argnums=(2, 3, 4))
+
+    def allocate(R, extra_capacity: int = 0, **_):
+        R = jnp.asarray(R)
+        N = R.shape[0]
+        cid = np.asarray(ids(R))
+        M = bucket(int(np.ceil(np.bincount(cid, minlength=n_cells).max() * capacity_multiplier)) + extra_capacity)
+        n_pairs = int(count(R, M))
+        limit = N * (N - 1) // 2 if fmt == "half" else N * (N - 1)
+        cap = min(bucket(int(n_pairs * capacity_multiplier) + N * extra_capacity), limit)
+        error = partition.PartitionError(jnp.zeros((), jnp.uint8))
+        return build_jit(R, error, M, cap, R.dtype)
+
+    return allocate, update
+
+
 def neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
                   fractional: bool = False, capacity_multiplier: float = 1.3,
                   disable_cell_list: bool | None = None, n_atoms: int | None = None) -> NeighborSpec:
-    """Neighbour-list functions for `box`, choosing multi-image lists for small cells.
+    """Neighbour-list functions for `box`: multi-image lists for small cells, O(N) cell lists
+    (`_cell_list_fns`) where the cell holds >= 3 cells of width cutoff + skin along every lattice
+    vector, jax-md's all-pairs list in between; jax-md's lists in fractional coordinates (NPT).
 
     Args:
         box: (3,) or (3,3) reduced box.
@@ -93,7 +228,8 @@ def neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
         skin: extra search distance; the list is rebuilt when an atom moved more than skin/2.
         fmt: 'half' (each pair once, cheapest for pair potentials) or 'full' (message passing).
         fractional: positions are fractional coordinates (needed by jax-md's NPT).
-        disable_cell_list: None picks automatically (cell lists pay off above ~1500 atoms on CPU).
+        disable_cell_list: True forces all-pairs candidates; None picks automatically (for
+            fractional coordinates jax-md's cell list is used from 1500 atoms).
         n_atoms: used only for that automatic choice.
     """
     if fmt not in FORMATS:
@@ -109,16 +245,30 @@ def neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
         fns = custom_partition.neighbor_list_multi_image(
             None, box_j, r_cut, dr_threshold=dr, capacity_multiplier=capacity_multiplier,
             fractional_coordinates=False, format=FORMATS[fmt])
+        allocate, update = fns.allocate, fns.update
+    elif not fractional and not disable_cell_list and cell_list_applies(box_m, cutoff, skin):
+        allocate, update = _cell_list_fns(box_m, cutoff, skin, fmt, capacity_multiplier)
     else:
         if disable_cell_list is None:
-            disable_cell_list = n_atoms is None or n_atoms < 1500
+            disable_cell_list = not fractional or n_atoms is None or n_atoms < 1500
         displacement, _ = space.periodic_general(box_j, fractional_coordinates=fractional)
         fns = partition.neighbor_list(
             displacement, box_j, r_cut, dr_threshold=dr, capacity_multiplier=capacity_multiplier,
             disable_cell_list=disable_cell_list, fractional_coordinates=fractional,
             format=FORMATS[fmt])
-    return NeighborSpec(allocate=fns.allocate, update=fns.update, multi_image=multi,
+        allocate, update = fns.allocate, fns.update
+        if disable_cell_list:  # all-pairs candidates: any capacity up to all pairs is a valid shape
+            allocate = partial(_bucketed_allocate, fns.allocate, fmt)
+    return NeighborSpec(allocate=allocate, update=update, multi_image=multi,
                         cutoff=float(cutoff), skin=float(skin), fmt=fmt, fractional=fractional)
+
+
+def _bucketed_allocate(allocate: Callable, fmt: str, R, extra_capacity: int = 0, **kwargs):
+    """A jax-md all-pairs list padded to a `bucket` capacity (fewer distinct compiled shapes)."""
+    nbrs = allocate(R, extra_capacity=extra_capacity, **kwargs)
+    n = R.shape[0]
+    limit = n * (n - 1) // 2 if fmt == "half" else n * (n - 1)
+    return pad_to_capacity(nbrs, min(bucket(capacity(nbrs)), limit))
 
 
 def capacity(nbrs) -> int:

@@ -20,7 +20,8 @@ like jax-md's thermostats (LAMMPS `compute temp` uses 3N - 3).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
 
@@ -152,18 +153,23 @@ def _cartesian(state, npt: bool):
 
 
 def _observe(potential: Potential, R, box, momentum, force, nbrs, record, mass) -> dict:
-    """Observables of one system at one sample (reduced units). mass: scalar or (N, 1)."""
+    """Observables of one system at one sample (reduced units). mass: scalar or (N, 1).
+
+    Energy and stress come from `potential.evaluate` (what the model has; NaN where it has
+    none); the forces are the integrator's (its evaluation's unused forces are compiled away).
+    """
     n = R.shape[0]
     ekin = 0.5 * jnp.sum(momentum * momentum / mass)
     kT_inst = 2.0 * ekin / (3 * n)
     volume = jnp.abs(jnp.linalg.det(box))
+    ev = potential.evaluate(R, box, nbrs, stress=True)
     nan = jnp.asarray(jnp.nan, jnp.float64)
-    if potential.conservative:
-        epot = potential.energy(R, box, nbrs).astype(jnp.float64)
-        stress = potential.stress(R, box, nbrs).astype(jnp.float64)
-        pressure = 2.0 * ekin / (3.0 * volume) - jnp.trace(stress) / 3.0
+    epot = nan if ev.energy is None else ev.energy.astype(jnp.float64)
+    if ev.stress is None:
+        stress, pressure = jnp.full((3, 3), jnp.nan), nan
     else:
-        epot, pressure, stress = nan, nan, jnp.full((3, 3), jnp.nan)
+        stress = ev.stress.astype(jnp.float64)
+        pressure = 2.0 * ekin / (3.0 * volume) - jnp.trace(stress) / 3.0
     out = {"T": kT_inst, "Ekin": ekin, "Epot": epot, "Etot": epot + ekin, "P": pressure}
     if "positions" in record:
         out["positions"] = R
@@ -243,32 +249,68 @@ class _Program:
     """Everything jit-compiled for one (potential, box, integrator, shapes) combination, kept so
     that repeated `run_md` calls (segments of a long run) do not re-trace and re-compile."""
 
-    potential: Potential
     spec: Any
+    npt: bool
+    inv_box: np.ndarray
     init: Callable
     chunk: Callable
     update_from_one: Callable
     update_each: Callable
-    compiled: dict
-    rebuild_into: Callable | None = None
+    rebuild_into: Callable
+    compiled: dict = field(default_factory=dict)
     template: Any = None  # a list of the capacity compiled so far, rebuilt into by later runs
 
+    def list_coords(self, R: np.ndarray) -> jnp.ndarray:
+        """Positions in the coordinates the neighbour list is built from (fractional for NPT)."""
+        return jnp.asarray(R @ self.inv_box.T if self.npt else R)
 
-_PROGRAMS: dict[tuple, _Program] = {}
+    def neighbors(self, R: np.ndarray, extra: int = 0):
+        """Lists for positions R (n_rep, N, 3), Cartesian: rebuilt into the capacity already
+        compiled when they fit (a fresh allocation sizes the list from these positions, i.e. a
+        new shape and a new compilation every run), else one allocation from replica 0 with
+        `extra` head room, then each replica's own list."""
+        coords = self.list_coords(R)
+        if self.template is not None and extra == 0:
+            nbrs = self.rebuild_into(coords, self.template)
+            if not bool(jnp.any(nbrs.did_buffer_overflow)):
+                return nbrs
+        nb = self.spec.allocate(coords[0], extra_capacity=extra)
+        if self.template is not None:
+            nb = pad_to_capacity(nb, capacity(self.template))
+        self.template = nb
+        return self.update_from_one(coords, nb)
+
+    def run_chunk(self, state, nbrs, kT_steps) -> tuple[tuple, float]:
+        """One compiled chunk: ((state, nbrs, max step displacement (n_rep,), samples), compile
+        seconds). Programs are compiled ahead of time per (length, list shapes), so compile time
+        is timed apart (a persistent-cache hit makes it a load)."""
+        key = (kT_steps.shape[0], jax.tree_util.tree_structure(nbrs),
+               tuple(jnp.shape(x) for x in jax.tree_util.tree_leaves(nbrs)))
+        compile_s = 0.0
+        if key not in self.compiled:
+            t0 = time.perf_counter()
+            self.compiled[key] = self.chunk.lower(state, nbrs, kT_steps).compile()
+            compile_s = time.perf_counter() - t0
+        return self.compiled[key](state, nbrs, kT_steps), compile_s
+
+
+_PROGRAMS: OrderedDict[tuple, _Program] = OrderedDict()
 _MAX_PROGRAMS = 8
 
 
 def _program(potential: Potential, box_m, integrator: Integrator, dtype, npt: bool,
              sample_every: int, record: tuple[str, ...], mass_j, n_rep: int, n_atoms: int, skin: float,
              capacity_multiplier: float) -> _Program:
-    """The cached `_Program` for these settings (built on first use)."""
+    """The cached `_Program` for these settings (built on first use; least recently used of
+    `_MAX_PROGRAMS` evicted). Keyed by the potential's fingerprint, never its id."""
     box_np, mass_np = np.asarray(box_m), np.asarray(mass_j)
     # kT0 is not part of the key: jax-md's integrators take kT from the call whenever it is
     # passed (init and every step here pass it), so the value they were built with never matters
-    key = (id(potential), box_np.tobytes(), jnp.dtype(dtype).name, integrator, npt, sample_every,
+    key = (potential.fingerprint, box_np.tobytes(), jnp.dtype(dtype).name, integrator, npt, sample_every,
            record, mass_np.shape, mass_np.tobytes(), n_rep, n_atoms, float(skin), float(capacity_multiplier))
     hit = _PROGRAMS.get(key)
-    if hit is not None and hit.potential is potential:
+    if hit is not None:
+        _PROGRAMS.move_to_end(key)
         return hit
     spec = potential.neighbors(box_m, skin=skin, fractional=npt, n_atoms=n_atoms,
                                capacity_multiplier=capacity_multiplier)
@@ -292,17 +334,65 @@ def _program(potential: Potential, box_m, integrator: Integrator, dtype, npt: bo
         return init_drawn(keys, R, nbrs, kT) if V is None else init_given(keys, R, nbrs, kT, V)
 
     prog = _Program(
-        potential=potential, spec=spec, init=init_all,
+        spec=spec, npt=npt, inv_box=np.linalg.inv(np.asarray(box_m, np.float64)).astype(box_np.dtype),
+        init=init_all,
         chunk=jax.jit(_chunk_fn(potential, apply, spec.update, box_m, npt, sample_every, record, mass_j,
                                 n_rep, spec.skin)),
         update_from_one=jax.jit(jax.vmap(spec.update, in_axes=(0, None))),
         update_each=jax.jit(jax.vmap(spec.update)),
-        rebuild_into=jax.jit(jax.vmap(partial(forced_rebuild, spec.update, half_cell), in_axes=(0, None))),
-        compiled={})
-    if len(_PROGRAMS) >= _MAX_PROGRAMS:
-        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+        rebuild_into=jax.jit(jax.vmap(partial(forced_rebuild, spec.update, half_cell), in_axes=(0, None))))
     _PROGRAMS[key] = prog
+    while len(_PROGRAMS) > _MAX_PROGRAMS:
+        _PROGRAMS.popitem(last=False)
     return prog
+
+
+def _mass_array(mass, dtype) -> jnp.ndarray:
+    """Scalar mass, or (N,) masses as (N, 1) to broadcast over momenta."""
+    m = jnp.asarray(mass, dtype)
+    return m.reshape(-1, 1) if m.ndim == 1 else m
+
+
+def _replica_keys(seed: int, n_rep: int) -> jnp.ndarray:
+    """One RNG key per replica: fold_in(PRNGKey(seed), replica index)."""
+    return jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jnp.arange(n_rep))
+
+
+def simulation(potential: Potential, box, integrator: Integrator, *, n_atoms: int, n_replicas: int = 1,
+               sample_every: int = 100, record: tuple[str, ...] = (), skin: float = 0.3,
+               mass: float | np.ndarray = 1.0, dtype=jnp.float64,
+               capacity_multiplier: float = 1.3) -> tuple[Callable, Callable]:
+    """MD for (potential, box, integrator) in jax-md's style: returns (init_fn, chunk_fn).
+
+    Batch-first: replicas are the leading axis of every array. The compiled programs behind the
+    two functions are cached by the potential's fingerprint and the shapes (bounded LRU), so
+    building the same simulation twice compiles once.
+
+        init_fn(R (B, N, 3), kT, seed=0, velocities=None) -> (state, nbrs)
+            Cartesian reduced positions; velocities drawn at kT (reduced) unless given (B, N, 3).
+        chunk_fn(state, nbrs, kT_steps (n,)) -> (state, nbrs, max_step_displacement (B,), samples)
+            n steps (a multiple of sample_every) at a per-step target kT; samples holds
+            (n / sample_every, B, ...) arrays: 'kT', 'T', 'Ekin', 'Epot', 'Etot', 'P' and `record`.
+            The caller checks `nbrs.did_buffer_overflow` (then re-allocate and re-run, as
+            `run_md` does) and the displacement for blow-ups.
+    """
+    npt = integrator.ensemble == "npt_nose_hoover"
+    box_m = jnp.asarray(as_box_matrix(box), dtype)
+    mass_j = _mass_array(mass, dtype)
+    prog = _program(potential, box_m, integrator, dtype, npt, sample_every, tuple(record), mass_j,
+                    n_replicas, n_atoms, skin, capacity_multiplier)
+    np_dtype = np.dtype(jnp.dtype(dtype).name)
+
+    def init_fn(R, kT, seed: int = 0, velocities=None):
+        R = np.asarray(R, np_dtype)
+        nbrs = prog.neighbors(R)
+        V = None if velocities is None else jnp.asarray(np.asarray(velocities, np_dtype))
+        return prog.init(_replica_keys(seed, R.shape[0]), jnp.asarray(R), nbrs, kT, V), nbrs
+
+    def chunk_fn(state, nbrs, kT_steps):
+        return prog.run_chunk(state, nbrs, jnp.asarray(kT_steps, dtype))[0]
+
+    return init_fn, chunk_fn
 
 
 def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps: int, *,
@@ -350,40 +440,16 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
     if npt and replicated:
         raise ValueError("NPT runs one system at a time (each replica would need its own box)")
     box_m = jnp.asarray(as_box_matrix(box), dtype)
-    inv_box = np.linalg.inv(np.asarray(box_m, np.float64)).astype(np_dtype)
     kT_steps = np.broadcast_to(np.asarray(kT, dtype=np_dtype), (n_steps,)).copy()
     chunk_steps = max(sample_every, (chunk_steps // sample_every) * sample_every)
-
-    mass_j = jnp.asarray(mass, dtype)
-    mass_j = mass_j.reshape(-1, 1) if mass_j.ndim == 1 else mass_j
+    mass_j = _mass_array(mass, dtype)
     prog = _program(potential, box_m, integrator, dtype, npt, sample_every,
                     tuple(record), mass_j, n_rep, n_atoms, skin, capacity_multiplier)
-    spec = prog.spec
-
-    def list_coords(Rc: np.ndarray) -> jnp.ndarray:
-        return jnp.asarray(Rc @ inv_box.T if npt else Rc)
-
-    def allocate(Rc_all: np.ndarray, extra: int):
-        """One allocation (from the densest-looking replica 0), then each replica's own list."""
-        coords = list_coords(Rc_all)
-        if prog.template is not None and extra == 0:
-            # rebuild into the capacity already compiled (a fresh allocation would size the list
-            # from these positions, i.e. a new shape and a new compilation every run)
-            nbrs = prog.rebuild_into(coords, prog.template)
-            if not bool(jnp.any(nbrs.did_buffer_overflow)):
-                return nbrs
-        nb = spec.allocate(coords[0], extra_capacity=extra)
-        if prog.template is not None:
-            nb = pad_to_capacity(nb, capacity(prog.template))
-        prog.template = nb
-        return prog.update_from_one(coords, nb)
 
     extra = 0
-    nbrs = allocate(Rs, extra)
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jnp.arange(n_rep))
+    nbrs = prog.neighbors(Rs, extra)
     V = None if velocities is None else jnp.asarray(np.asarray(velocities, np_dtype).reshape(Rs.shape))
-    state = prog.init(keys, jnp.asarray(Rs), nbrs, kT_steps[0], V)
-    chunk_all, compiled = prog.chunk, prog.compiled
+    state = prog.init(_replica_keys(seed, n_rep), jnp.asarray(Rs), nbrs, kT_steps[0], V)
 
     samples: list[dict] = []
     done, reallocs = 0, 0
@@ -392,16 +458,11 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
     while done < n_steps:
         length = min(chunk_steps, n_steps - done)
         kTs = jnp.asarray(kT_steps[done:done + length])
-        shape_key = (length, jax.tree_util.tree_structure(nbrs),
-                     tuple(jnp.shape(x) for x in jax.tree_util.tree_leaves(nbrs)))
-        if shape_key not in compiled:  # ahead-of-time compile, so compile time is timed alone
-            t0 = time.perf_counter()
-            compiled[shape_key] = chunk_all.lower(state, nbrs, kTs).compile()
-            compile_s += time.perf_counter() - t0
         t0 = time.perf_counter()
-        new_state, new_nbrs, max_disp, chunk_samples = compiled[shape_key](state, nbrs, kTs)
+        (new_state, new_nbrs, max_disp, chunk_samples), compiling = prog.run_chunk(state, nbrs, kTs)
         jax.block_until_ready(new_state.position)
-        run_s += time.perf_counter() - t0
+        compile_s += compiling
+        run_s += time.perf_counter() - t0 - compiling
         if bool(jnp.any(new_nbrs.did_buffer_overflow)):
             reallocs += 1
             if reallocs > 20:
@@ -412,8 +473,8 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
             R_end = np.asarray(_cartesian_all(new_state, npt))
             R_start = np.asarray(_cartesian_all(state, npt))
             extra += 4 * reallocs
-            nbrs = allocate(R_end if np.all(np.isfinite(R_end)) else R_start, extra)
-            nbrs = prog.update_each(list_coords(R_start), nbrs)
+            nbrs = prog.neighbors(R_end if np.all(np.isfinite(R_end)) else R_start, extra)
+            nbrs = prog.update_each(prog.list_coords(R_start), nbrs)
             continue
         T_max = float(jnp.max(chunk_samples["T"]))
         md = float(jnp.max(max_disp))

@@ -1,0 +1,69 @@
+"""O(N) cell lists: the pairs they list equal a brute-force numpy enumeration of periodic images."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mlffbench import compile_cache_dir
+from mlffbench.neighbors import brute_force_pairs, cell_list_applies, neighbor_spec
+from mlffbench.structures import fcc, random_displacements
+
+from conftest import A0_LJ
+
+RC, SKIN = 2.5, 0.3
+
+
+def _listed_pairs(nbrs, n: int, half: bool) -> set[tuple[int, int]]:
+    """(receiver, sender) pairs of a sparse list, each checked to appear once; unordered if half."""
+    i, j = np.asarray(nbrs.idx)
+    real = (i < n) & (j < n)
+    pairs = list(zip(i[real].tolist(), j[real].tolist()))
+    if half:
+        pairs = [tuple(sorted(p)) for p in pairs]
+    assert len(set(pairs)) == len(pairs), "a pair is listed twice"
+    return set(pairs)
+
+
+def _reference_pairs(R: np.ndarray, box: np.ndarray, half: bool) -> set[tuple[int, int]]:
+    pairs = {(j, i) for i, j, _ in brute_force_pairs(R, box, RC + SKIN)}
+    return {tuple(sorted(p)) for p in pairs} if half else pairs
+
+
+def _triclinic(s):
+    """The same crystal sheared into an upper-triangular (jax-md's convention) triclinic cell."""
+    L = s.box[0, 0]
+    box = s.box + np.array([[0.0, 0.2, 0.1], [0.0, 0.0, -0.15], [0.0, 0.0, 0.0]]) * L
+    return (s.positions @ np.linalg.inv(s.box).T) @ box.T, box
+
+
+@pytest.mark.parametrize("cell,fmt", [("orthorhombic", "half"), ("triclinic", "full")])
+def test_cell_list_pairs_equal_brute_force(cell, fmt):
+    """864 atoms (6x6x6 FCC, 3 cells per side): allocation, an update after atoms moved, and an
+    overflow flag (never a silent truncation) once the crystal is squeezed beyond the capacity."""
+    s = random_displacements(fcc(6, A0_LJ), 0.1, 3)
+    R, box = (s.positions, s.box) if cell == "orthorhombic" else _triclinic(s)
+    assert cell_list_applies(box, RC, SKIN)
+    spec = neighbor_spec(box, RC, skin=SKIN, fmt=fmt, n_atoms=len(R))
+    update = jax.jit(spec.update)
+    half = fmt == "half"
+    nbrs = spec.allocate(jnp.asarray(R))
+    assert not bool(nbrs.did_buffer_overflow)
+    assert _listed_pairs(nbrs, len(R), half) == _reference_pairs(R, box, half)
+    R2 = R + np.random.default_rng(4).normal(0.0, 0.08, R.shape)  # > skin/2 for some atoms: rebuild
+    moved = update(jnp.asarray(R2), nbrs)
+    assert not bool(moved.did_buffer_overflow)
+    assert _listed_pairs(moved, len(R), half) == _reference_pairs(R2, box, half)
+    centre = box.sum(axis=1) / 2
+    squeezed = centre + 0.7 * (R - centre)  # 3x denser in the middle of the cell
+    assert bool(update(jnp.asarray(squeezed), nbrs).did_buffer_overflow)
+
+
+def test_compile_cache_dir_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFFBENCH_NO_COMPILE_CACHE", raising=False)
+    monkeypatch.setenv("MLFFBENCH_CACHE_DIR", str(tmp_path))
+    assert compile_cache_dir() == tmp_path / "jax"
+    monkeypatch.setenv("MLFFBENCH_NO_COMPILE_CACHE", "1")
+    assert compile_cache_dir() is None
