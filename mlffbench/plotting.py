@@ -34,3 +34,64 @@ def save(fig, path: str | Path) -> Path:
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return Path(path)
+
+
+def axis_label(quantity: str, unit: str | None = None) -> str:
+    """'quantity (unit)'; a dimensionless quantity (unit None, '' or '1') gets no unit."""
+    return quantity if unit in (None, "", "1") else f"{quantity} ({unit})"
+
+
+def figure(width: float = 6.0, height: float = 3.6):
+    """(fig, ax) of one house-style figure (inches)."""
+    return pyplot().subplots(figsize=(width, height))
+
+
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes (tight bounding box); the figure is closed."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    pyplot().close(fig)
+    return buf.getvalue()
+
+
+def line_with_band(ax, x, y, lo=None, hi=None, *, color: str, label: str, ls: str = "-",
+                   marker: str | None = None, alpha: float = 0.25):
+    """A curve y(x) with, where `lo`/`hi` are given (same length), a shaded band between them."""
+    import numpy as np
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ax.plot(x, y, ls=ls, marker=marker, ms=4, color=color, label=label)
+    if lo is not None and hi is not None:
+        ax.fill_between(x, np.asarray(lo, float), np.asarray(hi, float), color=color, alpha=alpha, lw=0)
+
+
+def points_with_bars(ax, x, y, lo=None, hi=None, *, color: str, label: str, marker: str = "o",
+                     ls: str = "none"):
+    """Points y(x) with asymmetric error bars from the bounds `lo`/`hi` (absolute values) where given."""
+    import numpy as np
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if lo is None or hi is None:
+        ax.plot(x, y, marker=marker, ls=ls, color=color, label=label)
+        return
+    err = np.vstack([y - np.asarray(lo, float), np.asarray(hi, float) - y])
+    ax.errorbar(x, y, yerr=np.clip(err, 0, None), fmt=marker, ls=ls, color=color, capsize=3, label=label)
+
+
+def series_color(k: int) -> str:
+    """Colour of the k-th model (0 = MODEL_COLOR), never the reference's black."""
+    models = [c for c in PALETTE if c != REFERENCE_COLOR]
+    return models[k % len(models)]
+
+
+def score_color(score: float) -> tuple[str, str]:
+    """(background, text) hex colours of a 0-1 score: Okabe-Ito vermillion (0) through yellow to
+    blue (1), lightened so that black text reads on every cell (safe for colour-vision deficiencies)."""
+    from matplotlib.colors import LinearSegmentedColormap, to_hex
+
+    cmap = LinearSegmentedColormap.from_list("score", [PALETTE[3], PALETTE[6], PALETTE[5]])
+    r, g, b, _ = cmap(min(max(float(score), 0.0), 1.0))
+    light = [0.35 + 0.65 * c for c in (r, g, b)]
+    return to_hex(light), "#000000"

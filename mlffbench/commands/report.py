@@ -1,4 +1,4 @@
-"""`mlffbench report`: render one or several run OUTDIRs as a Markdown or HTML scorecard."""
+"""`mlffbench report`: one or several run OUTDIRs as a scorecard page (HTML or Markdown) plus its JSON."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(None, "-o", "--output",
                                     help="Report file (default OUTDIR/report.<fmt>, or ./comparison.<fmt>)."),
     ) -> None:
-        """Scorecard, per-benchmark metrics and plots, and the manifest; several OUTDIRs side by side."""
+        """Scorecard heat map, one figure per benchmark (models over LJ), metrics, manifests; several
+        OUTDIRs side by side. Writes FILE, FILE's .json (scorecard + metrics) and, for md, FILE_figures/."""
         from mlffbench.report import write_report
 
         path = write_report(outdirs, fmt, output)
-        console.print(f"report written to {path}")
+        console.print(f"report written to {path} (numbers: {path.with_suffix('.json')})")
