@@ -12,11 +12,7 @@ import warnings
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from pathlib import Path
-
-import jax  # noqa: E402
-
-jax.config.update("jax_enable_x64", True)
+from pathlib import Path  # noqa: E402
 
 
 def compile_cache_dir() -> Path | None:
@@ -30,6 +26,17 @@ def compile_cache_dir() -> Path | None:
     root = os.environ.get("MLFFBENCH_CACHE_DIR") or Path(
         os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlffbench"
     return Path(root).expanduser() / "jax"
+
+
+if compile_cache_dir() is not None:
+    # Every program loaded from the CPU cache logs two C++ error lines: XLA's loader reads the
+    # LLVM tuning flags +prefer-no-gather/-scatter as CPU features the host lacks (jax-ml/jax#38445,
+    # openxla/xla#44565); the program is loaded and runs. Set TF_CPP_MIN_LOG_LEVEL to see them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
 
 
 def configure_compile_cache(directory: str | Path | None = None, enabled: bool = True) -> Path | None:
