@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mlffbench.benchmarks import PASSED
 from mlffbench.benchmarks.dataset_errors import ErrorBinSettings, compare_test_errors, run_test_errors
@@ -54,3 +55,28 @@ def test_test_errors_zero_for_lj_and_positive_for_another_potential(tmp_path):
     assert m["force_rmse_rel_worst_bin"]["value"] > 1e-4  # the switched LJ differs beyond 2 sigma
     assert set(compare_test_errors(res["model"], res["reference"])) == set(m)
     assert (tmp_path / "test_errors.png").is_file()
+
+
+def test_frames_with_different_boxes_share_one_list_and_match_ase():
+    """NPT frames: every frame its own box. One list built in the first box serves them all."""
+    from ase import Atoms
+    from ase.calculators.lj import LennardJones
+
+    from mlffbench.benchmarks.dataset_errors import evaluate_frames, shared_list_skin
+
+    L = ARGON.sigma_angstrom
+    rng = np.random.default_rng(3)
+    base = fcc(4, 1.5496)
+    pos, boxes, ref = [], [], []
+    for scale in (1.0, 1.03, 0.985, 1.05):
+        box = base.box * scale
+        R = base.positions * scale + rng.normal(0, 0.05, base.positions.shape)
+        at = Atoms(f"Ar{len(R)}", positions=R * L, cell=box.T * L, pbc=True)
+        at.calc = LennardJones(sigma=L, epsilon=ARGON.epsilon_ev, rc=2.5 * L, smooth=False)
+        pos.append(R)
+        boxes.append(box)
+        ref.append(at.get_forces() / (ARGON.epsilon_ev / L))
+    # the frame compressed by 1.5 % is the one stretched most when mapped into the first box
+    assert shared_list_skin(np.array(boxes), 2.5) == pytest.approx(0.3 + 2.5 * (1 / 0.985 - 1))
+    _, F = evaluate_frames(lennard_jones("lj/cut/shift"), np.array(pos), np.array(boxes))
+    np.testing.assert_allclose(F, np.array(ref), atol=1e-10)

@@ -24,35 +24,59 @@ class ErrorBinSettings(BenchSettings):
     phase: str = Field("all", pattern="^(all|solid|liquid)$")
 
 
+def shared_list_skin(boxes: np.ndarray, cutoff: float, skin: float = 0.3) -> float:
+    """Skin that makes one list, built in the first box, valid for every frame's box.
+
+    The list is built from each frame's positions mapped into the first box (same fractional
+    coordinates), so a pair at distance d in frame k is at most s_max(box_0 box_k^-1) * d apart
+    there; the skin covers that stretch of the cutoff plus the usual margin.
+    """
+    inv = np.linalg.inv(boxes)
+    stretch = max(float(np.linalg.norm(boxes[0] @ b_inv, 2)) for b_inv in inv)
+    return skin + cutoff * max(stretch - 1.0, 0.0)
+
+
 def evaluate_frames(potential, positions: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-    """(energies (F,) or None for force-only models, forces (F, N, 3)) for frames of equal size."""
+    """(energies (F,) or None for force-only models, forces (F, N, 3)) for frames of equal size.
+
+    Frames of NPT segments all have different boxes. One neighbour list of fixed capacity serves
+    them all (one compilation), built from positions mapped into the first frame's box with a skin
+    that covers the boxes' spread (`shared_list_skin`); energies and forces use each frame's own
+    box. Cells too small for the minimum image get a list per distinct box instead.
+    """
     import jax
     import jax.numpy as jnp
 
-    spec = None
-    nbrs = None
-    box_prev = None
+    from mlffbench.neighbors import needs_multi_image
+
+    boxes = np.asarray(boxes, dtype=np.float64)
+    box0 = boxes[0]
+    skin = shared_list_skin(boxes, potential.cutoff)
+    shared = not needs_multi_image(box0, potential.cutoff, skin)
+    if not shared:
+        skin = 0.3
     energies, forces = [], []
+    spec = nbrs = fn = box_prev = None
 
     def make(spec):
-        def f(R, box, nb):
-            nb = spec.update(R, nb)
+        def f(R, R_list, box, nb):
+            nb = spec.update(R_list, nb)
             e, F = potential.energy_and_forces(R, box, nb)  # E is NaN for a force-only model
             return e, F, nb.did_buffer_overflow
         return jax.jit(f)
 
-    fn = None
-    for R, box in zip(positions, boxes):
-        R = jnp.asarray(R)
-        if box_prev is None or not np.allclose(box, box_prev):
-            spec = potential.neighbors(jnp.asarray(box), skin=0.3, n_atoms=len(R), capacity_multiplier=1.5)
-            nbrs = spec.allocate(R)
+    for R, box in zip(np.asarray(positions), boxes):
+        R_list = (R @ np.linalg.inv(box).T) @ box0.T if shared else R
+        if spec is None or not (shared or np.allclose(box, box_prev)):
+            spec = potential.neighbors(jnp.asarray(box0 if shared else box), skin=skin, n_atoms=len(R),
+                                       capacity_multiplier=1.5)
+            nbrs = spec.allocate(jnp.asarray(R_list))
             fn = make(spec)
             box_prev = box
-        e, F, ov = fn(R, jnp.asarray(box), nbrs)
-        if bool(ov):
-            nbrs = spec.allocate(R)
-            e, F, _ = fn(R, jnp.asarray(box), nbrs)
+        e, F, ov = fn(jnp.asarray(R), jnp.asarray(R_list), jnp.asarray(box), nbrs)
+        if bool(ov):  # more neighbours than the list holds: a bigger list (and one recompile)
+            nbrs = spec.allocate(jnp.asarray(R_list))
+            e, F, _ = fn(jnp.asarray(R), jnp.asarray(R_list), jnp.asarray(box), nbrs)
         energies.append(float(e))
         forces.append(np.asarray(F, dtype=np.float64))
     E = np.array(energies) if potential.conservative else None
@@ -70,14 +94,20 @@ def run_test_errors(potential, ctx: BenchContext) -> dict:
     rng = np.random.default_rng(ctx.seed)
     E_s, F_s = units.scale("energy"), units.scale("force")
     n_atoms = ds.positions.shape[1]
-    bins = []
+    selected = []
     for lo, hi in zip(s.bins_K[:-1], s.bins_K[1:]):
         idx = np.flatnonzero(keep & (Tk >= lo) & (Tk < hi))
-        if len(idx) == 0:
-            continue
         if len(idx) > s.max_frames_per_bin:
             idx = np.sort(rng.choice(idx, s.max_frames_per_bin, replace=False))
-        E, F = evaluate_frames(potential, ds.positions[idx], ds.box[idx])
+        if len(idx):
+            selected.append((lo, hi, idx))
+    every = np.concatenate([idx for _, _, idx in selected]) if selected else np.zeros(0, int)
+    E_all, F_all = evaluate_frames(potential, ds.positions[every], ds.box[every]) if len(every) else (None, None)
+    bins, start = [], 0
+    for lo, hi, idx in selected:
+        F = F_all[start:start + len(idx)]
+        E = None if E_all is None else E_all[start:start + len(idx)]
+        start += len(idx)
         dF = (F - ds.forces[idx]) * F_s
         entry = {"T_low_K": lo, "T_high_K": hi, "frames": len(idx),
                  "liquid_fraction": float(np.mean(ds.phase[idx])),

@@ -1,0 +1,95 @@
+"""`mlffbench study` on tiny settings: 2 recipes x 2 committee members, killed and resumed.
+
+What is checked: the table holds every recipe with a committee spread (std from 2 members), the
+gain over the baseline is the difference of the two headline errors, a study killed after its
+first recipe resumes without regenerating or retraining that recipe, and bad configs are one-line
+errors that write nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from mlffbench.benchmarks import study as study_mod
+from mlffbench.benchmarks.study import StudyConfig, run_study
+from mlffbench.errors import UserError
+
+TINY_GENERATE = {"protocol.n_trajectories": 1, "protocol.npt": {"temperature": 10.0, "steps": 100},
+                 "protocol.nvt": {"temperature": 10.0, "steps": 100},
+                 "protocol.ramp": {"start": 10.0, "stop": 60.0, "steps": 200, "ensemble": "npt"},
+                 "protocol.hold": [], "protocol.frame_every": 50, "md.chunk_steps": 100}
+TINY_TRAIN = {"optim.epochs": 1, "optim.batch_size": 2,
+              "model.hparams": {"features": 8, "n_blocks": 1, "n_basis": 8, "pair_term": True},
+              "splits.train": {"phase": "any", "trajectories": [0], "frames": [2, 100]},
+              "splits.val": {"trajectories": [0], "frames": [0, 2]}, "splits.test": {}}
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    run_cfg = root / "run.yaml"
+    run_cfg.write_text(yaml.safe_dump({
+        "generate": {"config": "configs/generate-quick.yaml", "overrides": TINY_GENERATE},
+        "train": {"config": "configs/train-quick.yaml", "overrides": TINY_TRAIN},
+        "benchmarks": {"lattice_constant": {"n_cells": 2}}}))
+    cfg = StudyConfig(run=str(run_cfg), frames=4, members=2, benchmarks=["lattice_constant"],
+                      recipes={"paper": {}, "hotter": {"overrides": {"protocol.ramp.stop": 90.0}}})
+    return root, cfg
+
+
+def test_killed_study_resumes_and_writes_the_table(tiny_study, monkeypatch):
+    root, cfg = tiny_study
+    out = root / "out"
+    from mlffbench.benchmarks import runner
+
+    real = runner.run_battery
+    calls = []
+
+    def dies_on_second_recipe(rcfg, outdir, **kw):
+        calls.append(outdir.name)
+        if outdir.name == "hotter" and calls.count("hotter") == 1:
+            raise KeyboardInterrupt
+        return real(rcfg, outdir, **kw)
+
+    monkeypatch.setattr(runner, "run_battery", dies_on_second_recipe)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(cfg, out, log=lambda m: None)
+    data_manifest = out / "recipes" / "paper" / "data" / "manifest.json"
+    stamp = data_manifest.stat().st_mtime_ns
+    model_stamp = (out / "recipes" / "paper" / "train" / "model" / "params.msgpack").stat().st_mtime_ns
+    doc = run_study(cfg, out, log=lambda m: None)  # the same command again
+    assert data_manifest.stat().st_mtime_ns == stamp  # paper's data was not regenerated
+    assert (out / "recipes" / "paper" / "train" / "model" / "params.msgpack").stat().st_mtime_ns == model_stamp
+
+    row = doc["table"]["lattice_constant"]
+    assert row["metric"] == "lattice_constant_rel_error"
+    paper, hotter = row["tasks"]["paper"], row["tasks"]["hotter"]
+    for t in (paper, hotter):
+        assert t["state"] == "passed" and t["n"] == 2 and t["std"] >= 0
+    assert hotter["gain"] == pytest.approx(paper["value"] - hotter["value"])
+    assert hotter["gain_exceeds_noise"] == (abs(hotter["gain"]) > hotter["noise"])
+    stored = json.loads((out / "study.json").read_text())
+    assert set(stored["tasks"]) == {"paper", "hotter"}
+    assert "± " in (out / "study.md").read_text() and (out / "study.png").is_file()
+    # the committee really has two different members
+    res = json.loads((out / "recipes" / "paper" / "benchmarks" / "lattice_constant" / "result.json").read_text())
+    members = res["metrics"]["lattice_constant_rel_error"]["members"]
+    assert len(members) == 2 and members[0] != members[1]
+
+
+def test_bad_study_configs(tmp_path):
+    with pytest.raises(Exception, match="baseline"):
+        StudyConfig(recipes={"a": {}}, baseline="paper")
+    cfg = StudyConfig(recipes={"paper": {}}, benchmarks=["no_such_benchmark"])
+    with pytest.raises(UserError, match="unknown benchmark"):
+        run_study(cfg, tmp_path / "o", log=lambda m: None)
+    cfg = StudyConfig(recipes={"paper": {"config": "nope.yaml"}})
+    with pytest.raises(UserError, match="recipes.paper.config"):
+        run_study(cfg, tmp_path / "o", log=lambda m: None)
+    assert not (tmp_path / "o").exists()
+    assert study_mod.plan(StudyConfig(recipes={"paper": {}}, frames=10, learning_curve=[5, 10])) == {
+        "paper": (StudyConfig(recipes={"paper": {}}).recipes["paper"], 10),
+        "paper@5": (StudyConfig(recipes={"paper": {}}).recipes["paper"], 5)}
