@@ -64,6 +64,7 @@ def energy_curve(potential, ctx: BenchContext, n_cells: int, a0: float, points: 
 
 
 def run_lattice_constant(potential, ctx: BenchContext) -> dict:
+    """0 K FCC a0 (Å, sigma beside) and the E(a) curve of one potential."""
     a0, e0, secs = lattice(potential, ctx, ctx.settings.n_cells)
     L = ctx.units.scale("length")
     return {"lattice_constant": value(a0 * L, "Å", reduced=a0, reduced_unit="sigma"),
@@ -72,12 +73,14 @@ def run_lattice_constant(potential, ctx: BenchContext) -> dict:
 
 
 def compare_lattice_constant(model: dict, ref: dict) -> dict:
+    """Relative and absolute a0 error of the model against LJ."""
     m, r = model["lattice_constant"]["value"], ref["lattice_constant"]["value"]
     return {"lattice_constant_rel_error": value(abs(m - r) / abs(r), "1", signed=(m - r) / r),
             "lattice_constant_error": value(m - r, "Å")}
 
 
 def run_cohesive_energy(potential, ctx: BenchContext) -> dict:
+    """Cohesive energy -E/N (eV/atom) at the potential's own a0."""
     a0, e0, secs = lattice(potential, ctx, ctx.settings.n_cells)
     E = ctx.units.scale("energy")
     return {"cohesive_energy": value(-e0 * E, "eV/atom", reduced=-e0, reduced_unit="epsilon/atom"),
@@ -87,6 +90,7 @@ def run_cohesive_energy(potential, ctx: BenchContext) -> dict:
 
 
 def compare_cohesive_energy(model: dict, ref: dict) -> dict:
+    """Relative and absolute (meV/atom) cohesive-energy error."""
     m, r = model["cohesive_energy"]["value"], ref["cohesive_energy"]["value"]
     return {"cohesive_energy_rel_error": value(abs(m - r) / abs(r), "1", signed=(m - r) / r),
             "cohesive_energy_error": value((m - r) * 1000.0, "meV/atom")}
@@ -135,6 +139,7 @@ def formation_at_reference_a0(potential, ctx: BenchContext, s: VacancySettings, 
 
 
 def run_vacancy_formation(potential, ctx: BenchContext) -> dict:
+    """Relaxed and unrelaxed vacancy formation energies per cell size at the own a0 (and, for the model, at LJ's a0)."""
 
     s: VacancySettings = ctx.settings
     fmax = s.fmax_float32 if potential.is_float32 else s.fmax
@@ -166,6 +171,7 @@ def run_vacancy_formation(potential, ctx: BenchContext) -> dict:
 
 
 def compare_vacancy_formation(model: dict, ref: dict) -> dict:
+    """E_f errors per cell (eV) and the relative error of the largest cell, at both lattice constants."""
     out = {}
     for tag, cm in model["cells"].items():
         m, r = cm["formation_energy"]["value"], ref["cells"][tag]["formation_energy"]["value"]
@@ -180,6 +186,7 @@ def compare_vacancy_formation(model: dict, ref: dict) -> dict:
 
 
 def plot_energy_curve(model: dict, ref: dict, outdir, units) -> list:
+    """E/N against a for model and LJ, each a0 marked."""
     from mlffbench.plotting import pyplot, save
 
     fig, ax = pyplot().subplots(figsize=(4.5, 3.2))
@@ -196,6 +203,7 @@ def plot_energy_curve(model: dict, ref: dict, outdir, units) -> list:
 
 
 def plot_vacancy(model: dict, ref: dict, outdir, units) -> list:
+    """Vacancy formation energy against supercell size, model and LJ."""
     from mlffbench.plotting import pyplot, save
 
     fig, ax = pyplot().subplots(figsize=(4.5, 3.2))

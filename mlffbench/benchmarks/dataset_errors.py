@@ -84,6 +84,7 @@ def evaluate_frames(potential, positions: np.ndarray, boxes: np.ndarray) -> tupl
 
 
 def run_test_errors(potential, ctx: BenchContext) -> dict:
+    """Energy/force errors on the LJ dataset's frames, per temperature bin (a seeded subset per bin)."""
     s: ErrorBinSettings = ctx.settings
     ds = ctx.dataset
     units = ctx.units
@@ -123,6 +124,7 @@ def run_test_errors(potential, ctx: BenchContext) -> dict:
 
 
 def compare_test_errors(model: dict, ref: dict) -> dict:
+    """Force RMSE relative to the force spread per bin, the coldest bin and the worst bin."""
     out = {}
     worst = 0.0
     for b in model["bins"]:
@@ -140,6 +142,7 @@ def compare_test_errors(model: dict, ref: dict) -> dict:
 
 
 def plot_test_errors(model: dict, ref: dict, outdir, units) -> list:
+    """Force RMSE and the force spread per temperature bin."""
     from mlffbench.plotting import pyplot, save
 
     fig, ax = pyplot().subplots(figsize=(5, 3.2))

@@ -43,6 +43,7 @@ def md_raw(res: dict) -> tuple[dict, list[str]]:
 
 
 def run_md_stability(potential, ctx: BenchContext) -> dict:
+    """The md workflow at each temperature for one potential; failed on blow-up or melting."""
     from mlffbench.workflows.md_run import MDRunConfig, run_md_benchmark
 
     cfg = sub_config(MDRunConfig, ctx, {"seed": ctx.seed}, potential=potential)
@@ -77,6 +78,7 @@ def rdf_distances(model_t: dict, ref_t: dict) -> dict:
 
 
 def compare_md_stability(model: dict, ref: dict) -> dict:
+    """RDF distance to LJ per temperature (replica spread, noise floor) and the worst NVE drift."""
     out, dists, drifts = {}, [], []
     for tag, t in model["temperatures"].items():
         r = ref["temperatures"].get(tag)
@@ -96,6 +98,7 @@ def compare_md_stability(model: dict, ref: dict) -> dict:
 
 
 def _rdf(ax, model, ref):
+    """g(r) of model and LJ per temperature."""
     for raw, label, st in ((ref, "LJ", "-"), (model, "model", "--")):
         for tag, t in (raw or {}).get("temperatures", {}).items():
             if t.get("rdf"):
