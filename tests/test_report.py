@@ -287,3 +287,13 @@ def test_screenshot_in_headless_chromium(page, tmp_path):
     img = mpimg.imread(shot)
     assert img.shape[:2] == (2000, 1280)
     assert img[..., :3].std() > 0.05   # not a blank page
+
+
+def test_render_md_alone_links_the_runs_own_pngs(runs):
+    """`mlffbench run`'s scorecard.md: nothing drawn or written, the run's own (existing) PNGs linked."""
+    from mlffbench.report import render
+
+    md = render([runs[0]], "md", report_path=runs[0] / "scorecard.md")
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert links == ["benchmarks/integrity/dimer.png"]   # pdos.png is listed but missing: skipped
+    assert "| lattice_constant |" in md and "hash-alpha" in md

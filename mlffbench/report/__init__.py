@@ -30,11 +30,12 @@ __all__ = ["build_report", "load_run", "render", "write_report"]
 FORMATS = ("md", "html")
 
 
-def build_report(outdirs: list[str | Path]) -> Report:
-    """The report's content for one or several run directories (UserError if one is not a run)."""
+def build_report(outdirs: list[str | Path], draw: bool = True) -> Report:
+    """The report's content for one or several run directories (UserError if one is not a run);
+    draw=False: the runs' own PNGs instead of figures drawn from the raw numbers."""
     if not outdirs:
         raise UserError("give at least one run directory")
-    return build(load_runs(outdirs))
+    return build(load_runs(outdirs), draw)
 
 
 def figure_dir_name(report_path: Path) -> str:
@@ -48,12 +49,14 @@ def _check_format(fmt: str) -> None:
 
 
 def render(outdirs: list[str | Path], fmt: str = "md", report_path: Path | None = None) -> str:
-    """The report text. Markdown links figures in `<report stem>_figures/` beside `report_path`
-    (default OUTDIR/report.md); only `write_report` writes those files."""
+    """The report text, nothing written. HTML: the full page. Markdown: the runs' own PNGs linked
+    relative to `report_path` (default OUTDIR/report.md) instead of drawn figures, which only
+    `write_report` writes (the quick scorecard.md of `mlffbench run`)."""
     _check_format(fmt)
-    report = build_report(outdirs)
-    path = Path(report_path) if report_path else Path(outdirs[0]) / f"report.{fmt}"
-    return render_html(report) if fmt == "html" else render_md(report, figure_dir_name(path))
+    if fmt == "html":
+        return render_html(build_report(outdirs))
+    base = (Path(report_path) if report_path else Path(outdirs[0]) / "report.md").resolve().parent
+    return render_md(build_report(outdirs, draw=False), lambda f: os.path.relpath(Path(f.source).resolve(), base))
 
 
 def write_report(outdirs: list[str | Path], fmt: str = "md", output: str | Path | None = None) -> Path:
@@ -68,7 +71,7 @@ def write_report(outdirs: list[str | Path], fmt: str = "md", output: str | Path 
         raise UserError(f"{output}: the report's JSON is written beside it; give a .{fmt} file")
     report = build_report(outdirs)
     figdir = figure_dir_name(output) if fmt == "md" else None
-    text = render_html(report) if fmt == "html" else render_md(report, figdir)
+    text = render_html(report) if fmt == "html" else render_md(report, lambda f: f"{figdir}/{f.file}")
     doc = to_json(report, figdir)
     output.parent.mkdir(parents=True, exist_ok=True)
     if figdir is not None:

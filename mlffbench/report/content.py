@@ -228,9 +228,9 @@ def caption(name: str, series: list[Series], runs: list[Run]) -> str:
 # ----------------------------------------------------------------------------------------------
 # the report
 # ----------------------------------------------------------------------------------------------
-def section_figures(name: str, runs: list[Run], series: list[Series]) -> list[Figure]:
-    """The benchmark's figure drawn from the raw numbers, else the runs' own PNGs embedded."""
-    drawn = figures.draw(name, series)
+def section_figures(name: str, runs: list[Run], series: list[Series], draw: bool = True) -> list[Figure]:
+    """The benchmark's figure drawn from the raw numbers, else (or with draw=False) the runs' own PNGs."""
+    drawn = figures.draw(name, series) if draw else None
     cap = caption(name, series, runs)
     if drawn is not None:
         png, what = drawn
@@ -256,8 +256,9 @@ def integrity_checks(runs: list[Run], name: str) -> dict[str, dict] | None:
     return out or None
 
 
-def build(runs: list[Run]) -> Report:
-    """The report's content for the given runs (figures drawn, footnotes numbered)."""
+def build(runs: list[Run], draw: bool = True) -> Report:
+    """The report's content for the given runs (footnotes numbered). draw=False uses the runs' own
+    PNGs instead of drawing figures (the quick scorecard `mlffbench run` leaves in its OUTDIR)."""
     sections = []
     for name in benchmark_names(runs):
         first = next(r.bench(name) for r in runs if r.bench(name))
@@ -267,7 +268,7 @@ def build(runs: list[Run]) -> Report:
             name, first.get("title", name), first.get("description", ""),
             {r.label: scorecard_cell(r, name, head) for r in runs},
             {r.label: (r.bench(name) or {}).get("metrics") or {} for r in runs},
-            section_figures(name, runs, series),
+            section_figures(name, runs, series, draw),
             integrity_checks(runs, name)))
     return Report(runs, sections, footnotes(sections))
 

@@ -3,7 +3,10 @@ figures as PNG files in a folder beside the report."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mlffbench.report.content import (
+    Figure,
     Report,
     Section,
     cell_summary,
@@ -26,14 +29,14 @@ def md_cell(cell: dict) -> str:
     return text + (f" [{cell['note']}]" if cell.get("note") else "")
 
 
-def section_md(s: Section, labels: list[str], figure_dir: str) -> list[str]:
+def section_md(s: Section, labels: list[str], link: Callable[[Figure], str]) -> list[str]:
     out = [f"### {s.name}: {s.title}", ""]
     if s.description:
         out += [s.description, ""]
     out += [f"- {label}: {c['state']}" + (f": {c['reason']}" if c["reason"] else "")
             for label, c in s.cells.items() if c["state"] != "passed"]
     for f in s.figures:
-        out += ["", f"![{s.name}]({figure_dir}/{f.file})", "", f"*Figure: {f.caption}*"]
+        out += ["", f"![{s.name}]({link(f)})", "", f"*Figure: {f.caption}*"]
     if s.checks:
         mark = {True: "pass", False: "FAIL", None: "n/a"}
         checks = list(dict.fromkeys(k for c in s.checks.values() for k in c))
@@ -58,8 +61,8 @@ def section_md(s: Section, labels: list[str], figure_dir: str) -> list[str]:
     return out + [""]
 
 
-def render_md(report: Report, figure_dir: str) -> str:
-    """The Markdown text; figures are linked as `figure_dir/<file>` (written by the caller)."""
+def render_md(report: Report, link: Callable[[Figure], str]) -> str:
+    """The Markdown text; `link(figure)` is the image path written into it."""
     labels = [r.label for r in report.runs]
     parts = [f"# {report.title}", ""] + [f"- {run_line(r)}" for r in report.runs] + ["", "## Scorecard", ""]
     rows = [[s.name] + [md_cell(s.cells[label]) for label in labels] for s in report.sections]
@@ -71,7 +74,7 @@ def render_md(report: Report, figure_dir: str) -> str:
     parts += ["", "## Benchmarks", ""]
     for s in report.sections:
         if any(c["state"] != "not run" for c in s.cells.values()):
-            parts += section_md(s, labels, figure_dir)
+            parts += section_md(s, labels, link)
     parts += ["## Manifests", ""]
     for r in report.runs:
         parts += [f"### manifest of {r.label}", "", md_table(["key", "value"], manifest_rows(r.manifest)), ""]
