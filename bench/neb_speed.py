@@ -10,18 +10,17 @@ Compile time of the jitted string step is reported apart from the steady-state t
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 
 import mlffbench  # noqa: F401
-from mlffbench.dynamics.minimize import fcc_lattice_constant
+from mlffbench.dynamics.minimize import fcc_lattice_constant, relax
 from mlffbench.io import device_description, package_versions, write_json
 from mlffbench.potentials import load_potential
-from mlffbench.properties.string_method import StringSettings
+from mlffbench.properties.string_method import StringSettings, vacancy_string
 from mlffbench.units import ARGON
-from mlffbench.workflows.neb import relax, vacancy_string, vacancy_structure
+from mlffbench.workflows.neb import vacancy_structure
 
 
 def ase_ci_neb(Ri, Rf, box, n_images, fmax, maxstep, max_steps=5000):

@@ -8,6 +8,7 @@ from ase import units as ase_units
 import mlffbench  # noqa: F401
 from mlffbench.config import validate
 from mlffbench.workflows.md_run import MDRunConfig
+from mlffbench.workflows.neb import NebConfig
 from mlffbench.workflows.vacancy import VacancyConfig
 
 # argon LJ time unit tau = sigma sqrt(m / epsilon), in fs
@@ -28,3 +29,27 @@ def test_lj_config_keeps_values_it_sets():
     assert cfg.timestep == 0.004 and cfg.temperatures == [0.5]
     default_T = validate(MDRunConfig, {"units": {"system": "lj"}}).temperatures
     assert math.isclose(default_T[0], 40.0 / 119.77, rel_tol=1e-3)  # 40 K in epsilon/k_B
+
+
+# argon epsilon / k_B in K, from ASE's Boltzmann constant
+EPS_K = 0.010321 / ase_units.kB
+
+
+def test_neb_lj_config_converts_htst_temperatures():
+    """`neb` in lj units without htst.temperatures: the metal defaults (K) become kT in epsilon,
+    not reduced temperatures of 40-70 (the crystal would be a gas)."""
+    lj = validate(NebConfig, {"units": {"system": "lj"}})
+    metal = validate(NebConfig, {})
+    assert metal.htst.temperatures == [40.0, 50.0, 60.0, 70.0]
+    for t_lj, t_k in zip(lj.htst.temperatures, metal.htst.temperatures, strict=True):
+        assert math.isclose(t_lj, t_k / EPS_K, rel_tol=1e-4)
+    kept = validate(NebConfig, {"units": {"system": "lj"}, "htst": {"temperatures": [0.5], "enabled": False}})
+    assert kept.htst.temperatures == [0.5] and not kept.htst.enabled
+
+
+def test_vacancy_lj_config_keeps_temperatures_and_converts_md_times():
+    """`vacancy` temperatures have no default (given in the config's own units); its MD times do."""
+    cfg = validate(VacancyConfig, {"units": {"system": "lj"}, "run": {"temperatures": [0.9]},
+                                   "md": {"sample_every": 10, "segment_steps": 100}})
+    assert cfg.run.temperatures == [0.9]
+    assert math.isclose(cfg.md.thermostat_time, 500.0 / TAU_FS, rel_tol=1e-4)

@@ -81,3 +81,39 @@ def test_checkpoint_of_other_config_is_refused(uninterrupted, tmp_path):
 
     with pytest.raises(UserError, match="different config"):
         run_vacancy(pot, cfg, tmp_path, ckpt, log=lambda m: None)
+
+
+def test_sigkill_resumes_to_identical_hops(uninterrupted, tmp_path):
+    """A real kill: `mlffbench vacancy` in a subprocess gets SIGKILL (no exception handler, no
+    finally block runs) right after its first checkpoint; resuming from that checkpoint counts
+    exactly the hops, hop times and simulated time of the run left alone."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg, pot, whole = uninterrupted
+    cfg_file = tmp_path / "vacancy.yaml"
+    cfg_file.write_text(json.dumps(CONFIG))  # JSON is YAML
+    ckpt = tmp_path / "ckpt.npz"
+    log = open(tmp_path / "stderr.txt", "wb")  # a file, not a pipe: a full pipe would block the child
+    proc = subprocess.Popen([sys.executable, "-m", "mlffbench", "vacancy", "-c", str(cfg_file), "-o",
+                             str(tmp_path / "vac"), "--checkpoint", str(ckpt), "-q"],
+                            stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.monotonic() + 600
+    while not ckpt.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    log.close()
+    assert proc.wait(timeout=60) == -signal.SIGKILL, (tmp_path / "stderr.txt").read_text()[-2000:]
+    assert ckpt.is_file() and not (tmp_path / "vac").exists()  # killed mid-run: no output committed
+    state = json.loads(str(np.load(ckpt)["_state"]))
+    assert state["t_index"] == 0 and state["segment"] >= 1  # inside the first temperature
+
+    messages = []
+    (tmp_path / "resumed").mkdir()
+    resumed = run_vacancy(pot, cfg, tmp_path / "resumed", ckpt, log=messages.append)
+    assert any("resuming" in m for m in messages)
+    assert _rows(resumed) == _rows(whole)

@@ -16,7 +16,11 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Option(..., "-c", "--config", help="YAML config (see configs/vacancy-quick.yaml)."),
         outdir: Path = typer.Option(..., "-o", "--outdir", help="Output directory (must not exist)."),
         model: str | None = typer.Option(None, "--model", help="lj | lj/cut | lj/cut/shift | lj/smooth | "
-                                         "a trained-model directory. Default: the config's potential."),
+                                         "a trained-model directory | a model spec .yaml. Default: the config's "
+                                         "potential."),
+        compare: str | None = typer.Option(None, "--compare", help="Also run the same workflow on this potential "
+                                           "(e.g. lj) into OUTDIR/reference and write comparison.json with the "
+                                           "battery's hop_rates metrics."),
         seed: int | None = typer.Option(None, "--seed", help="Override the config's seed."),
         checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Checkpoint file (default: "
                                                "OUTDIR's parent/.OUTDIR-name.vacancy-checkpoint.npz). "
@@ -28,24 +32,34 @@ def register(app: typer.Typer) -> None:
         lattice-site occupancy, Poisson confidence intervals, Arrhenius fit and harmonic-TST
         comparison. Writes OUTDIR/result.json, arrhenius.png, manifest.json. Interrupted runs
         resume from the checkpoint (removed after success)."""
+        from mlffbench.benchmarks.hop_rates import hop_rates_raw
+        from mlffbench.commands.neb import compare_docs
         from mlffbench.config import load_config
-        from mlffbench.io import atomic_outdir, check_outdir
+        from mlffbench.io import atomic_outdir, check_outdir, write_json
         from mlffbench.potentials import load_potential
         from mlffbench.workflows.vacancy import VacancyConfig, run_vacancy
 
         cfg = load_config(VacancyConfig, config, {"seed": seed})
         check_outdir(outdir, overwrite)
         spec = model or cfg.potential.name
-        from mlffbench.potentials import reference_potential
-        potential = (reference_potential(cfg.potential) if model is None
-                     else load_potential(model, cutoff=cfg.potential.cutoff_sigma))
+        potential = load_potential(spec, cutoff=cfg.potential.cutoff_sigma, r_onset=cfg.potential.r_onset_sigma)
+        reference = (load_potential(compare, cutoff=cfg.potential.cutoff_sigma, r_onset=cfg.potential.r_onset_sigma)
+                     if compare else None)
         ckpt = checkpoint or outdir.parent / f".{outdir.name}.vacancy-checkpoint.npz"
+        ref_ckpt = ckpt.with_name(ckpt.stem + ".reference.npz")
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         factory = None if quiet else (lambda desc, total: progress_bar(desc, total, "segments"))
         with atomic_outdir(outdir, overwrite) as tmp:
             doc = run_vacancy(potential, cfg, tmp, ckpt, progress_factory=factory, model_spec=spec,
                               log=lambda m: console.print(m))
+            if reference is not None:
+                (tmp / "reference").mkdir()
+                ref_doc = run_vacancy(reference, cfg, tmp / "reference", ref_ckpt, progress_factory=factory,
+                                      model_spec=compare, log=lambda m: console.print(m))
+                write_json(tmp / "comparison.json",
+                           compare_docs(doc, ref_doc, compare, {"hop_rates": hop_rates_raw}))
         ckpt.unlink(missing_ok=True)
+        ref_ckpt.unlink(missing_ok=True)
         print_summary(doc, outdir)
 
 
@@ -64,8 +78,9 @@ def print_summary(doc: dict, outdir: Path) -> None:
     console.print(table)
     a = doc.get("arrhenius", {})
     if "E_m" in a:
-        console.print(f"Arrhenius fit: E_m = {a['E_m']['value'] * 1000:.2f} ± {a['E_m']['stderr'] * 1000:.2f} meV, "
-                      f"nu0 = {a['nu0']['value']:.3g} 1/ps")
+        lo, hi = a["E_m"].get("ci95", [float("nan")] * 2)
+        console.print(f"Arrhenius fit: E_m = {a['E_m']['value'] * 1000:.2f} ± {a['E_m']['stderr'] * 1000:.2f} meV "
+                      f"(bootstrap 95% CI [{lo * 1000:.2f}, {hi * 1000:.2f}] meV), nu0 = {a['nu0']['value']:.3g} 1/ps")
     h = doc.get("htst", {})
     if h.get("status") == "ok":
         console.print(f"string method: E_m = {h['E_m']['value'] * 1000:.2f} meV, "

@@ -1,15 +1,20 @@
 """Float64 relaxations: positions at fixed box, and the 0 K lattice constant of a crystal.
 
 Positions are relaxed with SciPy's L-BFGS on a jit-compiled energy/gradient. jax-md's FIRE keeps
-its step and mixing parameters in low precision and stalls near 3e-4 epsilon/sigma (see
-shared/notes), which is far from the 1e-8 forces barrier and Hessian work needs, so the
+its step and mixing parameters in low precision and stalls near 3e-4 epsilon/sigma, which is far from the 1e-8 forces barrier and Hessian work needs, so the
 optimiser is SciPy's rather than jax-md's. The neighbour list is updated inside every evaluation
 (it rebuilds only when an atom moved more than skin/2) and re-allocated on overflow.
+
+Two building blocks are shared with the string method and the saddle search: `fire_step` (one
+FIRE update in float64, Bitzek et al., PRL 97, 170201 (2006)) and `newton_polish` (Newton steps
+x <- x + H^+ F with a pseudo-inverse). Force-only models (no energy) relax by FIRE on the forces
+(`relax_forces`); `relax` picks the route from the potential's capabilities.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -81,7 +86,7 @@ def relax_positions(potential: Potential, positions, box, fmax: float = 1e-8, ma
         e, g, _ = value_and_grad(jnp.asarray(R.reshape(-1)))
         max_force = float(np.max(np.abs(np.asarray(g))))
         if max_force > fmax and R.size <= newton_max_dof:
-            R, e, max_force, n_newton = _newton_polish(potential, R, box_j, spec, nbrs, fmax)
+            R, e, max_force, n_newton = _polish_minimum(potential, R, box_j, spec, nbrs, fmax)
             iterations += n_newton
         return Relaxed(positions=R, energy=float(e), max_force=max_force,
                        converged=max_force <= fmax, iterations=iterations)
@@ -133,29 +138,161 @@ def fcc_lattice_constant(potential: Potential, n_cells: int = 2, a_guess: float 
     return a_guess * s, float(e_of_s(s))
 
 
-def _newton_polish(potential: Potential, R: np.ndarray, box_j, spec, nbrs, fmax: float,
-                   max_iter: int = 8):
-    """Newton steps x <- x - H^+ g with the exact Hessian; the pseudo-inverse drops the three
-    zero-frequency translations. Returns (R, E, max |F|, iterations)."""
+def _polish_minimum(potential: Potential, R: np.ndarray, box_j, spec, nbrs, fmax: float):
+    """Newton polish of a minimum with the exact autodiff Hessian of the energy.
+    Returns (R, E, max |F| component, iterations)."""
     shape = R.shape
 
     def energy_flat(x):
         r = x.reshape(shape)
         return potential.energy(r, box_j, spec.update(r, nbrs))
 
-    grad_fn = jax.jit(jax.value_and_grad(energy_flat))
+    grad_fn = jax.jit(jax.grad(energy_flat))
     hess_fn = jax.jit(jax.hessian(energy_flat))
-    x = jnp.asarray(R.reshape(-1))
-    e, g = grad_fn(x)
+    x, F, it = newton_polish(lambda x: -np.asarray(grad_fn(jnp.asarray(x))),
+                             lambda x: np.asarray(hess_fn(jnp.asarray(x))), R.reshape(-1), fmax,
+                             norm=lambda f: float(np.max(np.abs(f))))
+    e = float(jax.jit(energy_flat)(jnp.asarray(x)))
+    return x.reshape(shape), e, float(np.max(np.abs(F))), it
+
+
+def newton_polish(forces: Callable[[np.ndarray], np.ndarray], hessian: Callable[[np.ndarray], np.ndarray],
+                  x: np.ndarray, fmax: float, norm: Callable[[np.ndarray], float], max_iter: int = 8,
+                  rcond: float = 1e-10) -> tuple[np.ndarray, np.ndarray, int]:
+    """Newton steps x <- x + H^+ F towards a stationary point (minimum or saddle: the step does
+    not care which), stopping when `norm(F) <= fmax`, after `max_iter` steps, or as soon as a
+    step does not lower `norm(F)` (round-off reached).
+
+    The pseudo-inverse (least squares with relative cutoff `rcond`) drops the zero modes (the
+    three uniform translations of a periodic cell).
+
+    Args:
+        forces: x (3N,) -> F (3N,), minus the gradient.
+        hessian: x (3N,) -> H (3N, 3N), the second derivative of the energy (= -dF/dx).
+        x: starting point (3N,), flattened coordinates.
+        fmax: target for `norm(F)` (force units).
+        norm: F -> a scalar measure of the force (largest component, or largest per-atom norm).
+
+    Returns:
+        (x, F at x, iterations done).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    F = forces(x)
     it = 0
     for it in range(1, max_iter + 1):
-        H = np.asarray(hess_fn(x))
-        step = np.linalg.lstsq(H, np.asarray(g), rcond=1e-10)[0]
-        x_new = x - jnp.asarray(step)
-        e_new, g_new = grad_fn(x_new)
-        if float(jnp.max(jnp.abs(g_new))) >= float(jnp.max(jnp.abs(g))):
+        H = hessian(x)
+        step = np.linalg.lstsq(0.5 * (H + H.T), F, rcond=rcond)[0]
+        x_new = x + step
+        F_new = forces(x_new)
+        if norm(F_new) >= norm(F):
             break  # not a descent any more: we are at round-off
-        x, e, g = x_new, e_new, g_new
-        if float(jnp.max(jnp.abs(g))) <= fmax:
+        x, F = x_new, F_new
+        if norm(F) <= fmax:
             break
-    return np.asarray(x).reshape(shape), float(e), float(jnp.max(jnp.abs(g))), it
+    return x, F, it
+
+
+# ----------------------------------------------------------------------------------------------
+# FIRE (float64), and relaxations that need only forces
+# ----------------------------------------------------------------------------------------------
+class FireParams(NamedTuple):
+    """FIRE constants (Bitzek et al. 2006; ASE's values): restart after n_min uphill-free steps,
+    grow dt by f_inc up to dt_max, halve it (f_dec) on an uphill step, mix with alpha."""
+
+    n_min: int = 5
+    f_inc: float = 1.1
+    f_dec: float = 0.5
+    alpha_start: float = 0.1
+    f_alpha: float = 0.99
+
+
+FIRE = FireParams()
+
+
+def fire_step(V, F, dt, alpha, n_pos, dt_max: float, params: FireParams = FIRE):
+    """One FIRE update (jit-able, float64): mix the velocity towards the force, restart on an
+    uphill step (P = F.V <= 0), adapt dt and alpha, then an explicit Euler step V += dt F.
+
+    Arrays of any shape (all images of a string at once is one system). Returns
+    (V, dt, alpha, n_pos): the caller moves the coordinates by dt * V.
+    """
+    vf = jnp.vdot(V, F)
+    vnorm = jnp.sqrt(jnp.vdot(V, V))
+    fnorm = jnp.sqrt(jnp.vdot(F, F))
+    mixed = (1.0 - alpha) * V + alpha * vnorm * F / jnp.maximum(fnorm, 1e-300)
+    positive = vf > 0
+    V = jnp.where(positive, mixed, jnp.zeros_like(V))
+    grow = positive & (n_pos > params.n_min)
+    dt = jnp.where(positive, jnp.where(grow, jnp.minimum(dt * params.f_inc, dt_max), dt), dt * params.f_dec)
+    alpha = jnp.where(positive, jnp.where(grow, alpha * params.f_alpha, alpha), params.alpha_start)
+    n_pos = jnp.where(positive, n_pos + 1, 0)
+    return V + dt * F, dt, alpha, n_pos
+
+
+def cap_displacement(dX, max_step: float):
+    """Scale dX (..., 3) so that no atom moves more than max_step (length units)."""
+    big = jnp.max(jnp.linalg.norm(dX, axis=-1))
+    return dX * jnp.minimum(1.0, max_step / jnp.maximum(big, 1e-300))
+
+
+def relax_forces(potential: Potential, R, box, fmax: float, skin: float = 0.5, max_iter: int = 20000,
+                 dt: float = 0.01, dt_max: float = 0.1, max_step: float = 0.05, chunk: int = 100):
+    """FIRE relaxation at fixed box that needs only forces (force-only models), float64.
+
+    Args:
+        fmax: threshold on the largest force component (epsilon/sigma).
+        dt, dt_max: FIRE initial and largest time steps (tau, unit mass); max_step: cap on any
+            atom's move per step (sigma); chunk: steps per jitted call.
+
+    Returns (positions (N, 3), NaN (no energy), max force component, converged).
+    """
+    box_j = jnp.asarray(as_box_matrix(box))
+    X = jnp.asarray(np.asarray(R, np.float64))
+    spec = potential.neighbors(box_j, skin=skin, n_atoms=len(X))
+
+    def forces(x, nbrs):
+        nbrs = spec.update(x, nbrs)
+        return potential.forces(x, box_j, nbrs).astype(jnp.float64), nbrs
+
+    @jax.jit
+    def run(carry):
+        def step(c, _):
+            X, V, dt, alpha, npos, nbrs = c
+            F, nbrs = forces(X, nbrs)
+            V, dt, alpha, npos = fire_step(V, F, dt, alpha, npos, dt_max)
+            return (X + cap_displacement(dt * V, max_step), V, dt, alpha, npos, nbrs), None
+        return jax.lax.scan(step, carry, None, length=chunk)[0]
+
+    carry = (X, jnp.zeros_like(X), jnp.float64(dt), jnp.float64(FIRE.alpha_start), jnp.asarray(0),
+             spec.allocate(X))
+    fm = np.inf
+    for _ in range(max(1, max_iter // chunk)):
+        carry = run(carry)
+        if bool(carry[-1].did_buffer_overflow):
+            carry = carry[:5] + (spec.allocate(carry[0]),)
+            continue
+        F, _ = jax.jit(forces)(carry[0], carry[-1])
+        fm = float(jnp.max(jnp.abs(F)))
+        if fm <= fmax:
+            break
+    return np.asarray(carry[0]), float("nan"), fm, fm <= fmax
+
+
+# float32 force round-off stalls relaxations near 2e-4 epsilon/sigma (measured on a trained
+# SchNet); a tighter end-state threshold would fail every float32 model for a reason not its own
+FLOAT32_RELAX_FMAX = 1e-3
+
+
+def reachable_fmax(potential: Potential, fmax: float) -> float:
+    """The relaxation threshold (epsilon/sigma) this potential's precision can reach."""
+    return max(fmax, FLOAT32_RELAX_FMAX) if potential.is_float32 else fmax
+
+
+def relax(potential: Potential, R, box, fmax: float, skin: float = 0.5):
+    """Relax positions at fixed box: L-BFGS + Newton where there is an energy, FIRE on the
+    forces otherwise. Returns (positions, energy (NaN without an energy), max force component,
+    converged)."""
+    if potential.capabilities.energy:
+        r = relax_positions(potential, R, box, fmax=fmax, skin=skin)
+        return r.positions, r.energy, r.max_force, r.converged
+    return relax_forces(potential, R, box, fmax=fmax, skin=skin)

@@ -8,34 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from mlffbench.properties.hessian import Hessian, hessian
+
 # ----------------------------------------------------------------------------------------------
-# Hessians and harmonic TST
+# Harmonic TST
 # ----------------------------------------------------------------------------------------------
-
-
-def hessian(potential, R, box, skin: float = 0.5) -> np.ndarray:
-    """Exact (autodiff) Hessian d2E/dR dR, shape (3N, 3N), reduced units.
-
-    For a force-only model it is -dF/dR (forward-mode Jacobian of the predicted forces),
-    symmetrised; its asymmetry is a measure of how non-conservative the model is.
-    """
-    R = jnp.asarray(np.asarray(R, dtype=np.float64))
-    box_j = jnp.asarray(np.asarray(box, dtype=np.float64))
-    spec = potential.neighbors(box_j, skin=skin, n_atoms=R.shape[0])
-    nbrs = spec.allocate(R, extra_capacity=4)
-    shape = R.shape
-
-    def forces_flat(x):
-        r = x.reshape(shape)
-        return potential.forces(r, box_j, spec.update(r, nbrs)).reshape(-1).astype(jnp.float64)
-
-    H = -np.asarray(jax.jit(jax.jacfwd(forces_flat))(R.reshape(-1)))
-    return 0.5 * (H + H.T)
 
 
 @dataclass
@@ -100,6 +80,21 @@ def vineyard_prefactor(H_min: np.ndarray, H_saddle: np.ndarray, mass: float = 1.
                        n_zero=n_zero)
 
 
+def harmonic_tst(potential, R_min, R_saddle, box, skin: float = 0.5,
+                 step: float | None = None) -> tuple[HarmonicTST, Hessian, Hessian]:
+    """Vineyard's harmonic TST between a minimum R_min and a saddle R_saddle (N, 3) of `potential`
+    in `box`, from `properties.hessian.hessian` at each (autodiff where the potential allows it,
+    central finite differences of forces with `step` sigma otherwise).
+
+    Returns (HarmonicTST, Hessian at the minimum, Hessian at the saddle); the Hessians say how
+    they were made.
+    """
+    spec = potential.neighbors(np.asarray(box, dtype=np.float64), skin=skin, n_atoms=len(R_min))
+    H_min = hessian(potential, R_min, box, spec, step=step)
+    H_sad = hessian(potential, R_saddle, box, spec, step=step)
+    return vineyard_prefactor(H_min.matrix, H_sad.matrix), H_min, H_sad
+
+
 # ----------------------------------------------------------------------------------------------
 # Poisson statistics and Arrhenius fits
 # ----------------------------------------------------------------------------------------------
@@ -114,11 +109,12 @@ def poisson_interval(n: int, confidence: float = 0.95) -> tuple[float, float]:
 
 
 def rate_with_interval(hops: int, time: float, confidence: float = 0.95) -> dict:
-    """Rate = hops / time with the exact Poisson interval (same units as 1/time)."""
+    """Rate = hops / time with the exact Poisson interval and the Poisson standard error
+    sqrt(hops) / time (same units as 1/time)."""
     lo, hi = poisson_interval(int(hops), confidence)
     t = max(float(time), 1e-300)
-    return {"hops": int(hops), "time": float(time), "rate": hops / t, "rate_low": lo / t,
-            "rate_high": hi / t, "confidence": confidence}
+    return {"hops": int(hops), "time": float(time), "rate": hops / t, "rate_std": float(np.sqrt(hops)) / t,
+            "rate_low": lo / t, "rate_high": hi / t, "confidence": confidence}
 
 
 @dataclass
@@ -183,3 +179,53 @@ def arrhenius_fit(kT, hops, times, max_iter: int = 100) -> ArrheniusFit:
     return ArrheniusFit(energy=float(beta[1]), energy_err=float(np.sqrt(cov[1, 1])),
                         nu0=float(np.exp(beta[0])), log_nu0_err=float(np.sqrt(cov[0, 0])), cov=cov,
                         deviance=float(dev), n_points=len(kT), converged=converged)
+
+
+@dataclass
+class ArrheniusBootstrap:
+    """Parametric-bootstrap spread of an Arrhenius fit (reduced units).
+
+    energy_std, energy_ci95: std and percentile 95 % interval of E (epsilon); nu0_std, nu0_ci95:
+    the same for nu0 (1/tau); n_resamples: resamples drawn; n_failed: resamples without a finite
+    fit (no hop at all, or hops at one temperature only: the likelihood has no maximum), left out
+    of the spread.
+    """
+
+    energy_std: float
+    energy_ci95: tuple[float, float]
+    nu0_std: float
+    nu0_ci95: tuple[float, float]
+    n_resamples: int
+    n_failed: int
+
+
+def arrhenius_bootstrap(kT, hops, times, n_resamples: int = 1000, seed: int = 0) -> ArrheniusBootstrap:
+    """Spread of `arrhenius_fit` by a parametric bootstrap: counts redrawn as
+    Poisson(t_i nu0 exp(-E / kT_i)) at the fitted (nu0, E), each resample refitted.
+
+    Unlike the Fisher standard errors of `ArrheniusFit` (a quadratic approximation of the
+    log-likelihood), this holds for the few-hop counts of short MD runs, where the likelihood is
+    skewed. Draws come from `numpy.random.default_rng(seed)`.
+    """
+    kT = np.asarray(kT, dtype=float)
+    t = np.asarray(times, dtype=float)
+    fit = arrhenius_fit(kT, hops, t)
+    mu = t * fit.rate(kT)
+    rng = np.random.default_rng(seed)
+    E, nu = [], []
+    for _ in range(int(n_resamples)):
+        n = rng.poisson(mu)
+        if np.count_nonzero(n) < 2:  # no maximum of the likelihood: E runs off to +-infinity
+            continue
+        f = arrhenius_fit(kT, n, t)
+        if f.converged and np.isfinite(f.energy) and np.isfinite(f.nu0):
+            E.append(f.energy)
+            nu.append(f.nu0)
+    E, nu = np.asarray(E), np.asarray(nu)
+    failed = int(n_resamples) - len(E)
+    if len(E) < 2:
+        nan2 = (float("nan"), float("nan"))
+        return ArrheniusBootstrap(float("nan"), nan2, float("nan"), nan2, int(n_resamples), failed)
+    pct = lambda x: (float(np.percentile(x, 2.5)), float(np.percentile(x, 97.5)))  # noqa: E731
+    return ArrheniusBootstrap(energy_std=float(E.std(ddof=1)), energy_ci95=pct(E), nu0_std=float(nu.std(ddof=1)),
+                              nu0_ci95=pct(nu), n_resamples=int(n_resamples), n_failed=failed)

@@ -12,28 +12,31 @@ Pipeline (any `Potential`: the LJ oracle or a learned model, the same code path)
 
 Force-only models have no energy: end states are relaxed by FIRE on the forces, the string runs
 without a climbing image, and the barrier is the line integral of the force along the converged
-path (stated as such in the result).
+path (stated as such in the result). Potentials without autodiff get finite-difference Hessians
+(`mlffbench.properties.hessian`); the result says which.
+
+This module is the pipeline only: the physics lives in `properties.string_method` (string, saddle
+polish), `properties.rates` (harmonic TST), `properties.hessian` and `dynamics.minimize`
+(relaxations); figures go through `mlffbench.plotting`.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig
-from mlffbench.dynamics.minimize import fcc_lattice_constant, relax_positions
+from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig, lj_defaults
+from mlffbench.dynamics.minimize import fcc_lattice_constant, reachable_fmax, relax
 from mlffbench.errors import SimulationError, UserError
 from mlffbench.io import manifest, value, write_json
 from mlffbench.potentials.base import Potential
-from mlffbench.properties.rates import hessian, vineyard_prefactor
+from mlffbench.properties.rates import harmonic_tst
 from mlffbench.properties.string_method import (StringResult, StringSettings, integrate_path_energy,
-                                                linear_path, potential_batched_ef, string_method)
+                                                polish_saddle, vacancy_string)
 from mlffbench.structures import Structure, fcc, nearest_neighbor_of_site, remove_atom
 from mlffbench.units import UnitSystem, convert_input
 
@@ -72,10 +75,16 @@ class StringConfig(StrictModel):
 
 
 class HTSTConfig(StrictModel):
-    """Harmonic TST: temperatures (K in metal, kT in lj) at which k(T) is tabulated."""
+    """Harmonic TST: temperatures (K in metal, kT in lj) at which k(T) is tabulated.
+
+    hessian_step: central finite-difference step (Å in metal, sigma in lj) for potentials
+    without autodiff; null = eps^(1/3) sigma of the potential's float type (6e-6 sigma in
+    float64, 5e-3 sigma in float32). Autodiff potentials ignore it.
+    """
 
     enabled: bool = True
     temperatures: list[float] = [40.0, 50.0, 60.0, 70.0]
+    hessian_step: float | None = Field(None, gt=0)
 
 
 class NebConfig(StrictModel):
@@ -85,6 +94,11 @@ class NebConfig(StrictModel):
     string: StringConfig = StringConfig()
     htst: HTSTConfig = HTSTConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lj_defaults(cls, data):
+        return lj_defaults(data, "htst", HTSTConfig, {"temperatures": "temperature"})
+
 
 # ----------------------------------------------------------------------------------------------
 # Building blocks (used by `mlffbench vacancy` too)
@@ -93,7 +107,7 @@ def lattice_constant(potential: Potential, given: float | None, system: str, uni
     """Reduced lattice constant: the config value, or the potential's own 0 K value."""
     if given is not None:
         return convert_input(given, "length", system, units)
-    if not potential.conservative:
+    if not potential.capabilities.energy:
         raise UserError(f"{potential.name} predicts forces only: give system.lattice_constant in the config")
     return fcc_lattice_constant(potential)[0]
 
@@ -103,121 +117,6 @@ def vacancy_structure(n: int, a: float) -> tuple[Structure, int, int]:
     perfect = fcc(n, a)
     vac = remove_atom(perfect, 0)
     return vac, nearest_neighbor_of_site(vac, 0), 0
-
-
-# float32 force round-off stalls relaxations near 2e-4 epsilon/sigma (measured on a trained
-# SchNet); a tighter end-state threshold would fail every float32 model for a reason not its own
-FLOAT32_RELAX_FMAX = 1e-3
-
-
-def reachable_fmax(potential: Potential, fmax: float) -> float:
-    """The relaxation threshold (epsilon/sigma) this potential's precision can reach."""
-    single = jnp.dtype(potential.dtype).itemsize < 8
-    return max(fmax, FLOAT32_RELAX_FMAX) if single else fmax
-
-
-def relax(potential: Potential, R, box, fmax: float, skin: float = 0.5):
-    """Relax positions at fixed box: L-BFGS + Newton for energies, FIRE for force-only models.
-    Returns (positions, energy (NaN without an energy), max force component, converged)."""
-    if potential.conservative:
-        r = relax_positions(potential, R, box, fmax=fmax, skin=skin)
-        return r.positions, r.energy, r.max_force, r.converged
-    return relax_forces_fire(potential, R, box, fmax=fmax, skin=skin)
-
-
-def relax_forces_fire(potential: Potential, R, box, fmax: float, skin: float = 0.5,
-                      max_iter: int = 20000):
-    """FIRE relaxation that needs only forces (force-only models); float64 parameters."""
-    X = jnp.asarray(np.asarray(R, np.float64))[None]
-    bef, aux_init, aux_overflow = potential_batched_ef(potential, box, skin=skin)
-    nbrs = aux_init(X)
-
-    @jax.jit
-    def run(X, V, dt, alpha, npos, nbrs):
-        def step(c, _):
-            X, V, dt, alpha, npos, nbrs = c
-            _, F, nbrs = bef(X, nbrs)
-            P = jnp.vdot(F, V)
-            vn, fn = jnp.sqrt(jnp.vdot(V, V)), jnp.sqrt(jnp.vdot(F, F))
-            Vm = (1 - alpha) * V + alpha * vn * F / jnp.maximum(fn, 1e-300)
-            pos = P > 0
-            grow = pos & (npos > 5)
-            V = jnp.where(pos, Vm, 0.0) + 0.0
-            dt = jnp.where(pos, jnp.where(grow, jnp.minimum(dt * 1.1, 0.1), dt), dt * 0.5)
-            alpha = jnp.where(pos, jnp.where(grow, alpha * 0.99, alpha), 0.1)
-            npos = jnp.where(pos, npos + 1, 0)
-            V = V + dt * F
-            dX = dt * V
-            big = jnp.max(jnp.linalg.norm(dX, axis=-1))
-            X = X + dX * jnp.minimum(1.0, 0.05 / jnp.maximum(big, 1e-300))
-            return (X, V, dt, alpha, npos, nbrs), jnp.max(jnp.abs(F))
-        return jax.lax.scan(step, (X, V, dt, alpha, npos, nbrs), None, length=100)
-
-    carry = (X, jnp.zeros_like(X), jnp.float64(0.01), jnp.float64(0.1), jnp.asarray(0), nbrs)
-    fm = np.inf
-    for _ in range(max_iter // 100):
-        carry, fs = run(*carry)
-        if aux_overflow(carry[-1]):
-            carry = carry[:5] + (aux_init(carry[0]),)
-            continue
-        _, F, _ = bef(carry[0], carry[-1])
-        fm = float(jnp.max(jnp.abs(F)))
-        if fm <= fmax:
-            break
-    return np.asarray(carry[0][0]), float("nan"), fm, fm <= fmax
-
-
-def polish_saddle(potential: Potential, R, box, tol: float, max_iter: int = 10, skin: float = 0.5):
-    """Newton steps on |F| = 0 with the exact Hessian from a climbing-image saddle estimate.
-
-    Converges quadratically onto the first-order saddle the climbing image found. Returns
-    (R, E, max per-atom |F|, n_negative_modes, iterations). The three translational zero modes
-    are dropped through the pseudo-inverse.
-    """
-    box_j = jnp.asarray(np.asarray(box, np.float64))
-    R = np.asarray(R, np.float64)
-    spec = potential.neighbors(box_j, skin=skin, n_atoms=len(R))
-    nbrs = spec.allocate(jnp.asarray(R), extra_capacity=4)
-    shape = R.shape
-
-    @jax.jit
-    def forces(x):
-        r = x.reshape(shape)
-        return potential.forces(r, box_j, spec.update(r, nbrs)).reshape(-1).astype(jnp.float64)
-
-    jac = jax.jit(jax.jacfwd(forces))
-    x = R.reshape(-1)
-    f = np.asarray(forces(jnp.asarray(x)))
-    fnorm = lambda f: float(np.max(np.linalg.norm(f.reshape(-1, 3), axis=1)))  # noqa: E731
-    it = 0
-    for it in range(1, max_iter + 1):
-        H = -np.asarray(jac(jnp.asarray(x)))
-        H = 0.5 * (H + H.T)
-        step = np.linalg.lstsq(H, f, rcond=1e-10)[0]
-        x_new = x + step
-        f_new = np.asarray(forces(jnp.asarray(x_new)))
-        if fnorm(f_new) >= fnorm(f):
-            break
-        x, f = x_new, f_new
-        if fnorm(f) < tol * 1e-3:
-            break
-    H = -np.asarray(jac(jnp.asarray(x)))
-    lam = np.linalg.eigvalsh(0.5 * (H + H.T))
-    n_neg = int(np.sum(lam < -1e-8 * np.max(np.abs(lam))))
-    e = float(potential.energy(jnp.asarray(x.reshape(shape)), box_j, spec.update(jnp.asarray(x.reshape(shape)), nbrs))) \
-        if potential.conservative else float("nan")
-    return x.reshape(shape), e, fnorm(f), n_neg, it
-
-
-def vacancy_string(potential: Potential, R_initial, R_final, box, settings: StringSettings,
-                   n_images: int, skin: float = 0.5, end_energies=(np.nan, np.nan),
-                   progress: Callable[[int, int], None] | None = None) -> StringResult:
-    """String method between two relaxed states of atoms (reduced units)."""
-    bef, aux_init, aux_overflow = potential_batched_ef(potential, box, skin=skin)
-    path0 = linear_path(R_initial, R_final, n_images)
-    return string_method(bef, path0, settings, aux_init=aux_init, aux_overflow=aux_overflow,
-                         end_energies=end_energies, energy_known=potential.conservative,
-                         remove_translation=True, progress=progress)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -262,8 +161,8 @@ def compute_barrier(potential: Potential, cfg: NebConfig, progress_factory=None)
     out: dict = {"lattice_constant": a, "n_atoms": vac.n_atoms, "box": box, "hopping_atom": hopper,
                  "vacant_site": site, "R_initial": Ri, "R_final": Rf, "E_initial": Ei, "E_final": Ef,
                  "string": res, "tol": tol, "relax_fmax": fmax, "timings": timings,
-                 "conservative": potential.conservative}
-    if potential.conservative:
+                 "conservative": potential.capabilities.energy}
+    if potential.capabilities.energy:
         energies = res.energies - Ei
         method = "energy at the climbing image" if sc.climb else "highest image energy (no climbing image)"
     else:
@@ -278,24 +177,29 @@ def compute_barrier(potential: Potential, cfg: NebConfig, progress_factory=None)
     out["barrier_forward"] = E_saddle_rel
     out["barrier_backward"] = float(E_saddle_rel - energies[-1])
     out["polish"] = None
-    if res.converged and sc.saddle_polish and potential.conservative and sc.climb:
+    h_step = (None if cfg.htst.hessian_step is None
+              else convert_input(cfg.htst.hessian_step, "length", sysname, units))
+    if res.converged and sc.saddle_polish and potential.capabilities.energy and sc.climb:
         t0 = time.perf_counter()
-        Rp, Ep, fp, n_neg, its = polish_saddle(potential, R_saddle, box, tol, skin=sc.skin_sigma)
+        p = polish_saddle(potential, R_saddle, box, tol, skin=sc.skin_sigma, hessian_step=h_step)
         timings["polish_s"] = time.perf_counter() - t0
-        out["polish"] = {"iterations": its, "max_force": fp, "n_unstable_modes": n_neg,
+        Ep = p.energy
+        out["polish"] = {"iterations": p.iterations, "max_force": p.max_force,
+                         "n_unstable_modes": p.n_unstable_modes, "hessian": p.hessian_method,
                          "barrier_forward": Ep - Ei, "barrier_backward": Ep - Ef,
-                         "shift_from_climbing_image": float(np.max(np.linalg.norm(Rp - R_saddle, axis=1)))}
-        if n_neg == 1 and fp < tol:
-            R_saddle = Rp
+                         "shift_from_climbing_image": float(np.max(np.linalg.norm(p.positions - R_saddle, axis=1)))}
+        if p.n_unstable_modes == 1 and p.max_force < tol:
+            R_saddle = p.positions
             out["barrier_forward"], out["barrier_backward"] = Ep - Ei, Ep - Ef
-            out["barrier_method"] = "climbing image, then Newton polish of the saddle (exact Hessian)"
+            out["barrier_method"] = f"climbing image, then Newton polish of the saddle ({p.hessian_method} Hessian)"
     out["R_saddle"] = R_saddle
 
     if cfg.htst.enabled and res.converged:
         t0 = time.perf_counter()
-        H_min = hessian(potential, Ri, box, skin=sc.skin_sigma)
-        H_sad = hessian(potential, R_saddle, box, skin=sc.skin_sigma)
-        h = vineyard_prefactor(H_min, H_sad)
+        h, H_min, H_sad = harmonic_tst(potential, Ri, R_saddle, box, skin=sc.skin_sigma, step=h_step)
+        out["htst_hessian"] = {"method": H_min.method, "description": H_min.describe(),
+                               "step_sigma": H_min.step,
+                               "asymmetry_minimum": H_min.asymmetry, "asymmetry_saddle": H_sad.asymmetry}
         timings["htst_s"] = time.perf_counter() - t0
         kT = np.array([convert_input(T, "temperature", sysname, units) for T in cfg.htst.temperatures])
         out["htst"] = h
@@ -351,7 +255,8 @@ def result_json(potential: Potential, cfg: NebConfig, out: dict) -> dict:
         k = out["htst_rate"]
         why = h.why_not_applicable
         doc["htst"] = {
-            "method": "Vineyard harmonic TST, exact autodiff Hessians, 3 translations removed",
+            "method": f"Vineyard harmonic TST, {out['htst_hessian']['description']}, 3 translations removed",
+            "hessian": out["htst_hessian"],
             "status": "not applicable" if why else "ok", "reason": why,
             "prefactor": value(h.prefactor * freq, "THz", reduced_per_tau=h.prefactor),
             "unstable_modes_at_saddle": h.n_negative_saddle, "unstable_modes_at_minimum": h.n_negative_min,
@@ -383,25 +288,21 @@ def write_images(path: Path, out: dict, units: UnitSystem) -> None:
 
 
 def plot_mep(path: Path, out: dict, units: UnitSystem, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Energy along the converged path (meV vs normalised arc length), the saddle starred."""
+    from mlffbench.plotting import MODEL_COLOR, PALETTE, pyplot, save
 
     res: StringResult = out["string"]
     E = units.scale("energy")
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.plot(res.arc, np.asarray(out["path_energies"]) * E * 1000, "o-")
+    fig, ax = pyplot().subplots(figsize=(5, 3.6))
+    ax.plot(res.arc, np.asarray(out["path_energies"]) * E * 1000, "o-", color=MODEL_COLOR)
     c = out["saddle_index"]
-    ax.plot([res.arc[c]], [out["barrier_forward"] * E * 1000], "r*", ms=12,
+    ax.plot([res.arc[c]], [out["barrier_forward"] * E * 1000], "*", color=PALETTE[3], ms=12,
             label=f"saddle: {out['barrier_forward'] * E * 1000:.2f} meV")
     ax.set_xlabel("normalised arc length")
     ax.set_ylabel("E - E_initial (meV)")
     ax.set_title(title + ("" if res.converged else " (NOT converged)"))
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def run_neb(potential: Potential, cfg: NebConfig, outdir: Path, progress_factory=None,
@@ -421,6 +322,6 @@ def run_neb(potential: Potential, cfg: NebConfig, outdir: Path, progress_factory
                                                cell=np.asarray(out["box"]).T * L, pbc=True), format="extxyz")
     plot_mep(outdir / "mep.png", out, units, f"vacancy migration, {potential.name}")
     out["timings"]["total_s"] = time.perf_counter() - t0
-    write_json(outdir / "manifest.json", manifest("neb", cfg, None, jnp.dtype(potential.dtype).name,
+    write_json(outdir / "manifest.json", manifest("neb", cfg, None, potential.precision,
                                                   out["timings"], model=model_spec))
     return doc

@@ -7,7 +7,9 @@ that melt or grow extra vacancies are dropped with a message, and a checkpoint (
 velocities, detector states, accumulated hops and time) is written, so an interrupted run
 resumes where it stopped and never loses counted hops. Rates are total vacancy hop rates
 (hops / simulated time, all 12 directions) with exact Poisson intervals; the Arrhenius fit is a
-Poisson maximum-likelihood fit; HTST predicts 12 nu* exp(-E_m / kT).
+Poisson maximum-likelihood fit with a parametric-bootstrap spread; HTST of the same potential
+predicts 12 nu* exp(-E_m / kT). Comparison with another potential (LJ) is the `hop_rates`
+benchmark's `compare` (`mlffbench.benchmarks.hop_rates`), not this module's.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ from pydantic import Field, model_validator
 
 from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig, config_hash, lj_defaults
 from mlffbench.dynamics.md import Integrator, run_md
+from mlffbench.dynamics.minimize import relax
 from mlffbench.errors import SimulationError, UserError
 from mlffbench.io import atomic_write_bytes, manifest, value, write_json
 from mlffbench.potentials.base import Potential
 from mlffbench.properties.hops import HopDetector, remove_drift, site_occupancy
-from mlffbench.properties.rates import arrhenius_fit, rate_with_interval
+from mlffbench.properties.rates import arrhenius_bootstrap, arrhenius_fit, rate_with_interval
 from mlffbench.units import convert_input
 from mlffbench.workflows.neb import (N_HOP_DIRECTIONS, HTSTConfig, NebConfig, StringConfig, SystemConfig,
-                                     compute_barrier, lattice_constant, relax, vacancy_structure)
+                                     compute_barrier, lattice_constant, vacancy_structure)
+
+
+BOOTSTRAP_RESAMPLES = 1000  # Arrhenius-fit resamples (a few ms each)
 
 
 class VacancyMD(StrictModel):
@@ -126,10 +132,13 @@ def _load_checkpoint(path: Path, chash: str):
 
 def run_vacancy(potential: Potential, cfg: VacancyConfig, outdir: Path, checkpoint: Path,
                 progress_factory=None, model_spec: str = "lj", log=print) -> dict:
-    """Run (or resume) the hop-rate study and write result.json, arrhenius.png, manifest.json."""
+    """Run (or resume) the hop-rate study and write result.json, arrhenius.png, manifest.json.
+
+    The checkpoint belongs to one (config, potential fingerprint) pair; `model_spec` is only
+    echoed into the manifest."""
     t_start = time.perf_counter()
     units, sysname = cfg.units.unit_system(), cfg.units.system
-    chash = config_hash(cfg) + ":" + model_spec
+    chash = config_hash(cfg) + ":" + potential.fingerprint
     a = lattice_constant(potential, cfg.system.lattice_constant, sysname, units)
     vac, _, _ = vacancy_structure(cfg.system.supercell, a)
     R0, _, _, _ = relax(potential, vac.positions, vac.box, 1e-6, cfg.md.skin_sigma)
@@ -238,12 +247,11 @@ def run_vacancy(potential: Potential, cfg: VacancyConfig, outdir: Path, checkpoi
     doc = _result(potential, cfg, state, a, vac.n_atoms)
     if cfg.compare.htst:
         _compare_htst(potential, cfg, doc)
-    write_json(outdir / "result.json", doc)
     _plot(outdir / "arrhenius.png", doc, potential.name)
     timings = {"md_s": state["md_seconds"], "total_s": time.perf_counter() - t_start}
     doc["timings_s"] = timings
     write_json(outdir / "result.json", doc)
-    write_json(outdir / "manifest.json", manifest("vacancy", cfg, cfg.seed, str(np.dtype(potential.dtype)),
+    write_json(outdir / "manifest.json", manifest("vacancy", cfg, cfg.seed, potential.precision,
                                                   timings, model=model_spec))
     return doc
 
@@ -257,6 +265,7 @@ def _result(potential, cfg: VacancyConfig, state: dict, a: float, n_atoms: int) 
         rows.append({"temperature": value(f["kT"] * T, "K", reduced_kT=f["kT"]), "hops": f["hops"],
                      "simulated_time": value(f["time"] * tps, "ps", reduced_tau=f["time"]),
                      "total_hop_rate": value(r["rate"] / tps, "1/ps", reduced_per_tau=r["rate"],
+                                             std=r["rate_std"] / tps, n=f["hops"],
                                              ci95=[r["rate_low"] / tps, r["rate_high"] / tps]),
                      "replicas": f["per_replica"]})
     doc = {"potential": potential.describe(), "units": units.as_dict(),
@@ -270,12 +279,19 @@ def _result(potential, cfg: VacancyConfig, state: dict, a: float, n_atoms: int) 
     t = np.array([f["time"] for f in state["finished"]])
     try:
         fit = arrhenius_fit(kT, n, t)
+        boot = arrhenius_bootstrap(kT, n, t, n_resamples=BOOTSTRAP_RESAMPLES, seed=cfg.seed)
         E = units.scale("energy")
-        doc["arrhenius"] = {"method": "Poisson maximum likelihood, Gamma = nu0 exp(-E_m / kT)",
-                            "E_m": value(fit.energy * E, "eV", reduced_epsilon=fit.energy, stderr=fit.energy_err * E),
-                            "nu0": value(fit.nu0 / tps, "1/ps", reduced_per_tau=fit.nu0,
-                                         stderr_log=fit.log_nu0_err),
-                            "deviance": fit.deviance, "n_temperatures": fit.n_points}
+        doc["arrhenius"] = {
+            "method": "Poisson maximum likelihood, Gamma = nu0 exp(-E_m / kT); std and ci95 from a "
+                      f"parametric bootstrap ({boot.n_resamples} resamples, seed {cfg.seed}; {boot.n_failed} "
+                      "without a finite fit left out); stderr from the Fisher information",
+            "E_m": value(fit.energy * E, "eV", std=boot.energy_std * E, n=int(n.sum()),
+                         ci95=[c * E for c in boot.energy_ci95], reduced_epsilon=fit.energy,
+                         stderr=fit.energy_err * E),
+            "nu0": value(fit.nu0 / tps, "1/ps", std=boot.nu0_std / tps, n=int(n.sum()),
+                         ci95=[c / tps for c in boot.nu0_ci95], reduced_per_tau=fit.nu0,
+                         stderr_log=fit.log_nu0_err),
+            "bootstrap_failed": boot.n_failed, "deviance": fit.deviance, "n_temperatures": fit.n_points}
     except ValueError as exc:
         doc["arrhenius"] = {"status": "not fitted", "reason": str(exc)}
     return doc
@@ -328,21 +344,20 @@ def _compare_htst(potential, cfg: VacancyConfig, doc: dict) -> None:
 
 
 def _plot(path: Path, doc: dict, name: str) -> None:
-    import matplotlib
+    """MD rates with Poisson intervals vs 1000/T, the Arrhenius fit and the HTST line."""
+    from mlffbench.plotting import MODEL_COLOR, pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = pyplot().subplots(figsize=(5, 3.6))
     T = np.array([r["temperature"]["value"] for r in doc["rates"]])
     k = np.array([r["total_hop_rate"]["value"] for r in doc["rates"]])
     lo = np.array([r["total_hop_rate"]["ci95"][0] for r in doc["rates"]])
     hi = np.array([r["total_hop_rate"]["ci95"][1] for r in doc["rates"]])
     x = 1000.0 / T
     ok = k > 0
-    ax.errorbar(x[ok], k[ok], yerr=[k[ok] - lo[ok], hi[ok] - k[ok]], fmt="o", label="MD (95% Poisson CI)")
+    ax.errorbar(x[ok], k[ok], yerr=[k[ok] - lo[ok], hi[ok] - k[ok]], fmt="o", color=MODEL_COLOR,
+                label="MD (95% Poisson CI)")
     if (~ok).any():
-        ax.plot(x[~ok], hi[~ok], "v", color="C0", label="MD upper bound (0 hops)")
+        ax.plot(x[~ok], hi[~ok], "v", color=MODEL_COLOR, label="MD upper bound (0 hops)")
     xs = np.linspace(x.min() * 0.97, x.max() * 1.03, 50)
     if "E_m" in doc.get("arrhenius", {}):
         Em = doc["arrhenius"]["E_m"]["value"]
@@ -358,6 +373,4 @@ def _plot(path: Path, doc: dict, name: str) -> None:
     ax.set_ylabel("total vacancy hop rate (1/ps)")
     ax.set_title(f"vacancy hopping, {name}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
