@@ -297,3 +297,9 @@ def test_render_md_alone_links_the_runs_own_pngs(runs):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert links == ["benchmarks/integrity/dimer.png"]   # pdos.png is listed but missing: skipped
     assert "| lattice_constant |" in md and "hash-alpha" in md
+
+
+def test_heat_map_hover_gives_the_spread(page):
+    _, p = page
+    cell = next(c for c in p.cells if (c["data-benchmark"], c["data-run"]) == ("lattice_constant", "alpha (alpha)"))
+    assert "n = 2" in cell["title"] and "95 % interval [1, 3] %" in cell["title"]

@@ -199,7 +199,7 @@ def fig_pdos_finite_t(series: list[Series]):
                            label=f"{s.label}, {T:g} K" if T is not None else s.label)
             ax.lines[-1].set_linewidth(lw.get(T, 1.2))
             n += 1
-    return _done(fig, ax, n, axis_label("frequency", "THz"), axis_label("VDOS", "1/THz"),
+    return _done(fig, ax, n, axis_label("frequency", "THz"), axis_label("VDOS of the cell (3N modes)", "modes/THz"),
                  "Vibrational DOS from the velocity autocorrelation of NVE MD at each temperature", x_from_zero=True)
 
 

@@ -77,8 +77,10 @@ def heat_cell(name: str, label: str, cell: dict) -> str:
         return f'<td class="hm-cell hm-noscore" {attrs} title="{escape(cell_summary(cell))}">' \
                f'<span class="score">–</span>{head}</td>'
     bg, fg = score_color(cell["score"])
+    tip = cell_summary(cell) + (f" ({metric_spread_note(h, h['metric'])})" if h and metric_spread_note(h, h["metric"])
+                                else "")
     return (f'<td class="hm-cell hm-passed" {attrs} style="background:{bg};color:{fg}" '
-            f'title="{escape(cell_summary(cell))}"><span class="score">{cell["score"]:.2f}</span>{head}</td>')
+            f'title="{escape(tip)}"><span class="score">{cell["score"]:.2f}</span> {head}</td>')
 
 
 def heatmap(report: Report) -> str:
