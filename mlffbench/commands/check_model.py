@@ -1,4 +1,5 @@
-"""`mlffbench check-model`: integrity checks (F = -grad E, invariances, smoothness, extensivity)."""
+"""`mlffbench check-model`: integrity checks (F = -grad E, invariances, smoothness through a
+neighbour-shell crossing under strain, closed-loop work of force-only models, extensivity)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def register(app: typer.Typer) -> None:
         from mlffbench.config import load_config, validate
         from mlffbench.errors import SimulationError, UserError
         from mlffbench.io import atomic_outdir, check_outdir, manifest, write_json
-        from mlffbench.potentials import LJ_ALIASES, lennard_jones, load_potential
+        from mlffbench.potentials import load_potential
         from mlffbench.units import ARGON
         from mlffbench.workflows.check_model import CheckModelConfig, plot_dimer, run_checks
 
@@ -36,12 +37,7 @@ def register(app: typer.Typer) -> None:
         cfg = (load_config(CheckModelConfig, config, {"seed": seed}) if config
                else validate(CheckModelConfig, {} if seed is None else {"seed": seed}))
         check_outdir(outdir, overwrite)
-        if model in LJ_ALIASES:
-            import jax.numpy as jnp
-
-            pot = lennard_jones(LJ_ALIASES[model], dtype=jnp.float64 if dtype == "float64" else jnp.float32)
-        else:
-            pot = load_potential(model, dtype=dtype)
+        pot = load_potential(model, dtype=dtype)
         result = run_checks(pot, cfg)
         with atomic_outdir(outdir, overwrite) as tmp:
             write_json(tmp / "check_model.json", {"model": model, **result})
