@@ -49,6 +49,16 @@ def md_raw(a, source, shift=0.0):
             "temperatures": {"40K": {"temperature_K": 40.0, "mean_T": q(39.0, "K", std=0.4), "rdf": rdf(shift)}}}
 
 
+def bins(rmse):
+    return [{"T_low_K": lo, "T_high_K": hi, "frames": 8, "force_rmse": q(rmse * (1 + k), "eV/Å"),
+             "force_std": q(0.05 * (1 + k), "eV/Å")} for k, (lo, hi) in enumerate(((0, 40), (40, 90)))]
+
+
+def vdos_run(T):
+    nu = np.linspace(0, 1.5, 30)   # 1/tau
+    return {"temperature": q(T, "K"), "status": "ok", "_arrays": {"nu": nu.tolist(), "vdos": np.sin(nu * 2).tolist()}}
+
+
 def scored(value, unit, score, **extra):
     return {"value": value, "unit": unit, "score": score, "good": 0.001, "bad": 0.02,
             "rationale": "a threshold with its reason", **extra}
@@ -110,7 +120,12 @@ def runs(tmp_path_factory) -> list[Path]:
          "hop_rates": bench("passed", model={"rates": rates, "n_atoms": 107}, reference={"rates": rates, "n_atoms": 107},
                             metrics={"rate_log10_error": scored(0.1, "1", 1.0, std=0.05)}, score=1.0),
          "htst_rate": bench("passed", model=htst, reference=htst, metrics={"prefactor_log10_error": scored(0.0, "1", 1.0)},
-                            score=1.0)}
+                            score=1.0),
+         "test_errors": bench("passed", model={"bins": bins(0.01)}, reference={"bins": bins(1e-9)},
+                              metrics={"force_rmse_rel_coldest_bin": scored(0.05, "1", 0.5)}, score=0.5),
+         "pdos_finite_t": bench("passed", model={"runs": [vdos_run(20.0)]}, reference={"runs": [vdos_run(20.0)]},
+                                metrics={"dos_w1_rel": scored(0.01, "1", 0.6)}, score=0.6),
+         "vacancy_formation": bench("passed", model={"cells": {"n3": {"n_atoms": "107"}}}, reference={"cells": {}})}
     out = []
     for name, spec, doc, dtype in (("alpha", "models/alpha", a, "float32"), ("beta", "models/beta", b, "float64")):
         d = base / name
@@ -177,7 +192,8 @@ def page(runs, tmp_path_factory):
 
 def test_html_heat_map_one_cell_per_benchmark_and_run_failed_and_not_run_marked(page):
     _, p = page
-    names = ["integrity", "md_stability", "lattice_constant", "migration_barrier", "pdos_0k", "hop_rates", "htst_rate"]
+    names = ["integrity", "md_stability", "lattice_constant", "migration_barrier", "pdos_0k", "hop_rates", "htst_rate",
+             "test_errors", "pdos_finite_t", "vacancy_formation"]
     labels = ["alpha (alpha)", "beta (beta)"]
     got = sorted((c["data-benchmark"], c["data-run"]) for c in p.cells)
     assert got == sorted((n, r) for n in names for r in labels)
@@ -204,8 +220,9 @@ def test_html_images_decode_figures_captioned_no_markdown_left(page):
         img = mpimg.imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png")
         assert img.ndim == 3 and img.shape[0] > 10 and img.shape[1] > 10
     # lattice (committee band), md (replica band), migration (failed model: LJ path), hop rates +
-    # HTST, integrity's own PNG embedded; pdos_0k has neither arrays nor its PNG: no figure
-    assert len(p.figures) == len(p.imgs) >= 6
+    # HTST, test errors, VDOS, integrity's own PNG embedded; pdos_0k has neither arrays nor its PNG,
+    # vacancy_formation has raw numbers of another layout: no figure, and no crash
+    assert len(p.figures) == len(p.imgs) == 8
     assert all(f["img"] and len(f["caption"].strip()) > 20 for f in p.figures)
     text = "".join(p.text)
     for md in ("**", "](", "|---", "`", "\n#"):
