@@ -1,0 +1,78 @@
+"""The battery on models that are not `lj`: compare, scores and declared metrics exercised.
+
+`lj/smooth` (a different pair function, exact numbers known) runs the cheap crystal benchmarks;
+its errors against lj/cut/shift are checked against an independent numpy lattice sum of both pair
+functions. One shared run per session (module fixture)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize_scalar
+
+from mlffbench.benchmarks import PASSED, battery
+from mlffbench.config import load_config
+from mlffbench.units import ARGON
+from mlffbench.benchmarks.runner import RunConfig, run_battery
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHEAP = ["lattice_constant", "cohesive_energy", "vacancy_formation"]
+RC, R_ON = 2.5, 2.0  # lj/smooth switch from 0.8 rc (the factory default)
+
+
+@pytest.fixture(scope="module")
+def smooth_run(tmp_path_factory) -> dict:
+    cfg = load_config(RunConfig, ROOT / "configs" / "run-quick.yaml")
+    out = tmp_path_factory.mktemp("smooth") / "run"
+    return run_battery(cfg, out, model_spec="lj/smooth", select=CHEAP, log=lambda m: None)
+
+
+def _pair(r, smooth: bool):
+    """LJ (epsilon, sigma = 1): cut and shifted at rc, or multiplied by jax-md's C1 switch."""
+    phi = 4 * (r ** -12 - r ** -6)
+    if not smooth:
+        return np.where(r < RC, phi - 4 * (RC ** -12 - RC ** -6), 0.0)
+    s = (RC ** 2 - r ** 2) ** 2 * (RC ** 2 + 2 * r ** 2 - 3 * R_ON ** 2) / (RC ** 2 - R_ON ** 2) ** 3
+    return np.where(r < R_ON, phi, np.where(r < RC, phi * s, 0.0))
+
+
+def _lattice(smooth: bool) -> tuple[float, float]:
+    """(a0 (sigma), energy per atom (epsilon)) of the infinite FCC crystal by a direct lattice sum."""
+    g = np.arange(-5, 6)
+    x, y, z = np.meshgrid(g, g, g, indexing="ij")
+    keep = ((x + y + z) % 2 == 0) & ((x ** 2 + y ** 2 + z ** 2) > 0)
+    d = np.sqrt(x[keep] ** 2 + y[keep] ** 2 + z[keep] ** 2) / 2  # distances in units of a
+
+    def e(a):
+        return 0.5 * float(np.sum(_pair(a * d, smooth)))
+
+    res = minimize_scalar(e, bounds=(1.4, 1.7), method="bounded", options={"xatol": 1e-10})
+    return float(res.x), float(res.fun)
+
+
+def test_smooth_lj_battery_compares_and_scores(smooth_run):
+    reg = battery()
+    for name in CHEAP:
+        res = smooth_run["benchmarks"][name]
+        assert res["state"] == PASSED, (name, res.get("reason"))
+        for metric, decl in reg[name].metrics.items():  # every declared metric produced, unit as declared
+            assert metric in res["metrics"], (name, metric, sorted(res["metrics"]))
+            m = res["metrics"][metric]
+            assert m["unit"] == decl.unit, (name, metric)
+            if decl.scored:
+                assert 0.0 <= m["score"] <= 1.0, (name, metric, m)
+        assert res["score"] is not None and 0.0 <= res["score"] <= 1.0
+
+
+def test_smooth_lj_errors_match_independent_lattice_sums(smooth_run):
+    """The switch removes attraction between 0.8 rc and rc: a weaker, larger crystal than lj/cut/shift."""
+    a_s, e_s = _lattice(True)
+    a_c, e_c = _lattice(False)
+    b = smooth_run["benchmarks"]
+    rel_a = b["lattice_constant"]["metrics"]["lattice_constant_rel_error"]
+    assert abs(rel_a["signed"] - (a_s - a_c) / a_c) < 1e-6
+    de = b["cohesive_energy"]["metrics"]["cohesive_energy_error"]  # meV/atom, cohesive energy = -E/atom
+    assert de["unit"] == "meV/atom"
+    assert abs(de["value"] - (-(e_s - e_c)) * ARGON.epsilon_ev * 1e3) < 1e-3
+    assert abs(de["value"]) > 1.0  # a real difference, not a self-comparison
