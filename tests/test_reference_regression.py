@@ -72,7 +72,19 @@ def test_lj_quick_battery_reproduces_reference_data(lj_run):
     rows, code = check_run(lj_run, REFERENCE)
     drift = [(r.key, r.note) for r in rows if r.status == DRIFT]
     assert code == 0 and not drift, drift
-    assert sum(r.status == WITHIN for r in rows) >= 4
+    # every quick value compared: a workflow that stops importing turns "not available" and its
+    # values "skipped", which must fail here
+    ref = json.loads(REFERENCE.read_text())["values"]
+    quick = {k for k, v in ref.items() if "quick" in v["modes"]}
+    skipped = [(r.key, r.note) for r in rows if r.key in quick and r.status != WITHIN]
+    assert not skipped and {r.key for r in rows if r.status == WITHIN} == quick, skipped
+
+
+def test_every_battery_benchmark_is_available():
+    from mlffbench.benchmarks import battery
+
+    unavailable = {name: b.available() for name, b in battery().items() if b.available() is not None}
+    assert not unavailable, unavailable
 
 
 def test_check_passes_then_fails_naming_a_perturbed_value(lj_run, tmp_path):
