@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mlffbench.benchmarks import PASSED
-from mlffbench.benchmarks.dataset_errors import ErrorBinSettings, compare_test_errors, run_test_errors
+from mlffbench.benchmarks.dataset_errors import ErrorBinSettings, compare_test_errors
 from mlffbench.io import Dataset
 from mlffbench.potentials import lennard_jones
 from mlffbench.structures import fcc
