@@ -63,11 +63,35 @@ def commit_dir(tmp: str | Path, final: str | Path) -> None:
         tmp.rename(final)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_partials(out: Path) -> list[Path]:
+    """Delete `.NAME.partial-<pid>` siblings of `out` left by killed processes (pid no longer alive)."""
+    removed = []
+    for p in out.parent.glob(f".{out.name}.partial-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_outdir(outdir: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory that becomes `outdir` only if the block succeeds."""
+    """Yield a temporary directory that becomes `outdir` only if the block succeeds.
+
+    Partial directories that killed runs (SIGKILL: no cleanup ran) left beside `outdir` are removed."""
     out = check_outdir(outdir, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(out)
     tmp = fresh_partial_dir(out, f"-{os.getpid()}")
     try:
         yield tmp

@@ -1,6 +1,7 @@
 """The Potential seam: capabilities, fingerprints as cache keys, one evaluate(), the factory."""
 
 import dataclasses
+import os
 
 import jax
 import jax.numpy as jnp
@@ -61,3 +62,21 @@ def test_peak_rss_sees_a_temporary_allocation():
         time.sleep(0.1)
         del x
     assert mem.peak_mb - base.peak_mb > 200
+
+
+def test_atomic_outdir_removes_partials_of_dead_processes(tmp_path):
+    import subprocess
+    import sys
+
+    from mlffbench.io import atomic_outdir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".out.partial-{dead}"
+    stale.mkdir()
+    (stale / "half.json").write_text("{")
+    alive = tmp_path / f".out.partial-{os.getppid()}"  # a live process's partial stays
+    alive.mkdir()
+    with atomic_outdir(tmp_path / "out") as tmp:
+        (tmp / "x").write_text("1")
+    assert not stale.exists() and alive.exists() and (tmp_path / "out" / "x").read_text() == "1"
