@@ -67,11 +67,14 @@ class WorkflowSettings(BenchSettings):
     overrides: dotted-key overrides applied on top of it (e.g. {"supercell": 3}).
     float32_overrides: further overrides applied only for a potential computing in float32 (e.g. a
         looser relaxation threshold: float32 forces cannot reach 1e-8 epsilon/sigma).
+    at_reference_a0: where the workflow builds a crystal, also evaluate the model at the reference's
+        (LJ's) 0 K lattice constant, which separates its force constants / barriers from its a0 error.
     """
 
     config: str | None = None
     overrides: dict[str, Any] = {}
     float32_overrides: dict[str, Any] = {}
+    at_reference_a0: bool = False
 
 
 @dataclass(frozen=True)

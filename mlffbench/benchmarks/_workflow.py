@@ -67,3 +67,16 @@ def _plot(name: str, fn):
         save(fig, outdir / f"{name}.png")
         return [f"{name}.png"]
     return plot
+
+
+def reference_a0_override(ctx: BenchContext) -> dict:
+    """{'system.lattice_constant': the reference's 0 K a0 in the run's length unit} when the settings
+    ask for the model's second evaluation at LJ's lattice constant; {} otherwise."""
+    s = ctx.settings
+    if not getattr(s, "at_reference_a0", False) or ctx.role != "model" or ctx.reference_potential is None:
+        return {}
+    from mlffbench.dynamics.lattice import lattice_constant
+
+    a = lattice_constant(ctx.reference_potential)
+    metal = ctx.run_config is None or ctx.run_config.units.system == "metal"
+    return {"system.lattice_constant": a * ctx.units.sigma_angstrom if metal else a}

@@ -30,8 +30,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig, lj_defaults
-from mlffbench.dynamics.minimize import fcc_lattice_constant, reachable_fmax, relax
-from mlffbench.errors import SimulationError, UserError
+from mlffbench.dynamics.minimize import reachable_fmax, relax
+from mlffbench.errors import SimulationError
 from mlffbench.io import manifest, value, write_json
 from mlffbench.potentials.base import Potential
 from mlffbench.properties.rates import harmonic_tst
@@ -104,12 +104,10 @@ class NebConfig(StrictModel):
 # Building blocks (used by `mlffbench vacancy` too)
 # ----------------------------------------------------------------------------------------------
 def lattice_constant(potential: Potential, given: float | None, system: str, units: UnitSystem) -> float:
-    """Reduced lattice constant: the config value, or the potential's own 0 K value."""
-    if given is not None:
-        return convert_input(given, "length", system, units)
-    if not potential.capabilities.energy:
-        raise UserError(f"{potential.name} predicts forces only: give system.lattice_constant in the config")
-    return fcc_lattice_constant(potential)[0]
+    """Reduced lattice constant: the config value, or the potential's own 0 K value (dynamics.lattice)."""
+    from mlffbench.dynamics.lattice import lattice_constant as policy
+
+    return policy(potential, None if given is None else convert_input(given, "length", system, units))
 
 
 def vacancy_structure(n: int, a: float) -> tuple[Structure, int, int]:
