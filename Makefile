@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_FLAGS ?=
 
-.PHONY: demo test test-slow venv reference bench clean help
+.PHONY: demo test test-slow venv reference bench report-screenshot mace-demo clean help
 
 help:
 	@echo "make demo       set up .venv, run 'mlffbench run --mode quick' (a few minutes on CPU)"
@@ -15,6 +15,8 @@ help:
 	@echo "make test-slow  paper-scale checks (pytest -m slow)"
 	@echo "make reference  regenerate reference_data/ (never run by CI)"
 	@echo "make bench      performance benchmarks, JSON into bench/results/"
+	@echo "make report-screenshot RUN=demo-out   HTML report rendered in headless Chromium -> RUN/report.png"
+	@echo "make mace-demo  train a tiny MACE in its own venv and benchmark it (slow; needs ~2 GB disk)"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (install Python 3.11 or pass PYTHON=...)"; exit 2; }
@@ -28,6 +30,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mlffbench run -c configs/run-quick.yaml -o demo-out --mode quick --overwrite
 	$(BIN)/mlffbench report demo-out --format md
+	$(BIN)/mlffbench report demo-out --format html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_FLAGS)
@@ -41,8 +44,20 @@ reference: $(STAMP)
 bench: $(STAMP)
 	mkdir -p bench/results
 	$(BIN)/python bench/md_throughput.py --out bench/results/md_throughput.json
+	$(BIN)/python bench/neighbor_scaling.py --out bench/results/neighbor_scaling.json
 	$(BIN)/python bench/neb_speed.py --out bench/results/neb_speed.json
+	$(BIN)/python bench/pdos_speed.py --out bench/results/pdos_speed.json
 	$(BIN)/python bench/vacancy_md.py --out bench/results/vacancy_md.json $(if $(MODEL),--model $(MODEL))
+	$(BIN)/python bench/gnn_throughput.py --out bench/results/gnn_throughput.json
+	$(BIN)/python bench/external_overhead.py --out bench/results/external_overhead.json
+
+RUN ?= demo-out
+report-screenshot: $(STAMP)
+	$(BIN)/mlffbench report $(RUN) --format html -o $(RUN)/report.html
+	bash scripts/screenshot_report.sh $(RUN)/report.html $(RUN)/report.png
+
+mace-demo: $(STAMP)
+	bash scripts/mace_client.sh
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache
