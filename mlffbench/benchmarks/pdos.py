@@ -24,6 +24,72 @@ def _pdos_run(potential, ctx: BenchContext, zero_k: bool, finite_t: bool) -> dic
     return res
 
 
+# ----------------------------------------------------------------------------------------------
+# Comparison (the model against the reference: used by the battery and by `pdos --compare`)
+# ----------------------------------------------------------------------------------------------
+def compare_zero_kelvin(zm: dict, zr: dict) -> dict:
+    """Model vs reference 0 K phonons (each a `workflows.pdos.zero_kelvin` result, or a raw dict
+    with its summary, grid, dos and nu_gamma): relative errors (model / reference - 1) of nu_max,
+    moments, nu at X and L, the lattice constant; W1 distances over the reference nu_max."""
+    import numpy as np
+
+    from mlffbench.properties import phonons as ph
+
+    sm, sr = zm["summary"], zr["summary"]
+    top = sr["nu_max"]["reduced"]
+    return {
+        "w1_dos_over_ref_nu_max": ph.wasserstein1(zm["grid"], np.clip(zm["dos"], 0, None),
+                                                  zr["grid"], np.clip(zr["dos"], 0, None), scale=top),
+        "w1_gamma_supercell_over_ref_nu_max": _w1_samples(zm["nu_gamma"], zr["nu_gamma"]) / top,
+        "rel_error_nu_max": sm["nu_max"]["reduced"] / top - 1.0,
+        "rel_error_nu_mean": sm["nu_mean"]["reduced"] / sr["nu_mean"]["reduced"] - 1.0,
+        "rel_error_nu2_mean": sm["nu2_mean"]["reduced"] / sr["nu2_mean"]["reduced"] - 1.0,
+        "rel_error_nu_X": (np.array(sm["nu_X"]["reduced"]) / np.array(sr["nu_X"]["reduced"]) - 1.0).tolist(),
+        "rel_error_nu_L": (np.array(sm["nu_L"]["reduced"]) / np.array(sr["nu_L"]["reduced"]) - 1.0).tolist(),
+        "rel_error_lattice_constant": sm["lattice_constant"]["reduced"] / sr["lattice_constant"]["reduced"] - 1.0,
+        "model_imaginary_modes": sm["n_imaginary_modes"],
+    }
+
+
+def compare_finite_temperature(fm: dict, fr: dict) -> list[dict]:
+    """Model vs reference finite-T spectra per temperature (each a `workflows.pdos.finite_temperature`
+    result with `nu_top` and `runs`): W1 of the VACF DOS over the reference's harmonic nu_max, SED
+    peak shifts."""
+    import numpy as np
+
+    from mlffbench.properties import phonons as ph
+
+    rows = []
+    for rm, rr in zip(fm["runs"], fr["runs"]):
+        row = {"temperature_K": rm["temperature"]["value"], "model_status": rm.get("status"),
+               "reference_status": rr.get("status")}
+        if "_arrays" in rm and "_arrays" in rr:
+            am, ar = rm["_arrays"], rr["_arrays"]
+            row["w1_vdos_over_ref_nu_max"] = ph.wasserstein1(am["nu"], am["vdos"], ar["nu"], ar["vdos"],
+                                                             scale=fr["nu_top"])
+            if "sed" in rm and "sed" in rr:
+                shifts = []
+                for pm, pr in zip(rm["sed"]["peaks"], rr["sed"]["peaks"]):
+                    if pm["ok"] and pr["ok"]:
+                        shifts.append({"q_index": pm["q_index"], "branch": pm["branch"],
+                                       "shift_reduced": pm["centre"] - pr["centre"],
+                                       "rel_shift": pm["centre"] / pr["centre"] - 1.0,
+                                       "fwhm_ratio": pm["fwhm"] / pr["fwhm"] if pr["fwhm"] else float("nan")})
+                row["sed_peak_shifts"] = shifts
+                if shifts:
+                    row["sed_mean_abs_rel_shift"] = float(np.mean([abs(x["rel_shift"]) for x in shifts]))
+        rows.append(row)
+    return rows
+
+
+def _w1_samples(a, b) -> float:
+    import numpy as np
+    from scipy.stats import wasserstein_distance
+
+    return float(wasserstein_distance(np.ravel(a), np.ravel(b)))
+
+
+
 def _thz(pair: dict) -> dict:
     return value(pair["THz"], "THz", reduced=pair["reduced"])
 
@@ -51,13 +117,11 @@ def run_pdos_0k(potential, ctx: BenchContext) -> dict:
 def compare_pdos_0k(model: dict, ref: dict) -> dict:
     import numpy as np
 
-    from mlffbench.workflows.pdos import compare
-
     def arrays(raw):
-        return {"zero_kelvin": {"summary": raw["summary"], "grid": np.asarray(raw["grid"]),
-                                "dos": np.asarray(raw["dos"]), "nu_gamma": np.asarray(raw["nu_gamma"])}}
+        return {"summary": raw["summary"], "grid": np.asarray(raw["grid"]),
+                "dos": np.asarray(raw["dos"]), "nu_gamma": np.asarray(raw["nu_gamma"])}
 
-    c = compare(arrays(model), arrays(ref))["zero_kelvin"]
+    c = compare_zero_kelvin(arrays(model), arrays(ref))
     out = {"dos_w1_rel": value(c["w1_dos_over_ref_nu_max"], "1"),
            "nu_max_rel_error": value(abs(c["rel_error_nu_max"]), "1", signed=c["rel_error_nu_max"]),
            "nu_mean_rel_error": value(c["rel_error_nu_mean"], "1"),
@@ -112,13 +176,11 @@ def run_pdos_finite_t(potential, ctx: BenchContext) -> dict:
 def compare_pdos_finite_t(model: dict, ref: dict) -> dict:
     import numpy as np
 
-    from mlffbench.workflows.pdos import compare
-
     def arrays(raw):
         runs = [{**r, "_arrays": {k: np.asarray(v) for k, v in r["_arrays"].items()}} for r in raw["runs"]]
-        return {"finite_temperature": {"nu_top": raw["nu_top"], "runs": runs}}
+        return {"nu_top": raw["nu_top"], "runs": runs}
 
-    rows = compare(arrays(model), arrays(ref))["finite_temperature"]
+    rows = compare_finite_temperature(arrays(model), arrays(ref))
     out = {}
     w = [r["w1_vdos_over_ref_nu_max"] for r in rows if "w1_vdos_over_ref_nu_max" in r]
     for r in rows:

@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
         from mlffbench.config import load_config
         from mlffbench.io import atomic_outdir, check_outdir, manifest, write_json
         from mlffbench.errors import UserError
-        from mlffbench.potentials import LJ_ALIASES, load_potential
+        from mlffbench.benchmarks.pdos import compare_finite_temperature, compare_zero_kelvin
+        from mlffbench.potentials import LJ_ALIASES, load_potential, reference_potential
         from mlffbench.progress import console
         from mlffbench.workflows import pdos as wf
 
@@ -47,9 +48,8 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--compare {compare!r}: choose 'lj' or 'none'")
         is_lj = model in LJ_ALIASES
         do_compare = (compare == "lj") or (compare is None and not is_lj)
-        from mlffbench.potentials import reference_potential
         potential = reference_potential(cfg.potential) if model == "lj" else \
-            load_potential(model, cutoff=cfg.potential.cutoff_sigma)
+            load_potential(model, cutoff=cfg.potential.cutoff_sigma, r_onset=cfg.potential.r_onset_sigma)
         log = (lambda msg: None) if quiet or not cfg.progress else (lambda msg: console.print(f"[dim]{msg}[/dim]", highlight=False))
         t0 = time.perf_counter()
         ref = None
@@ -66,7 +66,12 @@ def register(app: typer.Typer) -> None:
         result = {"command": "pdos", "model": model, "units": us.as_dict(), **wf.summarise(res)}
         if ref is not None:
             result["reference"] = wf.summarise(ref)
-            result["comparison"] = wf.compare(res, ref)
+            result["comparison"] = {}
+            if "zero_kelvin" in res and "zero_kelvin" in ref:
+                result["comparison"]["zero_kelvin"] = compare_zero_kelvin(res["zero_kelvin"], ref["zero_kelvin"])
+            if "finite_temperature" in res and "finite_temperature" in ref:
+                result["comparison"]["finite_temperature"] = compare_finite_temperature(
+                    res["finite_temperature"], ref["finite_temperature"])
         wall = time.perf_counter() - t0
         with atomic_outdir(outdir, overwrite) as tmp:
             wf.write_outputs(tmp, res, ref, us, potential.name)
@@ -104,7 +109,8 @@ def _print_summary(console, result: dict) -> None:
         row("ν at X (THz)", lambda z: ", ".join(f"{x:.3f}" for x in z["nu_X"]["THz"]))
         row("ν at L (THz)", lambda z: ", ".join(f"{x:.3f}" for x in z["nu_L"]["THz"]))
         row("imaginary modes", lambda z: str(z["n_imaginary_modes"]))
-        row("Hessian asymmetry", lambda z: f"{z['hessian_asymmetry']:.2e}")
+        row("Hessian", lambda z: z.get("hessian", "autodiff"))
+        row("Hessian asymmetry", lambda z: "n/a" if z["hessian_asymmetry"] is None else f"{z['hessian_asymmetry']:.2e}")
     console.print(table)
     ft = result.get("finite_temperature")
     if ft:

@@ -1,15 +1,20 @@
-"""Harmonic phonons from the exact autodiff Hessian of any `Potential`.
+"""Harmonic phonons from the Hessian of any `Potential`: exact autodiff where the potential
+allows it, central finite differences of forces otherwise.
 
 Pipeline (reduced units throughout: sigma, epsilon, m = 1, angular frequencies omega in 1/tau):
 
 1. `force_constants`: second derivatives Phi_{i a, j b} = d^2 E / dR_ia dR_jb of a supercell,
    computed as Jacobian-vector products of the forces (forward-over-reverse for an energy model,
-   plain forward mode for a force-only model) in fixed-size batches, so memory stays bounded.
-   Two routes:
+   plain forward mode for a force-only model) in batches sized by a memory budget (XLA's memory
+   analysis of the compiled batch: each column carries its own per-edge intermediates, ~15 MB for
+   the demo's SchNet at 256 atoms, so a fixed batch of 3N columns would need ~11 GB). Without
+   autodiff (`capabilities.autodiff` False, e.g. an ASE calculator) the columns are central
+   differences of the forces, -(F(R + h e) - F(R - h e)) / 2h. Two routes:
    * 'bravais': a perfect monatomic Bravais crystal is invariant under lattice translations, so
-     atom 0's block row (3 JVPs) determines the whole matrix. For a force-only model the row is
-     also taken by reverse mode (3 VJPs) so that the asymmetry ||H - H^T|| / ||H|| is measured.
-   * 'full': every column (3N JVPs, batched). Works for any structure; the asymmetry is exact.
+     atom 0's block row (3 JVPs, or atom 0's six +-displacements, phonopy's symmetry-reduced set)
+     determines the whole matrix. For a force-only model the row is also taken by reverse mode
+     (3 VJPs) so that the asymmetry ||H - H^T|| / ||H|| is measured.
+   * 'full': every column (3N JVPs or 6N force calls). Any structure; the asymmetry is exact.
 2. `dynamical_matrices`: D(q) = (1/m) sum_j Phi(0, j) sum_s w_js exp(i q . d_js) where the d_js
    are the shortest supercell images of r_j - r_0 and w_js = 1/multiplicity, exactly phonopy's
    treatment of atoms on the supercell boundary (equal-distance images share the weight).
@@ -21,13 +26,16 @@ convention) and counted as an imaginary mode.
 
 Why by hand: phonopy computes force constants by finite displacements only; the autodiff route
 (exact, no displacement amplitude) and the batching are what this module adds. Its outputs are
-written in phonopy's file layouts so phonopy's tools read them.
+written in phonopy's file layouts (`mlffbench.phonopy_io`) so phonopy's tools read them.
+Compiled derivative programs and neighbour lists are cached by `potential.fingerprint` and
+shapes in small LRUs (`clear_caches` drops them).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import jax
@@ -69,8 +77,11 @@ class ForceConstants:
         asymmetry: ||H - H^T||_F / ||H||_F before symmetrising (0 by construction for an energy
             model on the Bravais route, where only one side is computed; None if not measured).
         asr_violation: max_a |sum_j fc[a, j]| relative to max |fc| (acoustic sum rule).
-        n_derivative_passes: number of JVP/VJP evaluations of the forces.
+        n_derivative_passes: number of JVP/VJP evaluations (or force calls) of the forces.
         seconds: wall time including compilation; compile_seconds the first batch's compile.
+        hessian: 'autodiff' (exact) or 'finite-difference' (central differences of forces).
+        fd_step: the finite-difference step (sigma), None for autodiff.
+        batch: derivative columns evaluated together (chosen from the memory budget).
     """
 
     fc: np.ndarray
@@ -84,6 +95,9 @@ class ForceConstants:
     n_derivative_passes: int = 0
     seconds: float = 0.0
     compile_seconds: float = 0.0
+    hessian: str = "autodiff"
+    fd_step: float | None = None
+    batch: int = 1
     extra: dict = field(default_factory=dict)
 
     @property
@@ -106,20 +120,49 @@ class ForceConstants:
         return fc_full.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n)
 
 
-_COMPILED: dict = {}  # (potential id, reverse, batch, argument shapes) -> compiled batch function
+#: Largest number of derivative columns evaluated together (more buys no speed on a CPU).
+MAX_BATCH = 64
+#: Default memory budget of one batch of derivative columns (bytes; the pdos config's
+#: `memory_budget_gb`): sized for an 8 GB laptop running a GNN.
+DEFAULT_MEMORY_BUDGET = 2e9
+_CACHE_SIZE = 4  # entries per cache below: a battery holds a model and the LJ oracle
 
 
-def _batched_columns(potential: Potential, R: jnp.ndarray, box: jnp.ndarray, nbrs, columns: np.ndarray,
-                     batch: int, reverse: bool):
-    """-dF/dR contracted with unit vectors e_k for k in `columns`, in batches of `batch`.
+def _lru(cache: OrderedDict, key, make):
+    """cache[key], computed by `make()` on a miss; at most _CACHE_SIZE entries (least recently
+    used evicted). Returns (value, made: bool)."""
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key], False
+    cache[key] = make()
+    while len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+    return cache[key], True
+
+
+def clear_caches() -> None:
+    """Drop every compiled derivative program and cached neighbour list (frees their memory)."""
+    _COMPILED.clear()
+    _BATCH.clear()
+    _NEIGHBORS.clear()
+
+
+_COMPILED: OrderedDict = OrderedDict()  # (fingerprint, reverse, batch, shapes) -> compiled batch fn
+_BATCH: OrderedDict = OrderedDict()  # (fingerprint, reverse, n_columns, shapes, budget) -> batch
+
+
+def _shapes_key(R, nbrs) -> tuple:
+    return (R.shape, jax.tree_util.tree_structure(nbrs),
+            tuple((jnp.shape(x), jnp.result_type(x).name) for x in jax.tree_util.tree_leaves(nbrs)))
+
+
+def _column_program(potential: Potential, R, box, nbrs, batch: int, reverse: bool):
+    """Compiled (R, box, nbrs, ks) -> -dF/dR contracted with e_k for the `batch` indices ks.
 
     Forward mode (JVP) gives Hessian columns H[:, k]; reverse mode (VJP) gives rows H[k, :].
-    The compiled batch function takes (R, box, nbrs, ks) and is cached per potential and
-    shapes, so repeated calls (benchmarks, several temperatures) compile once.
-    Returns (len(columns), N, 3) and the compile time spent in this call.
+    Cached by fingerprint and shapes (bounded LRU). Returns (compiled, compile seconds).
     """
-    n3 = R.size
-    shape = R.shape
+    n3, shape = R.size, R.shape
 
     def batch_fn(R, box, nbrs, ks):
         def force_fn(x):
@@ -129,8 +172,7 @@ def _batched_columns(potential: Potential, R: jnp.ndarray, box: jnp.ndarray, nbr
             _, vjp = jax.vjp(force_fn, R)
 
             def one(k):
-                e = jnp.zeros(n3, R.dtype).at[k].set(1.0).reshape(shape)
-                return -vjp(e)[0]
+                return -vjp(jnp.zeros(n3, R.dtype).at[k].set(1.0).reshape(shape))[0]
         else:
             def one(k):
                 e = jnp.zeros(n3, R.dtype).at[k].set(1.0).reshape(shape)
@@ -138,50 +180,130 @@ def _batched_columns(potential: Potential, R: jnp.ndarray, box: jnp.ndarray, nbr
 
         return jax.vmap(one)(ks)
 
-    batch = max(1, min(batch, len(columns)))
-    padded = np.concatenate([columns, np.full((-len(columns)) % batch, columns[-1])])
-    first = jnp.asarray(padded[:batch])
-    key = (id(potential), reverse, batch, R.shape, jax.tree_util.tree_structure(nbrs),
-           tuple((jnp.shape(x), jnp.result_type(x).name) for x in jax.tree_util.tree_leaves(nbrs)))
+    t0 = time.perf_counter()
+    key = (potential.fingerprint, reverse, batch, _shapes_key(R, nbrs))
+    compiled, made = _lru(_COMPILED, key, lambda: jax.jit(batch_fn).lower(
+        R, box, nbrs, jnp.zeros(batch, jnp.int32)).compile())
+    return compiled, (time.perf_counter() - t0) if made else 0.0
+
+
+def program_bytes(compiled) -> float | None:
+    """Working memory XLA assigned to a compiled program (temporaries + outputs, bytes), or None
+    where the backend does not report it."""
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # backends without memory analysis
+        return None
+    if m is None:
+        return None
+    return float(m.temp_size_in_bytes + m.output_size_in_bytes)
+
+
+def budget_batch(n_columns: int, bytes_at: float | None, batch: int, budget: float) -> int:
+    """Batch size (a power of two, or all n_columns when they fit) whose working memory stays
+    within `budget` bytes, given that a batch of `batch` columns needed `bytes_at` bytes (memory
+    grows linearly with the batch: each column carries its own per-edge intermediates)."""
+    if bytes_at is None or bytes_at <= budget:
+        return batch
+    per_column = bytes_at / batch  # an upper bound: the fixed part is counted per column too
+    fit = max(1, int(budget // per_column))
+    return 1 << (fit.bit_length() - 1)
+
+
+def _batched_columns(potential: Potential, R: jnp.ndarray, box: jnp.ndarray, nbrs, columns: np.ndarray,
+                     reverse: bool, memory_budget: float = DEFAULT_MEMORY_BUDGET,
+                     max_batch: int = MAX_BATCH) -> tuple[np.ndarray, float, int]:
+    """-dF/dR contracted with unit vectors e_k for k in `columns`, (len(columns), N, 3), batched.
+
+    The batch is the largest that fits `memory_budget` bytes (XLA's memory analysis of the
+    compiled program; one recompilation at a smaller batch when the first guess does not fit),
+    at most `max_batch`, rounded to a power of two so that few shapes are compiled.
+    Returns (columns, compile seconds, batch used).
+    """
+    n = len(columns)
+    first = n if n <= max_batch else 1 << (max_batch.bit_length() - 1)
+    bkey = (potential.fingerprint, reverse, n, _shapes_key(R, nbrs), float(memory_budget), first)
     compile_s = 0.0
-    if key not in _COMPILED:
-        t0 = time.perf_counter()
-        _COMPILED[key] = (jax.jit(batch_fn).lower(R, box, nbrs, first).compile(), potential)
-        compile_s = time.perf_counter() - t0
-    compiled = _COMPILED[key][0]
-    out = [np.asarray(compiled(R, box, nbrs, jnp.asarray(padded[s:s + batch])))
-           for s in range(0, len(padded), batch)]
-    return np.concatenate(out)[:len(columns)], compile_s
+
+    def choose():
+        nonlocal compile_s
+        compiled, c = _column_program(potential, R, box, nbrs, first, reverse)
+        compile_s += c
+        return budget_batch(n, program_bytes(compiled), first, memory_budget)
+
+    batch, _ = _lru(_BATCH, bkey, choose)
+    compiled, c = _column_program(potential, R, box, nbrs, batch, reverse)
+    compile_s += c
+    padded = np.concatenate([columns, np.full((-n) % batch, columns[-1])])
+    out = np.empty((len(padded),) + R.shape)
+    for s in range(0, len(padded), batch):
+        out[s:s + batch] = np.asarray(compiled(R, box, nbrs, jnp.asarray(padded[s:s + batch], jnp.int32)))
+    return out[:n], compile_s, batch
 
 
-_NEIGHBORS: dict = {}  # (potential id, box, N, skin) -> (spec, list): reused so compiled code is too
+def fd_step_default(potential: Potential) -> float:
+    """Central-difference step (sigma): eps^(1/3) of the potential's float type (6.1e-6 in
+    float64, 4.9e-3 in float32), which balances the O(h^2) truncation error against the round-off
+    eps |F| / h of the force difference."""
+    return float(np.finfo(jnp.dtype(potential.dtype)).eps ** (1.0 / 3.0))
+
+
+def _fd_columns(potential: Potential, R: np.ndarray, box: jnp.ndarray, nbrs, atoms, step: float) -> np.ndarray:
+    """Hessian columns by central differences of the forces: for each atom a in `atoms` and
+    axis b, -(F(R + h e_ab) - F(R - h e_ab)) / 2h. Returns (3 len(atoms), N, 3); 6 force calls
+    per atom, evaluated one after another (the potential need not vmap or differentiate)."""
+    force = potential.forces
+    if potential.capabilities.jit:
+        force = jax.jit(potential.forces)
+    out = np.empty((3 * len(atoms),) + R.shape)
+    for m, a in enumerate(atoms):
+        for b in range(3):
+            Rp, Rm = R.copy(), R.copy()
+            Rp[a, b] += step
+            Rm[a, b] -= step
+            Fp = np.asarray(force(jnp.asarray(Rp), box, nbrs), np.float64)
+            Fm = np.asarray(force(jnp.asarray(Rm), box, nbrs), np.float64)
+            out[3 * m + b] = -(Fp - Fm) / (2.0 * step)
+    return out
+
+
+_NEIGHBORS: OrderedDict = OrderedDict()  # (fingerprint, box, N, skin) -> (update, list)
 
 
 def _neighbors(potential: Potential, R: jnp.ndarray, box: np.ndarray, skin: float):
     """A neighbour list for R, updated from a cached one of the same shape when possible (a
     fresh allocation carries a new update closure, which would force a recompilation)."""
-    key = (id(potential), np.asarray(box).tobytes(), R.shape[0], skin)
+    key = (potential.fingerprint, np.asarray(box).tobytes(), R.shape[0], skin)
     if key in _NEIGHBORS:
-        update, cached, _ = _NEIGHBORS[key]
+        _NEIGHBORS.move_to_end(key)
+        update, cached = _NEIGHBORS[key]
         nbrs = update(R, cached)
         if not bool(nbrs.did_buffer_overflow):
             return nbrs
+        del _NEIGHBORS[key]
     spec = potential.neighbors(jnp.asarray(box), skin=skin, n_atoms=R.shape[0])
     nbrs = spec.allocate(R)
-    _NEIGHBORS[key] = (jax.jit(spec.update), nbrs, potential)
+    _lru(_NEIGHBORS, key, lambda: (jax.jit(spec.update), nbrs))
     return nbrs
 
 
-def force_constants(potential: Potential, positions, box, method: str = "bravais", batch: int = 48,
-                    skin: float = 0.3, mass: float = 1.0) -> ForceConstants:
-    """Exact second derivatives of the energy (or Jacobian of the forces) of a supercell.
+def force_constants(potential: Potential, positions, box, method: str = "bravais", batch: int = MAX_BATCH,
+                    skin: float = 0.3, mass: float = 1.0, memory_budget: float = DEFAULT_MEMORY_BUDGET,
+                    fd_step: float | None = None) -> ForceConstants:
+    """Second derivatives of the energy (or Jacobian of the forces) of a supercell.
+
+    Autodiff (exact) when `potential.capabilities.autodiff`, else central finite differences of
+    the forces with step `fd_step` (sigma; None = `fd_step_default`).
 
     Args:
         potential: any Potential; force-only models use -dF/dR, which need not be symmetric.
         positions: (N, 3) relaxed positions (sigma); box: (3,) or (3, 3).
-        method: 'bravais' (one atom's block row; valid for a perfect monatomic Bravais crystal)
-            or 'full' (all 3N columns; any structure).
-        batch: number of JVPs evaluated together (bounds memory: ~batch x one force evaluation).
+        method: 'bravais' (one atom's block row: 3 derivative columns, or atom 0's six
+            +-displacements by finite differences; valid for a perfect monatomic Bravais crystal,
+            where lattice translations give the rest, as phonopy does) or 'full' (all 3N
+            columns; any structure).
+        batch: most derivative columns evaluated together (autodiff route).
+        memory_budget: bytes one batch may use; the batch shrinks until it fits.
         skin: neighbour-list skin; the list is built once at `positions`.
         mass: particle mass (m), used later by the dynamical matrix.
     """
@@ -194,18 +316,30 @@ def force_constants(potential: Potential, positions, box, method: str = "bravais
     n = len(R_np)
     nbrs = _neighbors(potential, R, box_m, skin)
     box_j = jnp.asarray(box_m)
+    autodiff = potential.capabilities.autodiff
+    step = None if autodiff else float(fd_step or fd_step_default(potential))
+    c_s, used = 0.0, 1
+
+    def columns(idx: np.ndarray, reverse: bool = False) -> np.ndarray:
+        nonlocal c_s, used
+        if not autodiff:
+            return _fd_columns(potential, R_np, box_j, nbrs, idx[::3] // 3, step)
+        cols, c, used = _batched_columns(potential, R, box_j, nbrs, idx, reverse, memory_budget, batch)
+        c_s += c
+        return cols
 
     if method == "bravais":
-        cols, c_s = _batched_columns(potential, R, box_j, nbrs, np.arange(3), batch, reverse=False)
+        cols = columns(np.arange(3))
         # cols[b, j, a] = H[(j,a), (0,b)] = Phi(j, 0)_{ab}; Phi(0, j) = Phi(j, 0)^T
         col_block = cols.transpose(1, 2, 0)  # (N, 3a, 3b) = Phi(j, 0)
-        passes = 3
-        if potential.conservative:
+        passes = 3 if autodiff else 6
+        if potential.conservative or not autodiff:
+            # (finite differences give columns only; for a force-only model the asymmetry
+            # then needs the 'full' route)
             row = col_block.transpose(0, 2, 1)
-            asym = 0.0
+            asym = 0.0 if potential.conservative else None
         else:
-            rows, c2 = _batched_columns(potential, R, box_j, nbrs, np.arange(3), batch, reverse=True)
-            c_s += c2
+            rows = columns(np.arange(3), reverse=True)
             passes += 3
             row_direct = rows.transpose(1, 0, 2)  # (N, 3a, 3b) = H[(0,a), (j,b)] = Phi(0, j)
             col_t = col_block.transpose(0, 2, 1)
@@ -214,20 +348,21 @@ def force_constants(potential: Potential, positions, box, method: str = "bravais
         fc = row[None]
         row_atoms = np.array([0])
     else:
-        cols, c_s = _batched_columns(potential, R, box_j, nbrs, np.arange(3 * n), batch, reverse=False)
+        cols = columns(np.arange(3 * n))
         H = cols.reshape(3 * n, 3 * n).T  # H[:, k] = column k
         norm = np.linalg.norm(H)
         asym = float(np.linalg.norm(H - H.T) / norm) if norm > 0 else 0.0
         H = 0.5 * (H + H.T)
         fc = H.reshape(n, 3, n, 3).transpose(0, 2, 1, 3)
         row_atoms = np.arange(n)
-        passes = 3 * n
+        passes = 3 * n if autodiff else 6 * n
     scale = max(float(np.max(np.abs(fc))), 1e-300)
     asr = float(np.max(np.abs(fc.sum(axis=1)))) / scale
     return ForceConstants(fc=fc, row_atoms=row_atoms, positions=R_np, box=box_m, mass=mass,
                           method=method, asymmetry=asym, asr_violation=asr,
                           n_derivative_passes=passes, seconds=time.perf_counter() - t_start,
-                          compile_seconds=c_s)
+                          compile_seconds=c_s, hessian="autodiff" if autodiff else "finite-difference",
+                          fd_step=step, batch=used if autodiff else 1)
 
 
 def impose_acoustic_sum_rule(row: np.ndarray, origin: int = 0) -> np.ndarray:
