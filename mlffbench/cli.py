@@ -38,8 +38,17 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       show_default=False, help="Print the version and exit.")) -> None:
+                                       show_default=False, help="Print the version and exit."),
+          compile_cache: str = typer.Option(None, "--compile-cache", metavar="DIR",
+                                            help="Keep compiled programs in DIR (default ~/.cache/mlffbench/jax, "
+                                                 "or $MLFFBENCH_CACHE_DIR)."),
+          no_compile_cache: bool = typer.Option(False, "--no-compile-cache",
+                                                help="Do not reuse or store compiled programs.")) -> None:
     """mlffbench: generate | train | check-model | md | pdos | neb | vacancy | cg | run | study | report | check."""
+    if compile_cache is not None or no_compile_cache:
+        from mlffbench import configure_compile_cache
+
+        configure_compile_cache(compile_cache, enabled=not no_compile_cache)
 
 
 for _name in COMMAND_MODULES:
