@@ -1,0 +1,78 @@
+"""Learned models as the simulation code sees them: a saved model's predictions through the loaded
+`Potential` equal the trainer's (standardisation round trip), and its stress equals finite
+differences of its energy under strain of the box."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import A0_LJ
+
+from mlffbench.potentials.gnn import build_module, entry, init_params, load_model_potential, save_model
+from mlffbench.structures import fcc
+from mlffbench.training.data import build_graphs, standardization
+from mlffbench.training.toy import lj_toy_dataset
+from mlffbench.training.trainer import batch_predictor, predict_graphs
+
+STD = {"energy_shift": -6.3, "energy_scale": 4.1, "force_scale": 4.1}  # neither 0 nor 1: each must be applied
+HP = {"schnet": {"features": 8, "n_blocks": 1, "n_basis": 8},
+      "direct-force": {"features": 8, "n_blocks": 1, "n_basis": 8}}
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return lj_toy_dataset(2, kTs=(0.1, 0.4), frames_per_T=1, seed=5)
+
+
+@pytest.mark.parametrize("arch", ["schnet", "direct-force"])
+def test_loaded_potential_predicts_what_the_trainer_predicts(arch, toy, tmp_path):
+    hp = HP[arch]
+    params = init_params(arch, hp, seed=2)
+    std = standardization(toy, np.arange(len(toy.positions)), use_energy=True)  # what training stores
+    assert abs(std["energy_shift"]) > 1 and abs(std["force_scale"] - 1) > 0.1
+    save_model(tmp_path / "m", arch, hp, params, std)
+    pot = load_model_potential(tmp_path / "m", dtype="float64")
+    ent = entry(arch)
+    g = build_graphs(toy, np.arange(len(toy.positions)), pot.cutoff, ent.neighbor_format == "half")
+    p64 = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), params)
+    predictor = batch_predictor(build_module(arch, hp), ent.conservative, g.n_atoms, jnp.float64)
+    E_tr, F_tr = predict_graphs(predictor, p64, g, std, batch_size=len(g))
+    evaluate = jax.jit(pot.evaluate)
+    for k in range(len(g)):
+        R, box = jnp.asarray(toy.positions[k]), jnp.asarray(toy.box[k])
+        nb = pot.neighbors(np.asarray(box), skin=0.3, n_atoms=len(R)).allocate(R)
+        ev = evaluate(R, box, nb)
+        assert np.max(np.abs(np.asarray(ev.forces) - F_tr[k])) < 1e-9 * max(1.0, np.max(np.abs(F_tr[k])))
+        if ent.conservative:
+            assert abs(float(ev.energy) - E_tr[k]) < 1e-9 * abs(E_tr[k])
+        else:
+            assert ev.energy is None
+
+
+def test_learned_stress_equals_strain_derivative_of_its_energy(tmp_path):
+    """sigma_ab = (1/V) dE/d eps_ab by central differences of E(positions and box strained by eps)."""
+    hp = HP["schnet"]
+    save_model(tmp_path / "m", "schnet", hp, init_params("schnet", hp, seed=4), STD)
+    pot = load_model_potential(tmp_path / "m", dtype="float64")
+    s = fcc(3, A0_LJ)
+    R0 = np.asarray(s.positions) + np.random.default_rng(1).uniform(-0.05, 0.05, s.positions.shape)
+    box0 = np.asarray(s.box) @ np.array([[1.0, 0.02, 0.0], [0.0, 1.0, -0.01], [0.0, 0.0, 0.99]])  # not cubic
+    nb = pot.neighbors(box0, skin=0.3, n_atoms=len(R0)).allocate(jnp.asarray(R0))
+    S = np.asarray(jax.jit(pot.stress)(jnp.asarray(R0), jnp.asarray(box0), nb))
+    energy_fn = jax.jit(pot.energy)
+    h, V = 1e-5, abs(np.linalg.det(box0))
+
+    def energy(eps):
+        D = np.eye(3) + eps
+        return float(energy_fn(jnp.asarray(R0 @ D.T), jnp.asarray(D @ box0), nb))
+
+    fd = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            e = np.zeros((3, 3))
+            e[a, b] = e[b, a] = h / (1 if a == b else 2)  # symmetric strain, eps_ab = eps_ba = h/2
+            fd[a, b] = (energy(e) - energy(-e)) / (2 * h) / V
+    assert np.max(np.abs(S - fd)) < 1e-6 * max(1.0, np.max(np.abs(S))), (S, fd)
+    assert np.max(np.abs(S)) > 1e-3  # a displaced, sheared crystal has a stress to get right
