@@ -68,8 +68,10 @@ cutoff_A: 6.0
 python: $(pwd)/$VENV/bin/python
 name: mace-ar-tiny
 YAML
+  # lattice constant pinned (Å, LJ's 0 K value, the data's): dynamics.minimize.fcc_lattice_constant
+  # polishes a0 with autodiff second derivatives, which an ASE calculator does not have
   cat > "$OUT/md.yaml" <<YAML
-system: {supercell: 4}
+system: {supercell: 4, lattice_constant: 5.2687}
 temperatures: [40.0]
 replicas: 1
 timestep: 5.0
