@@ -6,8 +6,12 @@ functions. One shared run per session (module fixture)."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
+from conftest import run_cli
 from scipy.optimize import minimize_scalar
 
 from mlffbench.benchmarks import PASSED, battery
@@ -25,7 +29,9 @@ RC, R_ON = 2.5, 2.0  # lj/smooth switch from 0.8 rc (the factory default)
 def smooth_run(tmp_path_factory) -> dict:
     cfg = load_config(RunConfig, ROOT / "configs" / "run-quick.yaml")
     out = tmp_path_factory.mktemp("smooth") / "run"
-    return run_battery(cfg, out, model_spec="lj/smooth", select=CHEAP, log=lambda m: None)
+    res = run_battery(cfg, out, model_spec="lj/smooth", select=CHEAP, log=lambda m: None)
+    res["outdir"] = out
+    return res
 
 
 def _pair(r, smooth: bool):
@@ -76,3 +82,23 @@ def test_smooth_lj_errors_match_independent_lattice_sums(smooth_run):
     assert de["unit"] == "meV/atom"
     assert abs(de["value"] - (-(e_s - e_c)) * ARGON.epsilon_ev * 1e3) < 1e-3
     assert abs(de["value"]) > 1.0  # a real difference, not a self-comparison
+
+
+def test_report_renders_failed_not_run_and_scored_benchmarks_with_missing_plots(smooth_run, tmp_path):
+    """A run whose benchmarks are scored, failed and not run, with every plot file gone, renders
+    in Markdown and HTML (the report's own tests check the content in detail)."""
+    run = tmp_path / "run"
+    shutil.copytree(smooth_run["outdir"], run)
+    for png in run.rglob("*.png"):
+        png.unlink()
+    results = json.loads((run / "results.json").read_text())
+    b = results["benchmarks"]
+    b["cohesive_energy"].update(state="failed", reason="model: did not converge (edited)", metrics={}, score=None)
+    b["hop_rates"] = {**b.get("hop_rates", {}), "name": "hop_rates", "state": "not run",
+                      "reason": "deselected (edited)", "metrics": {}, "score": None}
+    (run / "results.json").write_text(json.dumps(results))
+    for fmt in ("md", "html"):
+        code, out = run_cli(["report", str(run), "--format", fmt, "-o", str(tmp_path / f"r.{fmt}")])
+        assert code == 0, out
+        text = (tmp_path / f"r.{fmt}").read_text()
+        assert "lattice_constant" in text and "cohesive_energy" in text and "did not converge" in text
