@@ -40,9 +40,14 @@ def test_pdos_zero_kelvin_outputs_and_compare(tmp_path):
     # the same potential against itself: zero distance
     c = r["comparison"]["zero_kelvin"]
     assert c["w1_dos_over_ref_nu_max"] < 1e-12 and abs(c["rel_error_nu_max"]) < 1e-12
-    for name in ("total_dos.dat", "band.yaml", "pdos.png", "dispersion.png", "manifest.json",
+    for name in ("total_dos.dat", "band.yaml", "FORCE_CONSTANTS", "pdos.png", "dispersion.png", "manifest.json",
                  "reference/total_dos.dat"):
         assert (out / name).is_file(), name
+    from phonopy.file_IO import parse_FORCE_CONSTANTS
+
+    fc = parse_FORCE_CONSTANTS(str(out / "FORCE_CONSTANTS"))  # compact: atom 0's row, eV/Å^2
+    assert fc.shape == (1, 256, 3, 3) and np.abs(fc.sum(axis=1)).max() < 1e-12
+    assert z["hessian"] == "autodiff"
     dos = np.loadtxt(out / "total_dos.dat")
     assert dos.shape == (201, 2)
     assert abs(np.trapezoid(dos[:, 1], dos[:, 0]) - 3.0) < 1e-3  # phonopy: 3 modes per atom

@@ -1,9 +1,12 @@
-"""`mlffbench pdos`: phonon DOS at 0 K (Hessian, q-mesh, dispersion) and at finite temperature
-(VACF, spectral energy density) for any potential, compared with the LJ oracle.
+"""`mlffbench pdos`: phonon DOS of ONE potential at 0 K (force constants, q-mesh, dispersion) and
+at finite temperature (VACF, spectral energy density).
 
-Everything goes through the `Potential` interface only, so LJ and a learned model run the same
-code. Internal units are reduced (sigma, epsilon, m, tau; ordinary frequency nu in 1/tau);
-results carry THz too (nu_THz = nu / tau_ps).
+Everything goes through the `Potential` interface and its capabilities only: an autodiff Hessian
+where the potential has one, finite differences of forces otherwise. Physics lives in
+`properties/` (phonons, harmonic, vacf, sed), phonopy-format files in `mlffbench.phonopy_io`, the
+model-vs-LJ comparison in `benchmarks/pdos.py`. Memory: Hessian-column batches are sized from
+`memory_budget_gb`. Internal units are reduced (sigma, epsilon, m, tau; ordinary frequency nu in
+1/tau); results carry THz too (nu_THz = nu / tau_ps).
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ from pydantic import Field, model_validator
 
 from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig, lj_defaults
 from mlffbench.errors import SimulationError, UserError
-from mlffbench.io import value, write_json
+from mlffbench import phonopy_io as pio
+from mlffbench.io import value
+from mlffbench.plotting import pyplot, save
 from mlffbench.potentials.base import Potential
+from mlffbench.properties import harmonic
 from mlffbench.properties import phonons as ph
 from mlffbench.properties import sed as sedmod
 from mlffbench.properties import vacf as vf
@@ -237,74 +243,9 @@ def zero_kelvin(potential: Potential, cfg: PdosConfig, lattice_constant: float |
             "path": path, "nu_path": nu_path, "prim": prim, "mass": fc.mass}
 
 
-def write_total_dos(path: Path, grid_thz: np.ndarray, dos_per_thz: np.ndarray, sigma_thz: float) -> None:
-    """phonopy's total_dos.dat layout: '# Sigma = ...' then '%20.10f%20.10f' per line (THz)."""
-    lines = [f"# Sigma = {sigma_thz:f}"] + [f"{f:20.10f}{d:20.10f}" for f, d in zip(grid_thz, dos_per_thz)]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def write_band_yaml(path: Path, zk: dict, us: UnitSystem) -> None:
-    """phonopy's band.yaml layout (q in primitive reciprocal coordinates, frequency in THz,
-    distance in 1/Å without 2 pi, lattice in Å)."""
-    p = zk["path"]
-    prim_A = zk["prim"] * us.sigma_angstrom
-    rec = np.linalg.inv(prim_A)  # rows: a*, b*, c* without 2 pi
-    q_red = p["q"] @ zk["prim"] / TWO_PI
-    dist = p["distance"] / us.sigma_angstrom
-    freqs = zk["nu_path"] / us.tau_ps
-    segs = p["segment_nqpoint"]
-    labels = p["labels"]
-    text = [f"nqpoint: {int(np.sum(segs)):<7d}", f"npath: {len(segs):<7d}", "segment_nqpoint:"]
-    text += [f"- {n}" for n in segs]
-    text.append("labels:")
-    names = {"G": "$\\Gamma$"}
-    text += [f"- [ '{names.get(a, a)}', '{names.get(b, b)}' ]" for a, b in zip(labels[:-1], labels[1:])]
-    text.append("reciprocal_lattice:")
-    for vec, ax in zip(rec, ("a*", "b*", "c*")):
-        text.append("- [ %12.8f, %12.8f, %12.8f ] # %2s" % (tuple(vec) + (ax,)))
-    text.append("natom: 1      ")
-    text.append("lattice:")
-    for vec, ax in zip(prim_A.T, "abc"):
-        text.append("- [ %21.15f, %21.15f, %21.15f ] # %s" % (tuple(vec) + (ax,)))
-    text += ["points:", "- symbol: Ar # 1", "  coordinates: [  0.000000000000000,  0.000000000000000,  0.000000000000000 ]",
-             f"  mass: {us.mass_amu:f}", "", "phonon:", ""]
-    for q, d, f in zip(q_red, dist, freqs):
-        text.append("- q-position: [ %12.7f, %12.7f, %12.7f ]" % tuple(q))
-        text.append("  distance: %12.7f" % d)
-        text.append("  band:")
-        for k, fk in enumerate(f):
-            text.append(f"  - # {k + 1}")
-            text.append("    frequency: %15.10f" % fk)
-        text.append("")
-    path.write_text("\n".join(text) + "\n")
-
-
 # ----------------------------------------------------------------------------------------------
 # Finite temperature
 # ----------------------------------------------------------------------------------------------
-def harmonic_sample(hessian: np.ndarray, kT: float, n_samples: int, seed: int,
-                    mass: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Displacements and velocities (n_samples, N, 3) with exactly kT in every normal mode.
-
-    Each mode gets amplitude sqrt(2 kT) / omega_k and a random phase, so the mode energies are
-    equipartitioned in every replica (Maxwell-Boltzmann draws would give each mode an
-    exponentially distributed energy, which in a nearly harmonic crystal never re-equilibrates
-    and shows up as noise in the DOS intensities). Zero and imaginary modes are left at rest.
-    """
-    lam, U = np.linalg.eigh(hessian / mass)
-    top = max(float(lam.max()), 1e-300)
-    live = lam > 1e-8 * top
-    live[np.argsort(np.abs(lam))[:3]] = False  # the three rigid translations of a periodic cell
-    omega = np.sqrt(np.where(live, lam, 1.0))
-    rng = np.random.default_rng(seed)
-    phi = rng.uniform(0.0, TWO_PI, size=(n_samples, len(lam)))
-    amp = np.where(live, np.sqrt(2.0 * kT), 0.0)
-    q = amp / omega * np.cos(phi)
-    qdot = -amp * np.sin(phi)
-    n = hessian.shape[0] // 3
-    return (q @ U.T).reshape(n_samples, n, 3), (qdot @ U.T).reshape(n_samples, n, 3)
-
-
 def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, log=print) -> dict:
     """MD -> VACF DOS per temperature, W1 to the harmonic DOS of the same cell, SED peaks.
 
@@ -356,7 +297,7 @@ def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, log=pri
     md_compile, md_run = 0.0, 0.0
     for k, T in enumerate(ft.temperatures):
         kT = convert_input(T, "temperature", system, us)
-        u, v = harmonic_sample(H, kT, n_rep, seed=cfg.seed * 7919 + k)
+        u, v = harmonic.harmonic_sample(H, kT, n_rep, seed=cfg.seed * 7919 + k)
         R = s.positions[None] + u
         entry = {"temperature": value(T if system == "metal" else T * us.temperature_k, "K", reduced=kT)}
         if n_eq > 0:
@@ -411,7 +352,8 @@ def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, log=pri
             log(f"the crystal MELTED at {ft.temperatures[k]:g} (Lindemann ratio {lind:.3f})")
         arrays = {"nu": nu_grid, "vdos": g, "vacf": c}
         if sed_q is not None and not melted:
-            entry["sed"], arrays["sed_map"] = _sed(v, s.positions, sed_q, dt_s, n_samples, nu_top, ft.window, us)
+            entry["sed"], arrays["sed_map"] = sedmod.sed_peaks(v, s.positions, *sed_q, dt_s, nu_top, ft.window)
+            entry["sed"]["frequency_resolution"] = _freq_pair(entry["sed"].pop("frequency_resolution_reduced"), us)
         entry["_arrays"] = arrays
         runs.append(entry)
     return {"runs": runs, "nu_grid": nu_grid, "harmonic_vdos": g_harm, "nu_top": nu_top,
@@ -423,28 +365,6 @@ def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, log=pri
                          "md_compile_seconds": md_compile, "md_run_seconds": md_run}}
 
 
-def _sed(v, sites, sed_q, dt_s, n_samples, nu_top, kind, us) -> tuple[dict, tuple]:
-    """Mode-projected SED peaks (Lorentzian fits) and the unprojected SED map."""
-    cp, nu_qh, vec_q = sed_q
-    Q = sedmod.mode_velocities(v, sites, cp["q"], vec_q)  # (S, R, nq, 3)
-    nu_s, P = sedmod.power_spectrum(Q, dt_s, kind)
-    P = P.mean(axis=1)
-    half = max(4.0 / (n_samples * dt_s), 0.06 * nu_top)
-    peaks = []
-    for iq in range(len(cp["q"])):
-        for b in range(3):
-            guess = float(nu_qh[iq, b])
-            if guess < 0.05 * nu_top:  # acoustic modes at Gamma: nothing to fit
-                fit = {"centre": float("nan"), "fwhm": float("nan"), "lifetime": float("nan"), "ok": False}
-            else:
-                fit = sedmod.peak_fit(nu_s, P[:, iq, b], guess, half)
-            peaks.append({"q_index": iq, "branch": b, "harmonic": guess, **fit})
-    _, Pc = sedmod.power_spectrum(sedmod.mode_velocities(v, sites, cp["q"], None), dt_s, kind)
-    Pc = Pc.sum(axis=-1).mean(axis=1)
-    return ({"q_distance_per_sigma": cp["distance"], "q_cartesian_per_sigma": cp["q"], "peaks": peaks,
-             "frequency_resolution": _freq_pair(1.0 / (n_samples * dt_s), us)}, (cp, nu_s, Pc))
-
-
 def _etot_range(etot: np.ndarray, n_atoms: int) -> float:
     """Largest peak-to-peak total energy per atom over replicas during NVE (NaN if no energy)."""
     e = np.asarray(etot, np.float64).reshape(len(etot), -1)
@@ -454,17 +374,8 @@ def _etot_range(etot: np.ndarray, n_atoms: int) -> float:
 # ----------------------------------------------------------------------------------------------
 # Plots and files
 # ----------------------------------------------------------------------------------------------
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_dos(path: Path, model: dict, ref: dict | None, us: UnitSystem, label: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     if ref is not None:
         ax.fill_between(ref["grid"] / us.tau_ps, ref["dos"] * us.tau_ps, color="0.8", label="LJ (reference)")
@@ -474,13 +385,11 @@ def plot_dos(path: Path, model: dict, ref: dict | None, us: UnitSystem, label: s
     ax.set_xlabel("frequency (THz)")
     ax.set_ylabel("DOS (states / THz / atom)")
     ax.legend(frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_dispersion(path: Path, model: dict, ref: dict | None, us: UnitSystem, label: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     p = model["path"]
     x = p["distance"]
@@ -498,13 +407,11 @@ def plot_dispersion(path: Path, model: dict, ref: dict | None, us: UnitSystem, l
     ax.set_xlim(x[0], x[-1])
     ax.set_ylabel("frequency (THz)")
     ax.legend(frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_vdos(path: Path, ft: dict, ft_ref: dict | None, us: UnitSystem, label: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     nu = ft["nu_grid"] / us.tau_ps
     ax.plot(nu, ft["harmonic_vdos"] * us.tau_ps, color="k", lw=1, ls="--", label="harmonic (same window)")
@@ -519,16 +426,14 @@ def plot_vdos(path: Path, ft: dict, ft_ref: dict | None, us: UnitSystem, label: 
     ax.set_xlabel("frequency (THz)")
     ax.set_ylabel("VDOS (states / THz, 3N total)")
     ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_sed(path: Path, ft: dict, us: UnitSystem) -> None:
     runs = [r for r in ft["runs"] if "_arrays" in r and "sed_map" in r["_arrays"]]
     if not runs:
         return
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs), 4), squeeze=False)
     for ax, r in zip(axes[0], runs):
         cp, nu_s, P = r["_arrays"]["sed_map"]
@@ -541,18 +446,18 @@ def plot_sed(path: Path, ft: dict, us: UnitSystem) -> None:
         ax.set_xlabel("q index along Γ-X-W-K-Γ-L (commensurate)")
         ax.set_ylabel("frequency (THz)")
         ax.set_title(f"SED {r['temperature']['value']:g} K (dots: harmonic)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def write_outputs(out: Path, res: dict, ref: dict | None, us: UnitSystem, label: str) -> None:
-    """total_dos.dat, band.yaml and plots for one potential's results (`ref` overlays)."""
+    """total_dos.dat, band.yaml, FORCE_CONSTANTS (eV/Å^2) and plots for one potential's results
+    (`ref` overlays)."""
     zk = res.get("zero_kelvin")
     if zk:
-        write_total_dos(out / "total_dos.dat", zk["grid"] / us.tau_ps, zk["dos"] * us.tau_ps,
-                        zk["summary"]["dos_sigma"]["THz"])
-        write_band_yaml(out / "band.yaml", zk, us)
+        pio.write_total_dos(out / "total_dos.dat", zk["grid"] / us.tau_ps, zk["dos"] * us.tau_ps,
+                            zk["summary"]["dos_sigma"]["THz"])
+        pio.write_band_yaml(out / "band.yaml", zk, us)
+        pio.write_force_constants(out / "FORCE_CONSTANTS", zk["row"][None] * us.epsilon_ev / us.sigma_angstrom ** 2)
         plot_dos(out / "pdos.png", zk, ref.get("zero_kelvin") if ref else None, us, label)
         plot_dispersion(out / "dispersion.png", zk, ref.get("zero_kelvin") if ref else None, us, label)
     ft = res.get("finite_temperature")
