@@ -27,12 +27,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import mlffbench  # noqa: E402,F401  (x64)
-from mlffbench.benchmarks import battery  # noqa: E402
-from mlffbench.config import load_config  # noqa: E402
-from mlffbench.io import package_versions, read_json, write_json  # noqa: E402
-from mlffbench.benchmarks.runner import RunConfig, run_battery  # noqa: E402
-from mlffbench.units import ARGON  # noqa: E402
+import mlffbench  # noqa: F401  (x64)
+from mlffbench.benchmarks import battery
+from mlffbench.benchmarks.runner import RunConfig, run_battery
+from mlffbench.config import load_config
+from mlffbench.io import package_versions, read_json, write_json
+from mlffbench.units import ARGON
 
 
 def flatten(raw: dict, prefix: str = "") -> dict[str, dict]:
@@ -111,7 +111,9 @@ def ase_vacancy(units, rc: float, a_A: float, n: int, fmax: float = 1e-7) -> tup
 def lammps_vacancy(units, rc: float, a_A: float, n: int) -> tuple[float, float] | None:
     """(relaxed E_f eV, E/atom perfect eV) from LAMMPS (lj/cut + pair_modify shift yes, CG minimise)."""
     try:
-        from mlffbench.peers.lammps_lj import _new_lammps  # preloads the MPI library the wheel needs
+        from mlffbench.peers.lammps_lj import (
+            _new_lammps,  # preloads the MPI library the wheel needs
+        )
 
         lmp = _new_lammps()
     except (ImportError, OSError) as exc:
@@ -375,7 +377,7 @@ def make(modes: list[str], out: Path, benchmarks: list[str] | None) -> dict:
                        "epsilon = 0.010321 eV, sigma = 3.4 Å, m = 39.948 amu). Keys: <benchmark>.<path in the "
                        "benchmark's LJ raw result>. Checked by `mlffbench check OUTDIR --reference <this file>`.",
         "generated_by": "scripts/make_reference.py (make reference)",
-        "generated_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "generated_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "versions": package_versions(),
         "unit_system": ARGON.as_dict(),

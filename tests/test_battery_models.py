@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +16,9 @@ from conftest import run_cli
 from scipy.optimize import minimize_scalar
 
 from mlffbench.benchmarks import PASSED, battery
+from mlffbench.benchmarks.runner import RunConfig, run_battery
 from mlffbench.config import load_config
 from mlffbench.units import ARGON
-from mlffbench.benchmarks.runner import RunConfig, run_battery
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHEAP = ["lattice_constant", "cohesive_energy", "vacancy_formation"]

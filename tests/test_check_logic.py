@@ -6,9 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import run_cli
-from mlffbench.benchmarks.check import DRIFT, SKIPPED, WITHIN, compare_to_reference, load_reference
+
+from mlffbench.benchmarks.check import (
+    DRIFT,
+    SKIPPED,
+    WITHIN,
+    compare_to_reference,
+    load_reference,
+)
 from mlffbench.errors import UserError
 
 

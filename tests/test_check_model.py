@@ -14,8 +14,14 @@ from conftest import run_cli
 
 from mlffbench.potentials import load_potential
 from mlffbench.potentials.base import Potential
-from mlffbench.workflows.check_model import (CheckModelConfig, fcc_shell_radii, loop_directions, loop_work,
-                                             run_checks, strain_work)
+from mlffbench.workflows.check_model import (
+    CheckModelConfig,
+    fcc_shell_radii,
+    loop_directions,
+    loop_work,
+    run_checks,
+    strain_work,
+)
 
 FAST = {"n_cells": 2, "dimer_points": 60, "fd_directions": 4}
 RC = 2.5

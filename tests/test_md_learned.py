@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from conftest import A0_LJ
 
-from mlffbench.potentials.gnn import build_module, entry, init_params, load_model_potential, save_model
+from mlffbench.potentials.gnn import (
+    build_module,
+    entry,
+    init_params,
+    load_model_potential,
+    save_model,
+)
 from mlffbench.structures import fcc
 from mlffbench.training.data import build_graphs, standardization
 from mlffbench.training.toy import lj_toy_dataset

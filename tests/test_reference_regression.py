@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from mlffbench.benchmarks.check import DRIFT, SKIPPED, WITHIN, check_run
-from mlffbench.config import load_config
 from mlffbench.benchmarks.runner import RunConfig, run_battery
+from mlffbench.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reference_data" / "lj_argon.json"

@@ -30,7 +30,11 @@ def register(app: typer.Typer) -> None:
         from mlffbench.io import atomic_outdir, check_outdir, manifest, write_json
         from mlffbench.potentials import load_potential
         from mlffbench.units import ARGON
-        from mlffbench.workflows.check_model import CheckModelConfig, plot_dimer, run_checks
+        from mlffbench.workflows.check_model import (
+            CheckModelConfig,
+            plot_dimer,
+            run_checks,
+        )
 
         if dtype not in ("float32", "float64"):
             raise UserError(f"--dtype must be float32 or float64, got {dtype!r}")

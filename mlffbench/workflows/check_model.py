@@ -22,11 +22,11 @@ clamped.
 
 from __future__ import annotations
 
-import numpy as np
 import jax
-from scipy.integrate import cumulative_simpson
 import jax.numpy as jnp
+import numpy as np
 from pydantic import Field
+from scipy.integrate import cumulative_simpson
 
 from mlffbench.config import StrictModel
 from mlffbench.errors import SimulationError
