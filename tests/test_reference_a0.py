@@ -35,3 +35,17 @@ def test_barrier_scored_at_both_lattice_constants():
     assert m["barrier_rel_error_at_lj_a0"]["value"] == pytest.approx(0.025)
     assert "barrier_rel_error_at_lj_a0" not in compare_migration_barrier(
         {"barrier_forward": q(0.066), "at_reference_a0": {"failed": "did not converge"}}, ref)
+
+
+def test_path_end_states_are_joined_through_nearest_images():
+    import numpy as np
+
+    from mlffbench.structures import fcc
+    from mlffbench.workflows.neb import nearest_images
+
+    s = fcc(2, 1.55)
+    R_to = s.positions + 0.1
+    wrapped = R_to.copy()
+    wrapped[3] += s.box[:, 0]  # one atom wrapped by a lattice vector during relaxation
+    wrapped[5] -= s.box[:, 1] + s.box[:, 2]
+    np.testing.assert_allclose(nearest_images(s.positions, wrapped, s.box), R_to, atol=1e-12)

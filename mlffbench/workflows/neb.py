@@ -103,6 +103,17 @@ class NebConfig(StrictModel):
 # ----------------------------------------------------------------------------------------------
 # Building blocks (used by `mlffbench vacancy` too)
 # ----------------------------------------------------------------------------------------------
+def nearest_images(R_from: np.ndarray, R_to: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """`R_to` with each atom moved to its periodic image nearest to the same atom in `R_from`.
+
+    Relaxations may wrap an atom across the cell; the straight-line start of a path between two
+    end states must join each atom to its nearest image, or it drags that atom through the crystal
+    (seen with lj/smooth in the 2x2x2 cell: 1e9 epsilon/sigma forces on the first images).
+    """
+    frac = (np.asarray(R_to) - np.asarray(R_from)) @ np.linalg.inv(box).T
+    return np.asarray(R_from) + (frac - np.round(frac)) @ np.asarray(box).T
+
+
 def lattice_constant(potential: Potential, given: float | None, system: str, units: UnitSystem) -> float:
     """Reduced lattice constant: the config value, or the potential's own 0 K value (dynamics.lattice)."""
     from mlffbench.dynamics.lattice import lattice_constant as policy
@@ -141,6 +152,7 @@ def compute_barrier(potential: Potential, cfg: NebConfig, progress_factory=None)
     Ri, Ei, fi, ok_i = relax(potential, vac.positions, box, fmax, sc.skin_sigma)
     Rf, Ef, ff, ok_f = relax(potential, R_fin0, box, fmax, sc.skin_sigma)
     timings["relax_s"] = time.perf_counter() - t0
+    Rf = nearest_images(Ri, Rf, box)
     if not (ok_i and ok_f):
         raise SimulationError(f"end-state relaxation did not reach relax_fmax (max force {max(fi, ff):.3g} "
                               "epsilon/sigma)")
