@@ -36,7 +36,7 @@ def _crystal(n=3, amp=0.05, seed=0):
 
 def test_default_model_passes_all_integrity_checks_in_float64():
     """Invariances, FD forces, extensivity, smoothness at the cutoff for an untrained model."""
-    res = run_checks(_pot(), CheckModelConfig(n_cells=2, dimer_points=60, fd_directions=4))
+    res = run_checks(_pot(), CheckModelConfig(n_cells=2, dimer_points=60, fd_directions=4, strain_points=11))
     failed = [c["name"] for c in res["checks"] if c["passed"] is False]
     assert not failed, failed
     fd = next(c for c in res["checks"] if c["name"] == "forces_vs_finite_differences")
@@ -46,7 +46,7 @@ def test_default_model_passes_all_integrity_checks_in_float64():
 def test_direct_force_model_is_equivariant_and_force_only():
     pot = _pot("direct-force", SMALL_DF)
     assert not pot.conservative
-    res = run_checks(pot, CheckModelConfig(n_cells=2, dimer_points=40))
+    res = run_checks(pot, CheckModelConfig(n_cells=2, dimer_points=40, strain_points=11))
     by = {c["name"]: c for c in res["checks"]}
     assert by["forces_vs_finite_differences"]["passed"] is None  # no energy
     for name in ("rotation_forces", "translation_forces", "permutation_forces", "extensivity_forces",
