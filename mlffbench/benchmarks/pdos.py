@@ -103,7 +103,7 @@ def run_pdos_0k(potential, ctx: BenchContext) -> dict:
            "nu2_mean": value(s["nu2_mean"]["THz^2"], "THz^2", reduced=s["nu2_mean"]["reduced"]),
            "lattice_constant": s["lattice_constant"], "n_imaginary_modes": s["n_imaginary_modes"],
            "n_atoms": s["n_atoms"], "mesh": s["mesh"], "hessian_asymmetry": s["hessian_asymmetry"],
-           "force_constant_method": s["force_constant_method"],
+           "force_constant_method": s["force_constant_method"], "hessian": s["hessian"],
            "summary": s, "grid": np.asarray(zk["grid"]).tolist(), "dos": np.asarray(zk["dos"]).tolist(),
            "nu_gamma": np.asarray(zk["nu_gamma"]).tolist()}
     for point in ("X", "L"):
