@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUTDIR."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     ) -> None:
-        """Generate LJ argon MD frames: NPT -> NVT -> temperature ramp through melting.
+        """Generate LJ argon MD frames: NPT -> NVT -> zero-pressure ramp through melting -> liquid hold.
 
         Writes OUTDIR/dataset.extxyz (ASE-readable, metal units), OUTDIR/dataset.npz (reduced
         units, for training), thermo.log, generate.png and manifest.json. Atomic: an interrupted
@@ -49,6 +49,7 @@ def print_summary(summary: dict, outdir: Path) -> None:
         ("0 K lattice constant", f"{summary['lattice_constant_A']:.4f} Å"),
         ("temperature range", f"{summary['temperature_K'][0]:.1f} - {summary['temperature_K'][1]:.1f} K"),
         ("solid / liquid frames", f"{summary['solid_frames']} / {summary['liquid_frames']}"),
+        ("density range", f"{summary['density_g_cm3'][0]:.3f} - {summary['density_g_cm3'][1]:.3f} g/cm³"),
         ("Epot per atom", f"{summary['energy_per_atom_eV'][0]:.5f} .. {summary['energy_per_atom_eV'][1]:.5f} eV"),
         ("force std", f"{summary['force_std_eV_per_A']:.4f} eV/Å"),
     ]

@@ -88,6 +88,30 @@ class OptimConfig(StrictModel):
     patience: int = Field(20, ge=1)
 
 
+class EnsembleConfig(StrictModel):
+    """A committee of `members` models of one architecture, trained together in one vmapped program.
+
+    vary: 'seed' - member m initialises and shuffles with seed + m on the same training frames;
+    'bootstrap' - in addition, member m trains on its own resample (with replacement, same size)
+    of the training frames, drawn from default_rng([seed, m]).
+    """
+
+    members: int = Field(1, ge=1, le=64)
+    vary: Literal["seed", "bootstrap"] = "seed"
+
+
+class DataConfig(StrictModel):
+    """How `--data FILE` is read when it is not a dataset.npz: any ASE-readable file in ASE's units
+    (Å, eV, eV/Å, eV/Å^3 with ASE's stress sign), converted with `units`' epsilon and sigma. Keys
+    are looked up in the calculator's results, then atoms.info / atoms.arrays; energy_key or
+    stress_key null = not used. `format`: an ase.io format name (null = guess from the name)."""
+
+    energy_key: str | None = "energy"
+    forces_key: str = "forces"
+    stress_key: str | None = "stress"
+    format: str | None = None
+
+
 class TrainConfig(StrictModel):
     seed: int = 0
     units: UnitsConfig = UnitsConfig()
@@ -97,6 +121,19 @@ class TrainConfig(StrictModel):
     optim: OptimConfig = OptimConfig()
     temperature_bins_K: list[float] | None = None
     parity_points: int = Field(4000, ge=10)
+    ensemble: EnsembleConfig = EnsembleConfig()
+    data: DataConfig = DataConfig()
+
+
+def member_plan(cfg: TrainConfig, n_train: int) -> tuple[list[int], list[np.ndarray]]:
+    """(seed per member, index array into the n_train training frames per member); see EnsembleConfig."""
+    ens = cfg.ensemble
+    seeds = [cfg.seed + m for m in range(ens.members)]
+    if ens.vary == "bootstrap":
+        index = [np.random.default_rng([cfg.seed, m]).integers(0, n_train, n_train) for m in range(ens.members)]
+    else:
+        index = [np.arange(n_train)] * ens.members
+    return seeds, index
 
 
 def to_reduced(cfg: TrainConfig, value: float, quantity: str) -> float:

@@ -133,3 +133,79 @@ def standardization(ds: Dataset, train_index: np.ndarray, use_energy: bool) -> d
     shift = float(np.mean(ds.energy[train_index]) / n_atoms) if use_energy else 0.0
     return {"energy_shift": shift, "energy_scale": f_rms, "force_scale": f_rms,
             "units": {"energy_shift": "epsilon/atom", "energy_scale": "epsilon", "force_scale": "epsilon/sigma"}}
+
+
+def _frame_value(atoms, key: str, config_key: str, k: int, source: str):
+    """atoms' value for `key`: the attached calculator's results first, then info, then arrays."""
+    calc = getattr(atoms, "calc", None)
+    results = getattr(calc, "results", {}) if calc is not None else {}
+    for store in (results, atoms.info, atoms.arrays):
+        if key in store:
+            return store[key]
+    raise UserError(f"{source}: frame {k} has no {key!r} (set {config_key} to the file's key)")
+
+
+def read_ase_dataset(path, energy_key: str | None, forces_key: str, stress_key: str | None, units,
+                     fmt: str | None = None) -> Dataset:
+    """Any ASE-readable file (extxyz, ASE db, OUTCAR, ...) -> Dataset in reduced units.
+
+    The file is in ASE's (metal) units: Å, eV, eV/Å, eV/Å^3 (ASE stress sign, 6 Voigt or 3x3),
+    converted with `units` (a UnitSystem). Keys are looked up in the calculator's results, then
+    atoms.info (energy, stress) or atoms.arrays (forces); energy_key / stress_key None = not used
+    (NaN). Optional per-frame info: temperature_K, target_temperature_K, phase ('solid'/'liquid';
+    else -1 = unknown), trajectory, frame. Every frame must hold one species, the same number of
+    atoms, and a cell periodic in all three directions; else a one-line UserError naming the frame.
+    """
+    from ase.io import read
+
+    source = str(path)
+    try:
+        frames = read(source, index=":", format=fmt)
+    except Exception as exc:  # ASE raises many types for unreadable files
+        raise UserError(f"{source}: not readable by ase.io.read ({type(exc).__name__}: {exc})".splitlines()[0]) \
+            from None
+    if not frames:
+        raise UserError(f"{source}: no frames")
+    L, E, F, S, T = (units.scale(q) for q in ("length", "energy", "force", "stress", "temperature"))
+    species0, n0 = None, len(frames[0])
+    cols: dict[str, list] = {k: [] for k in ("positions", "forces", "energy", "stress", "box", "temperature",
+                                             "kT_target", "phase", "trajectory", "frame")}
+    for k, atoms in enumerate(frames):
+        species = sorted(set(atoms.get_chemical_symbols()))
+        if len(species) != 1 or (species0 is not None and species != species0):
+            raise UserError(f"{source}: frame {k} has species {', '.join(species)} "
+                            f"(mixed species; mlffbench trains one-species models{'' if species0 is None else ' of ' + species0[0]})")
+        species0 = species
+        if len(atoms) != n0:
+            raise UserError(f"{source}: frame {k} has {len(atoms)} atoms, frame 0 has {n0} (all frames need one size)")
+        if not all(atoms.pbc) or abs(atoms.cell.volume) < 1e-12:
+            raise UserError(f"{source}: frame {k} cell is not periodic in all three directions "
+                            f"(pbc={atoms.pbc.tolist()}); training frames must be bulk cells")
+        cols["positions"].append(atoms.get_positions() / L)
+        cols["box"].append(np.asarray(atoms.cell[:]).T / L)
+        forces = np.asarray(_frame_value(atoms, forces_key, "data.forces_key", k, source), float)
+        if forces.shape != (n0, 3):
+            raise UserError(f"{source}: frame {k} {forces_key!r} has shape {forces.shape}, expected ({n0}, 3)")
+        cols["forces"].append(forces / F)
+        cols["energy"].append(np.nan if energy_key is None
+                              else float(np.asarray(_frame_value(atoms, energy_key, "data.energy_key", k, source))) / E)
+        if stress_key is None:
+            cols["stress"].append(np.full((3, 3), np.nan))
+        else:
+            from ase.stress import voigt_6_to_full_3x3_stress
+
+            st = np.asarray(_frame_value(atoms, stress_key, "data.stress_key", k, source), float)
+            if st.size not in (6, 9):
+                raise UserError(f"{source}: frame {k} {stress_key!r} has {st.size} values, expected 6 (Voigt) or 9")
+            cols["stress"].append((voigt_6_to_full_3x3_stress(st) if st.size == 6 else st.reshape(3, 3)) / S)
+        info = atoms.info
+        t = float(info.get("temperature_K", np.nan)) / T
+        cols["temperature"].append(t)
+        cols["kT_target"].append(float(info.get("target_temperature_K", info.get("temperature_K", np.nan))) / T)
+        cols["phase"].append({"solid": 0, "liquid": 1}.get(str(info.get("phase", "")), -1))
+        cols["trajectory"].append(int(info.get("trajectory", 0)))
+        cols["frame"].append(int(info.get("frame", k)))
+    arrays = {k: np.asarray(v) for k, v in cols.items()}
+    for k in ("phase", "trajectory", "frame"):
+        arrays[k] = arrays[k].astype(np.int64)
+    return Dataset(arrays, units.as_dict(), {"source": source, "species": species0[0]})

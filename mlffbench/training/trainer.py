@@ -4,6 +4,12 @@ Any architecture in the registry trains here (the default SchNet, the direct-for
 CG helper's HIP-NN-TS): the model only has to follow the registry contract. With
 ``energy_weight = 0`` the loss is pure force matching (coarse-grained models).
 
+Committees: K members of one architecture train in ONE vmapped program (parameters and optimiser
+state carry a leading member axis). Member m has its own seed (init and shuffles) and its own
+index array into the training frames (all of one length: the training split itself, or a
+bootstrap resample), and its own early-stopping state; it computes exactly what a single run with
+that seed on those frames computes (to float round-off). A single model is the committee K = 1.
+
 Reproducibility: the frame order of epoch k comes from ``default_rng([seed, k])`` and all other
 state (parameters, optimiser state with its step count, early-stopping state, history) is in the
 checkpoint written atomically after every epoch, so a resumed run (even after kill -9) replays
@@ -94,15 +100,29 @@ def make_optimizer(opt: OptimConfig, steps_per_epoch: int) -> optax.GradientTran
 
 @dataclass
 class TrainState:
+    """Training state of K members: params, opt_state, best_params with a leading member axis;
+    best_val, best_epoch, bad_epochs, stopped: one entry per member. history: one record per epoch
+    (member means, plus per-member lists under 'members' when K > 1)."""
+
     epoch: int
     params: Any
     opt_state: Any
     best_params: Any
-    best_val: float = float("inf")
-    best_epoch: int = -1
-    bad_epochs: int = 0
-    stopped_early: bool = False
+    best_val: list[float]
+    best_epoch: list[int]
+    bad_epochs: list[int]
+    stopped: list[bool]
     history: list[dict] = field(default_factory=list)
+
+    @property
+    def stopped_early(self) -> bool:
+        """True when every member has stopped early."""
+        return all(self.stopped)
+
+
+def member_params(stacked: Any, m: int) -> Any:
+    """Member m's parameters from a tree with a leading member axis."""
+    return jax.tree_util.tree_map(lambda x: x[m], stacked)
 
 
 def save_checkpoint(path: Path, st: TrainState, fingerprint: str) -> None:
@@ -110,7 +130,7 @@ def save_checkpoint(path: Path, st: TrainState, fingerprint: str) -> None:
     arrays = serialization.to_state_dict({"params": st.params, "opt_state": st.opt_state,
                                           "best_params": st.best_params})
     meta = {"epoch": st.epoch, "best_val": st.best_val, "best_epoch": st.best_epoch,
-            "bad_epochs": st.bad_epochs, "stopped_early": st.stopped_early, "history": st.history,
+            "bad_epochs": st.bad_epochs, "stopped": st.stopped, "history": st.history,
             "fingerprint": fingerprint}
     blob = serialization.msgpack_serialize({"arrays": jax.tree_util.tree_map(np.asarray, arrays),
                                             "meta": json.dumps(meta)})
@@ -125,6 +145,7 @@ def load_checkpoint(path: Path, template: TrainState, fingerprint: str) -> Train
         meta = json.loads(raw["meta"])
         target = {"params": template.params, "opt_state": template.opt_state, "best_params": template.best_params}
         arrays = serialization.from_state_dict(target, raw["arrays"])
+        stopped = meta["stopped"]
     except Exception as exc:
         raise UserError(f"{path}: checkpoint is corrupt ({type(exc).__name__})") from None
     if meta.get("fingerprint") != fingerprint:
@@ -132,7 +153,7 @@ def load_checkpoint(path: Path, template: TrainState, fingerprint: str) -> Train
                         "start a new OUTDIR or pass the same config and data")
     return TrainState(epoch=meta["epoch"], params=arrays["params"], opt_state=arrays["opt_state"],
                       best_params=arrays["best_params"], best_val=meta["best_val"], best_epoch=meta["best_epoch"],
-                      bad_epochs=meta["bad_epochs"], stopped_early=meta["stopped_early"], history=meta["history"])
+                      bad_epochs=meta["bad_epochs"], stopped=stopped, history=meta["history"])
 
 
 def batch_predictor(module, conservative: bool, n_atoms: int, dtype) -> Callable:
@@ -168,9 +189,13 @@ def predict_graphs(predictor, params, graphs: GraphSet, std: dict, batch_size: i
 def train_loop(arch: str, hparams: dict, graphs: dict[str, GraphSet], std: dict, loss_cfg: LossConfig,
                opt: OptimConfig, seed: int, dtype: str, ckpt_path: Path, fingerprint: str,
                resume: bool = False, stop_after_epochs: int | None = None,
-               on_epoch: Callable[[dict], None] | None = None) -> TrainState:
+               on_epoch: Callable[[dict], None] | None = None,
+               member_seeds: list[int] | None = None, member_index: list[np.ndarray] | None = None) -> TrainState:
     """Train on graphs['train'], early-stop on graphs['val'] force RMSE. Returns the final state.
 
+    member_seeds / member_index: a committee (see the module docstring); member m initialises
+    from member_seeds[m] and draws its batches from graphs['train'] frames member_index[m] (one
+    length for all). Default: one member, `seed`, every training frame.
     stop_after_epochs: leave after this many epochs in *this call* (a deterministic stand-in for an
     interrupt, used by tests of --resume). Checkpoint written after every epoch.
     """
@@ -178,56 +203,73 @@ def train_loop(arch: str, hparams: dict, graphs: dict[str, GraphSet], std: dict,
     module = build_module(arch, hparams)
     jdt = jnp.float64 if dtype == "float64" else jnp.float32
     train, val = graphs["train"], graphs["val"]
+    seeds = list(member_seeds) if member_seeds is not None else [seed]
+    index = list(member_index) if member_index is not None else [np.arange(len(train))] * len(seeds)
+    if len(index) != len(seeds) or len({len(ix) for ix in index}) != 1:
+        raise ValueError("member_index needs one index array per member seed, all of one length")
+    K, n_train = len(seeds), len(index[0])
     N = train.n_atoms
-    bs = min(opt.batch_size, len(train))
-    steps_per_epoch = len(train) // bs
+    bs = min(opt.batch_size, n_train)
+    steps_per_epoch = n_train // bs
     tx = make_optimizer(opt, steps_per_epoch)
-    params0 = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jdt), init_params(arch, hparams, seed, jdt))
-    st = TrainState(epoch=0, params=params0, opt_state=tx.init(params0), best_params=params0)
+    params0 = jax.tree_util.tree_map(
+        lambda *xs: jnp.stack([jnp.asarray(x, jdt) for x in xs]),
+        *[init_params(arch, hparams, s_, jdt) for s_ in seeds])
+    st = TrainState(epoch=0, params=params0, opt_state=jax.vmap(tx.init)(params0), best_params=params0,
+                    best_val=[float("inf")] * K, best_epoch=[-1] * K, bad_epochs=[0] * K, stopped=[False] * K)
     if resume:
         st = load_checkpoint(ckpt_path, st, fingerprint)
 
     loss_fn = make_loss(module, ent.conservative, loss_cfg, std, N, jdt)
 
-    @jax.jit
-    def step(params, opt_state, batch):
+    def member_step(params, opt_state, batch):
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, aux
 
+    step = jax.jit(jax.vmap(member_step))
     predictor = batch_predictor(module, ent.conservative, N, jdt)
     done_here = 0
     while st.epoch < opt.epochs and not st.stopped_early:
         if stop_after_epochs is not None and done_here >= stop_after_epochs:
             break
         t0 = time.perf_counter()
-        order = np.random.default_rng([seed, st.epoch]).permutation(len(train))
+        orders = [ix[np.random.default_rng([s_, st.epoch]).permutation(n_train)] for s_, ix in zip(seeds, index)]
         losses, e_terms, f_terms = [], [], []
         for b in range(steps_per_epoch):
-            batch = {k: jnp.asarray(v) for k, v in train.take(order[b * bs:(b + 1) * bs]).items()}
+            parts = [train.take(o[b * bs:(b + 1) * bs]) for o in orders]
+            batch = {k: jnp.asarray(np.stack([p_[k] for p_ in parts])) for k in parts[0]}
             st.params, st.opt_state, loss, (e_t, f_t) = step(st.params, st.opt_state, batch)
             losses.append(loss)
             e_terms.append(e_t)
             f_terms.append(f_t)
-        train_loss = float(np.mean(np.asarray(losses)))
-        if not np.isfinite(train_loss):
-            raise UserError(f"training diverged at epoch {st.epoch} (loss is {train_loss}); "
+        train_loss = np.mean(np.asarray(losses), axis=0)  # (K,)
+        if not np.all(np.isfinite(train_loss)):
+            raise UserError(f"training diverged at epoch {st.epoch} (loss is {train_loss.tolist()}); "
                             "lower optim.learning_rate or optim.grad_clip")
-        _, Fv = predict_graphs(predictor, st.params, val, std, bs)
-        val_f_rmse = float(np.sqrt(np.mean((Fv - val.forces) ** 2)))
+        val_f_rmse = []
+        for m in range(K):
+            _, Fv = predict_graphs(predictor, member_params(st.params, m), val, std, bs)
+            val_f_rmse.append(float(np.sqrt(np.mean((Fv - val.forces) ** 2))))
         seconds = time.perf_counter() - t0
-        improved = val_f_rmse < st.best_val
-        if improved:
-            st.best_val, st.best_epoch, st.bad_epochs = val_f_rmse, st.epoch, 0
-            st.best_params = st.params
-        else:
-            st.bad_epochs += 1
-            st.stopped_early = st.bad_epochs >= opt.patience
-        rec = {"epoch": st.epoch, "train_loss": train_loss,
-               "train_energy_term": float(np.mean(np.asarray(e_terms))),
-               "train_force_term": float(np.mean(np.asarray(f_terms))),
-               "val_force_rmse": val_f_rmse, "seconds": seconds,
-               "configs_per_second": steps_per_epoch * bs / max(seconds, 1e-9)}
+        improved = np.array([v < b_ and not s_ for v, b_, s_ in zip(val_f_rmse, st.best_val, st.stopped)])
+        for m in range(K):
+            if improved[m]:
+                st.best_val[m], st.best_epoch[m], st.bad_epochs[m] = val_f_rmse[m], st.epoch, 0
+            elif not st.stopped[m]:
+                st.bad_epochs[m] += 1
+                st.stopped[m] = st.bad_epochs[m] >= opt.patience
+        st.best_params = jax.tree_util.tree_map(
+            lambda new, old, keep=improved: jnp.where(keep.reshape((K,) + (1,) * (new.ndim - 1)), new, old),
+            st.params, st.best_params)
+        e_mean, f_mean = np.mean(np.asarray(e_terms), axis=0), np.mean(np.asarray(f_terms), axis=0)
+        rec = {"epoch": st.epoch, "train_loss": float(np.mean(train_loss)),
+               "train_energy_term": float(np.mean(e_mean)), "train_force_term": float(np.mean(f_mean)),
+               "val_force_rmse": float(np.mean(val_f_rmse)), "seconds": seconds,
+               "configs_per_second": K * steps_per_epoch * bs / max(seconds, 1e-9)}
+        if K > 1:
+            rec["members"] = {"train_loss": train_loss.tolist(), "train_force_term": f_mean.tolist(),
+                              "val_force_rmse": val_f_rmse}
         st.history.append(rec)
         st.epoch += 1
         done_here += 1

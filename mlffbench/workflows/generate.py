@@ -1,11 +1,18 @@
 """`mlffbench generate`: the paper's training-data protocol for LJ argon.
 
 Per trajectory (each with its own seed): FCC crystal at the potential's 0 K lattice constant ->
-NPT at low T to reach the zero-pressure density -> NVT at that T -> NVT (or NPT) temperature ramp
-through melting, with optional fixed-temperature hold segments. Frames (positions, forces,
-energy, stress, temperature, phase label) are taken every `frame_every` steps of the NVT and ramp
-segments. Optional vacancy trajectories (off by default: the benchmark's point is that the model
-never saw a vacancy) go to a separate file because their atom count differs.
+NPT at low T to reach the zero-pressure density -> NVT at that T -> temperature ramp (NPT at zero
+pressure by default, or NVT) -> optional fixed-temperature hold segments (NVT or NPT). Frames
+(positions, forces, energy, stress, box, temperature, phase label) are taken every `frame_every`
+steps of the NVT, ramp and hold segments. Optional vacancy trajectories (off by default: the
+benchmark's point is that the model never saw a vacancy) go to a separate file because their
+atom count differs.
+
+Protocols (configs/): `generate-quick.yaml` and `generate-paper.yaml` heat the crystal through
+melting: the ramp runs at zero pressure (NPT) to 105 K, where the 256-atom crystal melts (it
+superheats to ~100 K), then an NPT hold at 105 K keeps the liquid, so the data span the crystal
+from 10 K to melting, the liquid and the densities in between. `generate-fixed-density.yaml` is
+the named variant `fixed-density`: the NVT ramp at the 10 K density, which never melts.
 
 Phase label: the translational order parameter |rho_k| = |(1/N) sum_j exp(i k.r_j)| averaged over
 the four <111> reciprocal vectors of the FCC supercell. It is ~exp(-k^2<u^2>/6) (0.6-0.9) in the
@@ -38,13 +45,19 @@ class Segment(StrictModel):
     steps: int = Field(ge=0)
 
 
+class HoldSegment(Segment):
+    """A fixed-temperature segment after the ramp; ensemble 'npt' holds at zero pressure."""
+
+    ensemble: Literal["nvt", "npt"] = "nvt"
+
+
 class RampSegment(StrictModel):
-    """Linear temperature ramp from `start` to `stop` over `steps` steps."""
+    """Linear temperature ramp from `start` to `stop` over `steps` steps; 'npt' = at zero pressure."""
 
     start: float = Field(gt=0)
     stop: float = Field(gt=0)
     steps: int = Field(ge=0)
-    ensemble: Literal["nvt", "npt"] = "nvt"
+    ensemble: Literal["nvt", "npt"] = "npt"
 
 
 class SystemConfig(StrictModel):
@@ -74,7 +87,7 @@ class ProtocolConfig(StrictModel):
     npt: Segment = Segment(temperature=10.0, steps=2000)
     nvt: Segment = Segment(temperature=10.0, steps=1000)
     ramp: RampSegment = RampSegment(start=10.0, stop=105.0, steps=10000)
-    hold: list[Segment] = []
+    hold: list[HoldSegment] = []
     frame_every: int = Field(50, ge=1)
     solid_threshold: float = Field(0.3, gt=0, lt=1)
 
@@ -201,9 +214,20 @@ def run_trajectory(potential: Potential, cfg: GenerateConfig, a0: float, traj: i
     ramp = np.linspace(T(p.ramp.start), T(p.ramp.stop), p.ramp.steps) if p.ramp.steps else np.zeros(0)
     segment("ramp", integ["npt"] if p.ramp.ensemble == "npt" else integ["nvt"], ramp, p.ramp.steps, True, seed + 2)
     for k, hold in enumerate(p.hold):
-        segment(f"hold{k}", integ["nvt"], T(hold.temperature), hold.steps, True, seed + 3 + k)
+        segment(f"hold{k}", integ[hold.ensemble], T(hold.temperature), hold.steps, True, seed + 3 + k)
     out = {key: np.concatenate([f[key] for f in frames]) for key in frames[0]} if frames else {}
     return out, logs
+
+
+def phase_labels(positions: np.ndarray, boxes: np.ndarray, n_cells: int, threshold: float) -> np.ndarray:
+    """0 (solid) / 1 (liquid) per frame: the FCC order parameter with each frame's own box.
+
+    positions (F, N, 3), boxes (F, 3, 3) -> (F,) int64. The box matters: the <111> vectors of the
+    10 K cell are ~4 % off the Bragg peaks of a crystal that expanded on heating at zero
+    pressure, which would halve |rho_k| of a hot crystal and mislabel it liquid.
+    """
+    order = np.array([fcc_order_parameter(R, b, n_cells) for R, b in zip(positions, boxes)])
+    return (order < threshold).astype(np.int64)
 
 
 def run_generate(cfg: GenerateConfig, outdir: Path, potential: Potential | None = None,
@@ -211,7 +235,8 @@ def run_generate(cfg: GenerateConfig, outdir: Path, potential: Potential | None 
     """Run the protocol and write dataset.npz, dataset.extxyz, thermo.log and manifest.json into
     `outdir` (an existing, empty directory: the caller makes it atomic). Returns a summary dict."""
     units: UnitSystem = cfg.units.unit_system()
-    potential = potential or cfg.potential.build()
+    from mlffbench.potentials import reference_potential
+    potential = potential or reference_potential(cfg.potential)
     t_start = time.perf_counter()
     if cfg.system.lattice_constant is not None:
         a0 = _in_reduced(cfg, cfg.system.lattice_constant, "length")
@@ -235,8 +260,8 @@ def run_generate(cfg: GenerateConfig, outdir: Path, potential: Potential | None 
             parts.append(arrays)
             logs += [f"{traj + (1000 if vacancy else 0)} {line}" for line in lines]
         arrays = {k: np.concatenate([p_[k] for p_ in parts]) for k in parts[0]}
-        arrays["phase"] = (fcc_order_parameter(arrays["positions"], arrays["box"][0], cfg.system.supercell)
-                           < p.solid_threshold).astype(np.int64)
+        arrays["phase"] = phase_labels(arrays["positions"], arrays["box"], cfg.system.supercell,
+                                       p.solid_threshold)
         return Dataset(arrays, units.as_dict(), {"potential": potential.describe(), "lattice_constant_sigma": a0}), logs
 
     t0 = time.perf_counter()
@@ -265,6 +290,7 @@ def run_generate(cfg: GenerateConfig, outdir: Path, potential: Potential | None 
 def summarize(ds: Dataset, units: UnitSystem, a0: float, potential: Potential) -> dict:
     """Numbers worth printing about a dataset (metal units)."""
     T = ds.temperature * units.scale("temperature")
+    rho = frame_density(ds, units)
     return {
         "frames": len(ds), "atoms": int(ds.positions.shape[1]),
         "trajectories": int(len(np.unique(ds.trajectory))),
@@ -272,10 +298,19 @@ def summarize(ds: Dataset, units: UnitSystem, a0: float, potential: Potential) -
         "lattice_constant_A": a0 * units.scale("length"),
         "temperature_K": [float(T.min()), float(T.max())],
         "solid_frames": int(np.sum(ds.phase == 0)), "liquid_frames": int(np.sum(ds.phase == 1)),
+        "density_g_cm3": [float(x) for x in np.array([rho.min(), rho.max()])],
         "energy_per_atom_eV": [float(x) for x in np.array([ds.energy.min(), ds.energy.max()])
                                / ds.positions.shape[1] * units.scale("energy")],
         "force_std_eV_per_A": float(np.std(ds.forces) * units.scale("force")),
     }
+
+
+def frame_density(ds: Dataset, units: UnitSystem) -> np.ndarray:
+    """Mass density of every frame (g/cm^3), shape (F,)."""
+    from ase.units import _amu  # kg
+
+    volume_cm3 = np.abs(np.linalg.det(ds.box)) * (units.sigma_angstrom * 1e-8) ** 3
+    return ds.positions.shape[1] * units.mass_amu * _amu * 1e3 / volume_cm3
 
 
 def _write_thermo(path: Path, lines: list[str], units: UnitSystem) -> None:
@@ -291,22 +326,23 @@ def _write_thermo(path: Path, lines: list[str], units: UnitSystem) -> None:
 
 
 def plot_generate(ds: Dataset, units: UnitSystem, path: Path) -> None:
-    """Temperature and potential energy per atom of every saved frame, coloured by phase."""
-    import matplotlib
+    """Potential energy per atom and density of every saved frame against temperature, by phase."""
+    from mlffbench.plotting import PALETTE, pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     T = ds.temperature * units.temperature_k
     e = ds.energy / ds.positions.shape[1] * units.epsilon_ev
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    for phase, colour, label in ((0, "tab:blue", "solid"), (1, "tab:red", "liquid")):
+    rho = frame_density(ds, units)
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    for phase, colour, label in ((0, PALETTE[0], "solid"), (1, PALETTE[3], "liquid")):
         sel = ds.phase == phase
-        ax.scatter(T[sel], e[sel], s=4, c=colour, label=f"{label} ({sel.sum()})")
-    ax.set_xlabel("instantaneous temperature (K)")
-    ax.set_ylabel("potential energy per atom (eV)")
-    ax.set_title("generated frames")
-    ax.legend()
+        ax[0].scatter(T[sel], e[sel], s=4, c=colour, label=f"{label} ({sel.sum()})")
+        ax[1].scatter(T[sel], rho[sel], s=4, c=colour, label=label)
+    ax[0].set_ylabel("potential energy per atom (eV)")
+    ax[1].set_ylabel("density (g/cm³)")
+    for a in ax:
+        a.set_xlabel("instantaneous temperature (K)")
+    ax[0].set_title("generated frames")
+    ax[0].legend()
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save(fig, path)

@@ -3,7 +3,8 @@
 OUTDIR layout:
     config.json          the validated config (and the dataset hash) this run was started with
     checkpoint.msgpack   training state after the last finished epoch (for --resume)
-    model/               params.msgpack + model_card.json (loadable with --model OUTDIR/model)
+    model/               params.msgpack + model_card.json (loadable with --model OUTDIR/model); a
+                         committee (ensemble.members K > 1) stores K members with a leading axis
     metrics.json         per split and per temperature: E MAE/RMSE per atom (eV/atom), F MAE/RMSE (eV/Å)
     learning_curve.png, parity.png, manifest.json
 
@@ -26,10 +27,10 @@ import numpy as np
 from mlffbench.errors import UserError
 from mlffbench.io import check_outdir, load_dataset, manifest, read_json, sha256_file, write_json
 from mlffbench.potentials.gnn import build_module, entry, save_model
-from mlffbench.training.config import TrainConfig, resolve_splits
-from mlffbench.training.data import all_edges, build_graphs, standardization
+from mlffbench.training.config import TrainConfig, member_plan, resolve_splits
+from mlffbench.training.data import all_edges, build_graphs, read_ase_dataset, standardization
 from mlffbench.training.metrics import split_metrics
-from mlffbench.training.trainer import CHECKPOINT, batch_predictor, predict_graphs, train_loop
+from mlffbench.training.trainer import CHECKPOINT, batch_predictor, member_params, predict_graphs, train_loop
 
 
 def model_hparams(cfg: TrainConfig) -> dict:
@@ -44,6 +45,18 @@ def _fingerprint(cfg: TrainConfig, data_hash: str) -> str:
     from mlffbench.config import config_hash
 
     return hashlib.sha256((config_hash(cfg) + data_hash).encode()).hexdigest()
+
+
+def load_training_data(cfg: TrainConfig, data_path: str | Path):
+    """(Dataset, sha256 of the file): a `generate` OUTDIR or dataset.npz, or any ASE-readable file
+    read with the keys of `cfg.data` (see `read_ase_dataset`)."""
+    p = Path(data_path)
+    data_file = p / "dataset.npz" if p.is_dir() else p
+    if p.is_dir() or p.suffix == ".npz" or not p.exists():
+        return load_dataset(p), sha256_file(data_file) if data_file.is_file() else ""
+    d = cfg.data
+    ds = read_ase_dataset(p, d.energy_key, d.forces_key, d.stress_key, cfg.units.unit_system(), d.format)
+    return ds, sha256_file(p)
 
 
 def _prepare_outdir(outdir: Path, resume: bool, overwrite: bool) -> None:
@@ -62,9 +75,7 @@ def run_train(cfg: TrainConfig, data_path: str | Path, outdir: str | Path, resum
               stop_after_epochs: int | None = None, source: str = "config") -> dict:
     """Train, evaluate, write OUTDIR. Returns metrics.json's content (plus 'finished': bool)."""
     t_start = time.perf_counter()
-    ds = load_dataset(data_path)
-    data_file = Path(data_path) / "dataset.npz" if Path(data_path).is_dir() else Path(data_path)
-    data_hash = sha256_file(data_file)
+    ds, data_hash = load_training_data(cfg, data_path)
     arch = cfg.model.architecture
     ent = entry(arch)
     hparams = model_hparams(cfg)
@@ -93,9 +104,11 @@ def run_train(cfg: TrainConfig, data_path: str | Path, outdir: str | Path, resum
     t_prep = time.perf_counter() - t_start
 
     t0 = time.perf_counter()
+    seeds, member_index = member_plan(cfg, len(splits["train"]))
+    K = len(seeds)
     st = train_loop(arch, hparams, graphs, std, cfg.loss, cfg.optim, cfg.seed, cfg.model.dtype,
                     out / CHECKPOINT, fingerprint, resume=resume, stop_after_epochs=stop_after_epochs,
-                    on_epoch=on_epoch)
+                    on_epoch=on_epoch, member_seeds=seeds, member_index=member_index)
     t_train = time.perf_counter() - t0
     finished = st.epoch >= cfg.optim.epochs or st.stopped_early
     if not finished:
@@ -110,13 +123,19 @@ def run_train(cfg: TrainConfig, data_path: str | Path, outdir: str | Path, resum
     metrics: dict = {"architecture": arch, "conservative": ent.conservative, "splits": {}}
     parity: dict = {}
     for name, g in graphs.items():
-        E, F = predict_graphs(predictor, st.best_params, g, std, bs)
+        preds = [predict_graphs(predictor, member_params(st.best_params, m), g, std, bs) for m in range(K)]
+        E = np.mean([p_[0] for p_ in preds], axis=0)
+        F = np.mean([p_[1] for p_ in preds], axis=0)
         E = E if ent.conservative else np.full_like(E, np.nan)
         metrics["splits"][name] = split_metrics(E, g.energy, F, g.forces, g.kT_target, g.n_atoms, units,
                                                 cfg.temperature_bins_K)
+        if K > 1:
+            metrics["splits"][name]["committee"] = committee_split_metrics([p_[1] for p_ in preds], g.forces, units)
         parity[name] = (F, g.forces)
+    one = (lambda x: x[0]) if K == 1 else (lambda x: x)
     metrics.update({
-        "best_epoch": st.best_epoch, "epochs_run": st.epoch, "stopped_early": st.stopped_early,
+        "members": K, "ensemble": cfg.ensemble.model_dump(), "member_seeds": seeds,
+        "best_epoch": one(st.best_epoch), "epochs_run": st.epoch, "stopped_early": st.stopped_early,
         "overlap_removed_from_train": overlap, "empty_splits": empty,
         "split_sizes": {k: int(len(v)) for k, v in splits.items()},
         "standardization": std, "n_edges_padded": n_edges, "cutoff_sigma": cutoff,
@@ -131,7 +150,9 @@ def run_train(cfg: TrainConfig, data_path: str | Path, outdir: str | Path, resum
     tmp_model = out / ".model.tmp"
     if tmp_model.exists():
         shutil.rmtree(tmp_model)
-    save_model(tmp_model, arch, hparams, jax.tree_util.tree_map(np.asarray, st.best_params), std, card_extra)
+    best = jax.tree_util.tree_map(np.asarray, st.best_params if K > 1 else member_params(st.best_params, 0))
+    committee = {"members": K, "vary": cfg.ensemble.vary, "seeds": seeds} if K > 1 else None
+    save_model(tmp_model, arch, hparams, best, std, card_extra, committee=committee)
     if (out / "model").exists():
         shutil.rmtree(out / "model")
     tmp_model.rename(out / "model")
@@ -143,6 +164,21 @@ def run_train(cfg: TrainConfig, data_path: str | Path, outdir: str | Path, resum
         {"prepare": t_prep, "train": t_train, "total": time.perf_counter() - t_start},
         dataset_sha256=data_hash, checkpoint_sha256=sha256_file(out / "model" / "params.msgpack")))
     return {"finished": True, **metrics}
+
+
+def committee_split_metrics(member_forces: list[np.ndarray], F_ref: np.ndarray, units) -> dict:
+    """Per-member force RMSE and the committee's force spread on one split (eV/Å).
+
+    member_forces: K arrays (F, N, 3) reduced; spread = RMS over components of the member std
+    (ddof 0); rmse_members = each member's force RMSE against the reference.
+    """
+    from mlffbench.stats import from_samples
+
+    fu = units.scale("force")
+    stack = np.asarray(member_forces)
+    rmse = np.sqrt(np.mean((stack - F_ref[None]) ** 2, axis=(1, 2, 3))) * fu
+    return {"force_rmse_members": from_samples(rmse, "eV/Å"),
+            "force_spread_rms": {"value": float(np.sqrt(np.mean(np.var(stack, axis=0)))) * fu, "unit": "eV/Å"}}
 
 
 def plot_learning_curve(history: list[dict], path: Path, units) -> None:

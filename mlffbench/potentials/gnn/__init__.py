@@ -9,6 +9,12 @@ A model directory holds
 
 `load_model_potential(path, dtype)` turns such a directory into a `Potential` (reduced units),
 used by `mlffbench.potentials.load_potential` for ``--model DIR``.
+
+A committee directory (from `mlffbench train` with ``ensemble.members`` K > 1) is the same
+layout: every array in params.msgpack has a leading member axis of length K, and the card has
+``"committee": {"members": K, "vary": ..., "seeds": [...], "member_params_sha256": [...]}``.
+It loads as a `mlffbench.potentials.committee.Committee` (a Potential: the member mean, with
+the K member Potentials in `.members`).
 """
 
 from __future__ import annotations
@@ -33,8 +39,8 @@ try:  # the CG helper's HIP-NN-TS; optional
 except ImportError:  # pragma: no cover
     pass
 
-__all__ = ["MODELS", "build_module", "init_params", "make_potential", "save_model", "load_model_potential",
-           "load_model"]
+__all__ = ["MODELS", "build_module", "init_params", "make_potential", "make_committee_potential", "save_model",
+           "load_model_potential", "load_model"]
 
 CARD = "model_card.json"
 PARAMS = "params.msgpack"
@@ -92,40 +98,81 @@ def make_potential(name: str, hparams: dict, params, standardization: dict, dtyp
     """
     ent = entry(name)
     module = build_module(name, hparams)
-    cutoff = float(module.cutoff)
     p = cast_params(params, dtype)
     param_hash = param_hash or params_digest(params)
-    shift = float(standardization.get("energy_shift", 0.0))
-    escale = float(standardization.get("energy_scale", 1.0))
-    fscale = float(standardization.get("force_scale", 1.0))
     describe = {"architecture": name, "hparams": dict(hparams), "standardization": standardization,
                 **(extra or {})}
     label = label or f"gnn:{name}"
+    apply = _apply_fn(module, standardization)
+    common = {"name": label, "cutoff": float(module.cutoff), "neighbor_format": ent.neighbor_format,
+              "dtype": dtype, "params": describe, "kind": "gnn", "param_hash": param_hash}
 
     if ent.conservative:
         def per_atom(R, box, nbrs):
-            dR, mask, i, j = edge_vectors(R, box, nbrs)
-            e = module.apply(p, dR, mask, i, j, R.shape[0])
-            return shift + escale * e
+            return apply(p, R, box, nbrs)
 
         def energy_fn(R, box, nbrs):
             return jnp.sum(per_atom(R, box, nbrs))
 
-        return Potential(name=label, cutoff=cutoff, energy_fn=energy_fn, neighbor_format=ent.neighbor_format,
-                         dtype=dtype, params=describe, per_atom_energy_fn=per_atom, kind="gnn",
-                         param_hash=param_hash)
+        return Potential(energy_fn=energy_fn, per_atom_energy_fn=per_atom, **common)
 
-    def force_fn(R, box, nbrs):
+    return Potential(direct_force_fn=lambda R, box, nbrs: apply(p, R, box, nbrs), **common)
+
+
+def _apply_fn(module, standardization: dict):
+    """(params, R, box, nbrs) -> per-atom energies (N,) epsilon, or forces (N, 3) epsilon/sigma for a
+    force-only module, standardisation undone: e_i = shift + energy_scale * e_i', F = force_scale * f'."""
+    shift = float(standardization.get("energy_shift", 0.0))
+    escale = float(standardization.get("energy_scale", 1.0))
+    fscale = float(standardization.get("force_scale", 1.0))
+
+    def apply(params, R, box, nbrs):
         dR, mask, i, j = edge_vectors(R, box, nbrs)
-        return fscale * module.apply(p, dR, mask, i, j, R.shape[0])
+        out = module.apply(params, dR, mask, i, j, R.shape[0])
+        return shift + escale * out if out.ndim == 1 else fscale * out
 
-    return Potential(name=label, cutoff=cutoff, direct_force_fn=force_fn, neighbor_format=ent.neighbor_format,
-                     dtype=dtype, params=describe, kind="gnn", param_hash=param_hash)
+    return apply
+
+
+def make_committee_potential(name: str, hparams: dict, stacked_params, standardization: dict, dtype=jnp.float32,
+                             label: str | None = None, extra: dict | None = None,
+                             member_hashes: list[str] | None = None):
+    """A `Committee` of K models of one architecture from parameters with a leading member axis K.
+
+    Members are `make_potential` models (fingerprints from `member_hashes`, default the digests of
+    their parameters); the committee's own evaluation indexes the stacked parameters with a traced
+    member index, so all members share one compiled program and vmap over members.
+    """
+    from mlffbench.potentials.committee import make_committee
+
+    K = int(np.shape(jax.tree_util.tree_leaves(stacked_params)[0])[0])
+    label = label or f"gnn:{name}"
+    hashes = member_hashes or [params_digest(_member(stacked_params, m)) for m in range(K)]
+    pots = [make_potential(name, hparams, _member(stacked_params, m), standardization, dtype=dtype,
+                           label=f"{label}#{m}", extra={**(extra or {}), "member": m}, param_hash=hashes[m])
+            for m in range(K)]
+    apply = _apply_fn(build_module(name, hparams), standardization)
+    stacked = cast_params(stacked_params, dtype)
+    total = entry(name).conservative
+
+    def member_fn(k, R, box, nbrs):
+        out = apply(jax.tree_util.tree_map(lambda x: x[k], stacked), R, box, nbrs)
+        return jnp.sum(out) if total else out
+
+    return make_committee(pots, name=label, member_fn=member_fn,
+                          params={"architecture": name, "hparams": dict(hparams), **(extra or {})})
+
+
+def _member(stacked, m: int):
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[m], stacked)
 
 
 def save_model(outdir: str | Path, name: str, hparams: dict, params, standardization: dict,
-               card_extra: dict | None = None) -> Path:
-    """Write params.msgpack and model_card.json into `outdir` (created). Returns the directory."""
+               card_extra: dict | None = None, committee: dict | None = None) -> Path:
+    """Write params.msgpack and model_card.json into `outdir` (created). Returns the directory.
+
+    committee: {'members': K, 'vary': ..., 'seeds': [...]} when `params` carry a leading member
+    axis K (the card then also lists each member's parameter sha256)."""
     from mlffbench.io import atomic_write_bytes, package_versions, sha256_file, write_json
 
     out = Path(outdir)
@@ -142,12 +189,16 @@ def save_model(outdir: str | Path, name: str, hparams: dict, params, standardiza
         "conservative": ent.conservative,
         "standardization": standardization,
         "param_dtype": str(jax.tree_util.tree_leaves(params_np)[0].dtype),
-        "n_parameters": int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params_np))),
+        "n_parameters": int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params_np))
+                            // (committee["members"] if committee else 1)),
         "params_sha256": sha256_file(out / PARAMS),
         "units": "reduced LJ units inside (sigma, epsilon); see 'unit_system' for argon scales",
         "versions": package_versions(),
         **(card_extra or {}),
     }
+    if committee:
+        card["committee"] = {**committee, "member_params_sha256": [
+            params_digest(_member(params_np, m)) for m in range(committee["members"])]}
     write_json(out / CARD, card)
     return out
 
@@ -178,7 +229,8 @@ def load_model(path: str | Path) -> tuple[dict, Any]:
     if want and sha256_file(ppath) != want:
         raise UserError(f"{ppath}: checkpoint is corrupt (sha256 differs from the model card)")
     template = init_params(card["architecture"], card["hparams"], seed=0)
-    template = jax.tree_util.tree_map(np.asarray, template)
+    lead = (_committee_size(card, path),) if "committee" in card else ()
+    template = jax.tree_util.tree_map(lambda x: np.zeros(lead + np.shape(x), np.asarray(x).dtype), template)
     try:
         params = serialization.from_bytes(template, ppath.read_bytes())
     except Exception as exc:  # msgpack errors come in many types
@@ -191,13 +243,25 @@ def load_model(path: str | Path) -> tuple[dict, Any]:
     return card, params
 
 
+def _committee_size(card: dict, path) -> int:
+    K = card["committee"].get("members") if isinstance(card["committee"], dict) else None
+    if not isinstance(K, int) or K < 1:
+        raise UserError(f"{Path(path) / CARD}: committee.members must be a positive integer")
+    return K
+
+
 def load_model_potential(path: str | Path, dtype: str | None = None) -> Potential:
-    """Model directory -> Potential. dtype 'float32' (default) or 'float64'."""
+    """Model directory -> Potential (a `Committee` for a committee directory).
+    dtype 'float32' (default) or 'float64'."""
     card, params = load_model(path)
     if dtype not in (None, "float32", "float64"):
         raise UserError(f"dtype must be float32 or float64, got {dtype!r}")
     dt = jnp.float64 if dtype == "float64" else jnp.float32
+    label = f"gnn:{card['architecture']}:{Path(path).name}"
+    extra = {"model_dir": str(path), "params_sha256": card.get("params_sha256")}
+    if "committee" in card:
+        return make_committee_potential(card["architecture"], card["hparams"], params, card["standardization"],
+                                        dtype=dt, label=label, extra=extra,
+                                        member_hashes=card["committee"].get("member_params_sha256"))
     return make_potential(card["architecture"], card["hparams"], params, card["standardization"], dtype=dt,
-                          label=f"gnn:{card['architecture']}:{Path(path).name}",
-                          extra={"model_dir": str(path), "params_sha256": card.get("params_sha256")},
-                          param_hash=card.get("params_sha256") or "")
+                          label=label, extra=extra, param_hash=card.get("params_sha256") or "")
