@@ -44,6 +44,7 @@ import numpy as np
 
 from mlffbench.neighbors import as_box_matrix
 from mlffbench.potentials.base import Potential
+from mlffbench.properties.hessian import default_step
 from mlffbench.structures import minimum_image
 
 TWO_PI = 2.0 * math.pi
@@ -241,13 +242,6 @@ def _batched_columns(potential: Potential, R: jnp.ndarray, box: jnp.ndarray, nbr
     return out[:n], compile_s, batch
 
 
-def fd_step_default(potential: Potential) -> float:
-    """Central-difference step (sigma): eps^(1/3) of the potential's float type (6.1e-6 in
-    float64, 4.9e-3 in float32), which balances the O(h^2) truncation error against the round-off
-    eps |F| / h of the force difference."""
-    return float(np.finfo(jnp.dtype(potential.dtype)).eps ** (1.0 / 3.0))
-
-
 def _fd_columns(potential: Potential, R: np.ndarray, box: jnp.ndarray, nbrs, atoms, step: float) -> np.ndarray:
     """Hessian columns by central differences of the forces: for each atom a in `atoms` and
     axis b, -(F(R + h e_ab) - F(R - h e_ab)) / 2h. Returns (3 len(atoms), N, 3); 6 force calls
@@ -293,7 +287,7 @@ def force_constants(potential: Potential, positions, box, method: str = "bravais
     """Second derivatives of the energy (or Jacobian of the forces) of a supercell.
 
     Autodiff (exact) when `potential.capabilities.autodiff`, else central finite differences of
-    the forces with step `fd_step` (sigma; None = `fd_step_default`).
+    the forces with step `fd_step` (sigma; None = `properties.hessian.default_step`, eps^(1/3)).
 
     Args:
         potential: any Potential; force-only models use -dF/dR, which need not be symmetric.
@@ -317,7 +311,7 @@ def force_constants(potential: Potential, positions, box, method: str = "bravais
     nbrs = _neighbors(potential, R, box_m, skin)
     box_j = jnp.asarray(box_m)
     autodiff = potential.capabilities.autodiff
-    step = None if autodiff else float(fd_step or fd_step_default(potential))
+    step = None if autodiff else float(fd_step or default_step(potential))
     c_s, used = 0.0, 1
 
     def columns(idx: np.ndarray, reverse: bool = False) -> np.ndarray:
