@@ -111,7 +111,7 @@ def run_test_errors(potential, ctx: BenchContext) -> dict:
         start += len(idx)
         dF = (F - ds.forces[idx]) * F_s
         entry = {"T_low_K": lo, "T_high_K": hi, "frames": len(idx),
-                 "liquid_fraction": float(np.mean(ds.phase[idx])),
+                 "liquid_fraction": float(np.mean(ds.phase[idx] == 1)),
                  "force_rmse": value(float(np.sqrt(np.mean(dF ** 2))), "eV/Å"),
                  "force_mae": value(float(np.mean(np.abs(dF))), "eV/Å"),
                  "force_std": value(float(np.std(ds.forces[idx]) * F_s), "eV/Å")}

@@ -30,7 +30,8 @@ from pydantic import Field, model_validator
 
 from mlffbench.config import PotentialConfig, StrictModel, UnitsConfig, lj_defaults
 from mlffbench.dynamics.md import Integrator, MDResult, run_md
-from mlffbench.dynamics.minimize import fcc_lattice_constant
+from mlffbench.dynamics.lattice import lattice_constant
+from mlffbench.potentials import reference_potential
 from mlffbench.io import Dataset, manifest, save_dataset_npz, sha256_file, write_extxyz, write_json
 from mlffbench.potentials.base import Potential
 from mlffbench.properties.structure import fcc_order_parameter
@@ -235,13 +236,12 @@ def run_generate(cfg: GenerateConfig, outdir: Path, potential: Potential | None 
     """Run the protocol and write dataset.npz, dataset.extxyz, thermo.log and manifest.json into
     `outdir` (an existing, empty directory: the caller makes it atomic). Returns a summary dict."""
     units: UnitSystem = cfg.units.unit_system()
-    from mlffbench.potentials import reference_potential
     potential = potential or reference_potential(cfg.potential)
     t_start = time.perf_counter()
     if cfg.system.lattice_constant is not None:
         a0 = _in_reduced(cfg, cfg.system.lattice_constant, "length")
     else:
-        a0, _ = fcc_lattice_constant(potential)
+        a0 = lattice_constant(potential)
     check_box(cfg, a0)
     t_lattice = time.perf_counter() - t_start
     p = cfg.protocol
