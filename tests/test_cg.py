@@ -7,7 +7,9 @@ import mlffbench  # noqa: F401  (x64)
 from mlffbench.cg.data import AllAtomData, load_all_atom, save_all_atom
 from mlffbench.cg.fit import (RepulsivePrior, SplinePair, TrainSettings, fit_hipnn, fit_spline, model_forces,
                               spline_cg_potential)
+from mlffbench.cg.checks import contact_check, min_pair_distances
 from mlffbench.cg.mapping import CenterOfMass
+from mlffbench.cg.prior import fit_exponential_prior
 from mlffbench.errors import UserError
 
 
@@ -144,12 +146,32 @@ def test_cg_md_with_prior_is_stable_and_without_collapses():
 
     integ = Integrator("nvt_langevin", dt=0.005, gamma=2.0)
     with_prior = spline_cg_potential(spline, RepulsivePrior.from_rise(0.8, epsilon=10.0))
-    res = run_md(with_prior, X0, np.eye(3) * L, integ, 1000, kT=1.0, sample_every=100, record=("positions",),
+    res = run_md(with_prior, X0, np.eye(3) * L, integ, 1000, kT=1.0, sample_every=50, record=("positions",),
                  mass=3.0, seed=2)
     assert res.status == "ok"
-    assert min(min_dist(Y) for Y in res.samples["positions"][5:]) > 0.45
+    ref = res.samples["positions"][10:]
+    assert min(min_dist(Y) for Y in ref) > 0.45
+    # contact check: the reference's second half passes against its first half's smallest distance
+    box = np.eye(3) * L
+    r_first = float(min_pair_distances(ref[:5], box).min())
+    assert contact_check(float(min_pair_distances(ref[5:], box).min()), r_first, 0.05)["ok"]
+    r_ref = float(min_pair_distances(ref, box).min())
+    # the prior fitted from the reference (onset at its smallest distance) holds thermal beads
+    # (no attraction: a collapsing model can still push through a 5 kT wall; the check catches that)
+    flat = SplinePair(r_min=0.8, cutoff=3.0, h=0.3, coef=(0.0,) * 7)
+    fitted = spline_cg_potential(flat, fit_exponential_prior(r_ref, mean_abs_force=1.0, margin=0.05, kT_max=1.0))
+    res1 = run_md(fitted, X0, box, integ, 1000, kT=1.0, sample_every=50, record=("positions",), mass=3.0, seed=3)
+    assert res1.status == "ok"
+    assert contact_check(float(min_pair_distances(res1.samples["positions"], box).min()), r_ref, 0.05)["ok"]
     # prior switched off (tiny cutoff): pairs fall through the spline's floor and overlap
     without = spline_cg_potential(spline, RepulsivePrior(sigma=1e-3, epsilon=1e-9, cut_factor=1.01))
     res0 = run_md(without, X0, np.eye(3) * L, integ, 1000, kT=1.0, sample_every=100, record=("positions",),
                   mass=3.0, seed=2, max_step_displacement=10.0)
     assert res0.status != "ok" or min(min_dist(Y) for Y in res0.samples["positions"][5:]) < 0.3
+    if res0.status == "ok":  # the contact check fails it, with the reason
+        bad = contact_check(float(min_pair_distances(res0.samples["positions"], box).min()), r_ref, 0.05)
+        assert not bad["ok"] and "margin" in bad["reason"]
+    # a constructed overlap fails too
+    Y = ref[-1:].copy()
+    Y[0, 1] = Y[0, 0] + [0.3, 0.0, 0.0]
+    assert not contact_check(float(min_pair_distances(Y, box).min()), r_ref, 0.05)["ok"]

@@ -46,6 +46,15 @@ class ReferenceConfig(StrictModel):
 
 
 class PriorConfig(StrictModel):
+    """`exponential` (hippynn-style, onset at the reference's smallest sampled bead distance,
+    strength mean |F|, wall of `barrier_kT` x the highest kT at onset - `margin`) or `r12` (the
+    older wall below the RDF's first rise, `epsilon`, `cut_factor`). `margin` (sigma) is also the
+    contact check's margin. `rdf_threshold` sets where the pair spline starts (and the r12 onset)."""
+
+    form: Literal["exponential", "r12"] = "exponential"
+    margin: float = Field(0.05, gt=0)
+    barrier_kT: float = Field(5.0, gt=0)
+    fraction: float = Field(0.05, gt=0, lt=1)
     rdf_threshold: float = Field(0.02, gt=0, lt=1)
     epsilon: float = Field(10.0, gt=0)
     cut_factor: float = Field(1.25, gt=1)

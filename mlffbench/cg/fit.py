@@ -2,11 +2,10 @@
 
 CG frames are (X (F, M, 3) bead positions, Fb (F, M, 3) mapped forces, box (3, 3)), reduced units.
 
-* `RepulsivePrior`: a fixed pair repulsion eps_p (s_p/r)^12, force-shifted to vanish (value and
-  force) at r_p, the distance where the mapped RDF first exceeds a small threshold, with
-  s_p = r_p / `cut_factor`. The reference (almost) never samples r < r_p, so force matching alone
-  leaves the model unconstrained there; the prior acts only there and makes sure CG MD cannot
-  collapse. Models are fitted to F_ref - F_prior (nearly F_ref).
+* priors (`mlffbench.cg.prior`): a fixed pair repulsion where the reference has no data, so
+  force matching cannot leave an attractive hole there and CG MD cannot collapse. Models are
+  fitted to F_ref - F_prior; the prior is stored beside the model (prior.json) and
+  `load_cg_model` rebuilds model + prior.
 * `fit_hipnn`: HIP-NN-TS trained by force matching with optax Adam (a minimal loop here:
   `mlffbench/training` works on argon `Dataset`s with energies/stress/phases and has no prior
   term; CG frames have forces only and need the prior), force-only loss ('mse' or
@@ -22,15 +21,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from mlffbench.cg.prior import ExponentialPrior, RepulsivePrior, prior_from_dict
+from mlffbench.errors import UserError
+from mlffbench.io import read_json, write_json
 from mlffbench.neighbors import as_box_matrix, edge_vectors
 from mlffbench.potentials.base import Potential
+from mlffbench.potentials.gnn import load_model, save_model
 from mlffbench.potentials.gnn.hipnn_ts import HIPNNTS, hparams_with_defaults
+
+Prior = RepulsivePrior | ExponentialPrior
 
 
 # ------------------------------------------------------------------------------------------------
@@ -69,45 +75,7 @@ def _min_image(d, box):
 # ------------------------------------------------------------------------------------------------
 # prior
 # ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RepulsivePrior:
-    """Force-shifted r^-12 wall: U(r) = eps [(s/r)^12 - (s/rp)^12 + 12 (s/rp)^12 (r/rp - 1)], r < rp.
-
-    Construct with `RepulsivePrior.from_rise(r_p)`: rp = r_p, s = r_p / cut_factor.
-    """
-
-    sigma: float
-    epsilon: float = 1.0
-    cut_factor: float = 1.25
-
-    @classmethod
-    def from_rise(cls, r_rise: float, epsilon: float = 1.0, cut_factor: float = 1.25) -> "RepulsivePrior":
-        return cls(sigma=r_rise / cut_factor, epsilon=epsilon, cut_factor=cut_factor)
-
-    @property
-    def cutoff(self) -> float:
-        return self.sigma * self.cut_factor
-
-    def pair_energy(self, r):
-        rp = self.cutoff
-        x = (self.sigma / jnp.where(r < rp, r, rp)) ** 12
-        xp = (self.sigma / rp) ** 12
-        u = self.epsilon * (x - xp + 12.0 * xp * (r / rp - 1.0))
-        return jnp.where(r < rp, u, 0.0)
-
-    def energy_from_edges(self, dR, mask):
-        """Energy of a *full* edge list (each pair twice, hence the 1/2)."""
-        r2 = jnp.sum(dR * dR, -1)
-        ok = mask & (r2 > 0)
-        r = jnp.sqrt(jnp.where(ok, r2, 1.0))
-        return 0.5 * jnp.sum(jnp.where(ok, self.pair_energy(r), 0.0))
-
-    def as_dict(self) -> dict:
-        return {"sigma": self.sigma, "epsilon": self.epsilon, "cutoff": self.cutoff,
-                "form": "eps[(s/r)^12 - (s/rc)^12 + 12 (s/rc)^12 (r/rc - 1)], r < rc"}
-
-
-def prior_forces(prior: RepulsivePrior, X: np.ndarray, box: np.ndarray) -> np.ndarray:
+def prior_forces(prior: Prior, X: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Prior forces on every frame, (F, M, 3)."""
     I, J, mask = frame_edges(X, box, prior.cutoff)
     b = jnp.asarray(as_box_matrix(box))
@@ -244,7 +212,7 @@ def fit_hipnn(X: np.ndarray, F_target: np.ndarray, box: np.ndarray, hparams: dic
     return module, res, scale
 
 
-def hipnn_cg_potential(module: HIPNNTS, params, energy_scale: float, prior: RepulsivePrior,
+def hipnn_cg_potential(module: HIPNNTS, params, energy_scale: float, prior: Prior,
                        name: str = "cg:hipnn-ts") -> Potential:
     """HIP-NN-TS + prior as a `Potential` (full neighbour list, cutoff = the model's)."""
 
@@ -343,7 +311,7 @@ def fit_spline(X: np.ndarray, F_target: np.ndarray, box: np.ndarray, r_min: floa
     return SplinePair(float(r_min), float(cutoff), float(h), tuple(float(v) for v in c)), rmse
 
 
-def spline_cg_potential(spline: SplinePair, prior: RepulsivePrior, name: str = "cg:pair-spline") -> Potential:
+def spline_cg_potential(spline: SplinePair, prior: Prior, name: str = "cg:pair-spline") -> Potential:
     """Pair spline + prior as a `Potential` (half neighbour list)."""
     rc = max(spline.cutoff, prior.cutoff)
 
@@ -373,3 +341,50 @@ def model_forces(potential: Potential, X: np.ndarray, box: np.ndarray) -> np.nda
             nbrs = spec.allocate(R, extra_capacity=32)
         out.append(np.asarray(f(R, nbrs)))
     return np.stack(out)
+
+
+# ------------------------------------------------------------------------------------------------
+# CG model directories: network (or spline) + prior, so that loading reproduces the CG MD
+# ------------------------------------------------------------------------------------------------
+PRIOR_FILE = "prior.json"
+
+
+def save_cg_hipnn(outdir, hparams: dict, params, energy_scale: float, prior: Prior, history: list):
+    """models/hipnn-ts/: params.msgpack + model_card.json (potentials.gnn.save_model) + prior.json."""
+    out = save_model(outdir, "hipnn-ts", hparams, params, {"energy_shift": 0.0, "energy_scale": energy_scale,
+                                                           "force_scale": 1.0},
+                     card_extra={"cg": True, "prior": prior.as_dict(), "history": history,
+                                 "note": "CG model; total energy = model + prior (prior.json); "
+                                         "load with mlffbench.cg.fit.load_cg_model"})
+    write_json(Path(out) / PRIOR_FILE, prior.as_dict())
+    return out
+
+
+def save_cg_spline(path, spline: SplinePair, prior: Prior, train_force_rmse: float) -> None:
+    """models/pair_spline.json: spline coefficients, prior and training force RMSE (epsilon/sigma)."""
+    write_json(path, {"spline": spline.as_dict(), "prior": prior.as_dict(), "train_force_rmse": train_force_rmse})
+
+
+def load_cg_model(path) -> Potential:
+    """A CG model with its prior: a HIP-NN-TS directory (params + prior.json) or a pair-spline JSON.
+
+    UserError when the prior or the model is missing or malformed.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix == ".json":
+        d = read_json(path)
+        if not isinstance(d, dict) or "spline" not in d or "prior" not in d:
+            raise UserError(f"{path}: not a CG pair-spline file (needs 'spline' and 'prior')")
+        sp = d["spline"]
+        spline = SplinePair(float(sp["r_min"]), float(sp["cutoff"]), float(sp["h"]),
+                            tuple(float(c) for c in sp["coef"]))
+        return spline_cg_potential(spline, prior_from_dict(d["prior"]))
+    if not (path / PRIOR_FILE).is_file():
+        raise UserError(f"{path}: {PRIOR_FILE} is missing (not a CG model directory)")
+    card, params = load_model(path)
+    if card.get("architecture") != "hipnn-ts":
+        raise UserError(f"{path}: CG models are hipnn-ts, got {card.get('architecture')!r}")
+    module = HIPNNTS(**hparams_with_defaults(card["hparams"]))
+    params = jax.tree_util.tree_map(jnp.asarray, params)
+    return hipnn_cg_potential(module, params, float(card["standardization"]["energy_scale"]),
+                              prior_from_dict(read_json(path / PRIOR_FILE)))

@@ -12,6 +12,7 @@ every other model, and frames carry all-atom positions and forces for force matc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -126,9 +127,10 @@ def simulate_state(name: str, kT: float, atom_density: float, n_side: int, *, se
     res = run_md(pot, R0, box, integ, warmup_steps, seed=seed, sample_every=warmup_steps // 4, **kw)
     _check(res, name, "warm-up")
     integ = Integrator(ensemble="nvt_langevin", dt=dt, gamma=gamma)
-    res = run_md(pot, res.final["positions"], box, integ, equil_steps, seed=seed + 1,
-                 velocities=res.final["velocities"], sample_every=sample_every, **kw)
-    _check(res, name, "equilibration")
+    if equil_steps:  # equil_steps = 0 (allowed by the config) skips equilibration
+        res = run_md(pot, res.final["positions"], box, integ, equil_steps, seed=seed + 1,
+                     velocities=res.final["velocities"], sample_every=math.gcd(equil_steps, sample_every), **kw)
+        _check(res, name, "equilibration")
     res = run_md(pot, res.final["positions"], box, integ, prod_steps, seed=seed + 2,
                  velocities=res.final["velocities"], sample_every=sample_every,
                  record=("positions", "forces"), progress=progress, **kw)

@@ -23,22 +23,53 @@ from pathlib import Path
 
 import numpy as np
 
+from mlffbench.cg.checks import (
+    contact_check,
+    frame_rdfs,
+    min_pair_distances,
+    split_half_distance,
+)
 from mlffbench.cg.config import CGConfig
 from mlffbench.cg.data import AllAtomData, load_all_atom, save_all_atom
-from mlffbench.cg.fit import (RepulsivePrior, TrainSettings, fit_hipnn, fit_spline, hipnn_cg_potential,
-                              model_forces, prior_forces, spline_cg_potential)
+from mlffbench.cg.fit import (
+    TrainSettings,
+    fit_hipnn,
+    fit_spline,
+    hipnn_cg_potential,
+    model_forces,
+    prior_forces,
+    save_cg_hipnn,
+    save_cg_spline,
+    spline_cg_potential,
+)
 from mlffbench.cg.mapping import get_mapping
+from mlffbench.cg.prior import RepulsivePrior, fit_exponential_prior
 from mlffbench.cg.reference import TrimerModel, simulate_state
 from mlffbench.dynamics.md import Integrator, run_md
 from mlffbench.errors import UserError
 from mlffbench.io import write_json
-from mlffbench.properties.structure import diffusion_coefficient, first_rise, msd, rdf, rdf_distance, unwrap
+from mlffbench.properties.structure import (
+    diffusion_coefficient,
+    first_rise,
+    msd,
+    rdf,
+    rdf_distance,
+    unwrap,
+)
+from mlffbench.stats import block_average
+
+PRESSURE_BLOCKS = 8  # block averages of the CG pressure series (mlffbench.stats.block_average)
 
 CAVEATS = {
     "pressure": "force matching does not constrain the CG pressure; the reference is the atomistic virial "
                 "pressure, so a mismatch is expected for any force-matched model (compare models, not to 1)",
     "diffusion": "CG Langevin dynamics (friction gamma) are faster than mapped all-atom dynamics; the ratio "
                  "D_CG/D_ref compares dynamics, it is not expected to be 1",
+    "rdf_noise_floor": "split-half RDF distance of the mapped reference (first vs second half of its frames, "
+                       "same metric): model distances within it are not resolved; an exact model sampled as "
+                       "long as the reference is expected near 1/sqrt(2) of it",
+    "contact": "a model fails a state when its CG MD (sampled frames) brings two beads closer than the "
+               "reference's smallest sampled distance minus prior.margin",
     "force_rmse": "mapped forces carry a large irreducible fluctuation (orientations are integrated out); "
                   "the RMS of the mapped force is given as the zero-model value",
 }
@@ -101,8 +132,10 @@ def run_cg(cfg: CGConfig, outdir: Path, progress=None) -> dict:
     (outdir / "mapped").mkdir(exist_ok=True)
     for name, d in refs.items():
         X, Fb = mapping(d)
-        r, g = rdf(X, d.box, an.r_max, an.n_bins)
-        mapped[name] = {"X": X, "F": Fb, "box": d.box, "masses": mapping.bead_masses(d), "r": r, "g": g,
+        r, G = frame_rdfs(X, d.box, an.r_max, an.n_bins)
+        mapped[name] = {"X": X, "F": Fb, "box": d.box, "masses": mapping.bead_masses(d), "r": r, "g": G.mean(0),
+                        "noise_floor": split_half_distance(r, G, an.rdf_metric),
+                        "r_min": float(min_pair_distances(X, d.box).min()),
                         "kT": d.kT, "times": d.times,
                         "pressure_ref": float(np.nanmean(d.pressure)) if d.pressure is not None else float("nan"),
                         "D_ref": _fg_diffusion(X, d.box, d.times)}
@@ -115,7 +148,12 @@ def run_cg(cfg: CGConfig, outdir: Path, progress=None) -> dict:
         r_rise = first_rise(tr["r"], tr["g"], cfg.prior.rdf_threshold)
     except ValueError as exc:
         raise UserError(f"prior: {exc} at the training state") from None
-    prior = RepulsivePrior.from_rise(r_rise, cfg.prior.epsilon, cfg.prior.cut_factor)
+    pc = cfg.prior
+    if pc.form == "exponential":
+        prior = fit_exponential_prior(tr["r_min"], float(np.mean(np.abs(tr["F"]))), pc.margin,
+                                      max(st.kT for st in cfg.states), pc.barrier_kT, pc.fraction)
+    else:
+        prior = RepulsivePrior.from_rise(r_rise, pc.epsilon, pc.cut_factor)
     F_target = tr["F"] - prior_forces(prior, tr["X"], tr["box"])
     h = cfg.hipnn
     hp = {k: getattr(h, k) for k in ("n_features", "n_interactions", "n_atom_layers", "n_sensitivities",
@@ -130,19 +168,13 @@ def run_cg(cfg: CGConfig, outdir: Path, progress=None) -> dict:
     times["train_hipnn"] = time.perf_counter() - t1
     _log(progress, f"hipnn-ts: best validation force RMSE {tres.best_valid_rmse:.3f} after {tres.steps} steps "
                    f"({tres.stopped})")
-    from mlffbench.potentials.gnn import save_model
-
-    save_model(outdir / "models" / "hipnn-ts", "hipnn-ts", hp, tres.params,
-               {"energy_shift": 0.0, "energy_scale": scale, "force_scale": 1.0},
-               card_extra={"cg": True, "prior": prior.as_dict(), "history": tres.history,
-                           "note": "CG model of the trimer liquid; total energy = model + prior"})
+    save_cg_hipnn(outdir / "models" / "hipnn-ts", hp, tres.params, scale, prior, tres.history)
     t1 = time.perf_counter()
     b = cfg.baseline
     spline, spline_rmse = fit_spline(tr["X"], F_target, tr["box"], r_min=r_rise, cutoff=b.cutoff,
                                      n_knots=b.n_knots, ridge=b.ridge)
     times["train_spline"] = time.perf_counter() - t1
-    write_json(outdir / "models" / "pair_spline.json", {"spline": spline.as_dict(), "prior": prior.as_dict(),
-                                                        "train_force_rmse": spline_rmse})
+    save_cg_spline(outdir / "models" / "pair_spline.json", spline, prior, spline_rmse)
     potentials = {"hipnn-ts": hipnn_cg_potential(module, tres.params, scale, prior),
                   "pair-spline": spline_cg_potential(spline, prior)}
 
@@ -156,7 +188,9 @@ def run_cg(cfg: CGConfig, outdir: Path, progress=None) -> dict:
                      "n_frames_reference": int(len(m["X"])), "n_beads": int(m["X"].shape[1]),
                      "reference": {"pressure": {"value": m["pressure_ref"], "unit": "epsilon/sigma^3"},
                                    "diffusion": {"value": m["D_ref"], "unit": "sigma^2/tau"},
-                                   "mapped_force_rms": {"value": ref_rms, "unit": "epsilon/sigma"}},
+                                   "mapped_force_rms": {"value": ref_rms, "unit": "epsilon/sigma"},
+                                   "rdf_noise_floor": m["noise_floor"],
+                                   "min_distance": {"value": m["r_min"], "unit": "sigma"}},
                      "models": {}, "caveats": CAVEATS, "rdf_metric": an.rdf_metric}
         curves = {"reference (mapped)": m["g"]}
         for mname, pot in potentials.items():
@@ -167,32 +201,42 @@ def run_cg(cfg: CGConfig, outdir: Path, progress=None) -> dict:
                      "force_rmse_relative": fm_rmse / ref_rms, "md_status": md.status, "md_message": md.message,
                      "md_seconds": md.run_seconds + md.compile_seconds}
             if md.status == "ok":
+                contact = contact_check(float(min_pair_distances(md.samples["positions"], m["box"]).min()),
+                                        m["r_min"], cfg.prior.margin)
+                entry["contact"] = contact
+                if not contact["ok"]:
+                    entry.update({"md_status": "failed", "md_message": f"contact check: {contact['reason']}"})
                 n_eq = cfg.cg_md.equil_steps // cfg.cg_md.sample_every
                 Y = md.samples["positions"][n_eq:]
                 t = md.samples["time"][n_eq:]
                 r, g = rdf(Y, m["box"], an.r_max, an.n_bins)
                 curves[mname] = g
                 D = diffusion_coefficient(t - t[0], msd(unwrap(Y, m["box"])))
-                P = float(np.mean(md.samples["P"][n_eq:]))
+                P, P_err, P_blocks = block_average(md.samples["P"][n_eq:], PRESSURE_BLOCKS)
                 entry.update({
                     "rdf_distance": rdf_distance(m["r"], m["g"], g, an.rdf_metric),
-                    "pressure": {"value": P, "unit": "epsilon/sigma^3"},
-                    "pressure_difference": {"value": P - m["pressure_ref"], "unit": "epsilon/sigma^3"},
+                    "rdf_noise_floor": m["noise_floor"],
+                    "pressure": {"value": P, "unit": "epsilon/sigma^3", "std": P_err, "n": P_blocks},
+                    "pressure_difference": {"value": P - m["pressure_ref"], "unit": "epsilon/sigma^3",
+                                            "std": P_err, "n": P_blocks},
                     "diffusion": {"value": D, "unit": "sigma^2/tau"},
                     "diffusion_ratio": D / m["D_ref"] if m["D_ref"] and np.isfinite(m["D_ref"]) else None,
                     "mean_kT": float(np.mean(md.samples["T"][n_eq:])),
                     "rdf": {"r": m["r"], "g": g}})
             else:
-                entry.update({"rdf_distance": None})
+                entry.update({"rdf_distance": None, "rdf_noise_floor": m["noise_floor"]})
             res_state["models"][mname] = entry
             _log(progress, f"{st.name} {mname}: rdf distance {entry.get('rdf_distance')}, "
-                           f"force RMSE {fm_rmse:.3f}, MD {md.status}")
+                           f"force RMSE {fm_rmse:.3f}, MD {entry['md_status']}")
         res_state["reference"]["rdf"] = {"r": m["r"], "g": m["g"]}
         (outdir / "states" / st.name).mkdir(parents=True, exist_ok=True)
         write_json(outdir / "states" / st.name / "result.json", res_state)
         plot_rdf(outdir / f"rdf_{st.name}.png", m["r"], curves, st.name, st.name == cfg.train_state)
-        table[st.name] = {mn: {"rdf_distance": e.get("rdf_distance"),
+        table[st.name] = {mn: {"rdf_distance": e.get("rdf_distance"), "rdf_noise_floor": m["noise_floor"],
+                               "min_distance": (e.get("contact") or {}).get("model_min", {}).get("value"),
+                               "reference_min_distance": m["r_min"], "md_message": e["md_message"],
                                "pressure_difference": (e.get("pressure_difference") or {}).get("value"),
+                               "pressure_difference_std": (e.get("pressure_difference") or {}).get("std"),
                                "diffusion_ratio": e.get("diffusion_ratio"),
                                "force_rmse": e["force_rmse"]["value"], "md_status": e["md_status"]}
                           for mn, e in res_state["models"].items()}

@@ -54,16 +54,27 @@ def _fmt(x, spec=".3f") -> str:
 def print_summary(summary: dict, outdir: Path) -> None:
     table = Table(title=f"CG transferability (trained at {summary['train_state']}), written to {outdir}",
                   header_style="bold")
-    for col in ("state", "model", f"RDF dist ({summary['rdf_metric']})", "ΔP (ε/σ³)", "D/D_ref",
-                "force RMSE (ε/σ)", "MD"):
+    for col in ("state", "model", f"RDF dist ({summary['rdf_metric']})", "ref noise", "min r (ref)",
+                "ΔP (ε/σ³)", "D/D_ref", "force RMSE (ε/σ)", "MD"):
         table.add_column(col, justify="right" if col not in ("state", "model", "MD") else "left")
+    failures = []
     for state, row in summary["table"].items():
         label = f"{state}{' *' if row.get('trained_here') else ''}"
         for model, m in row.items():
             if model == "trained_here":
                 continue
-            table.add_row(label, model, _fmt(m["rdf_distance"]), _fmt(m["pressure_difference"], ".2f"),
+            dp = _fmt(m["pressure_difference"], ".2f")
+            if m.get("pressure_difference_std") is not None and m["pressure_difference"] is not None:
+                dp += f" ± {m['pressure_difference_std']:.2f}"
+            table.add_row(label, model, _fmt(m["rdf_distance"]), _fmt(m["rdf_noise_floor"]),
+                          f"{_fmt(m['min_distance'], '.2f')} ({m['reference_min_distance']:.2f})", dp,
                           _fmt(m["diffusion_ratio"], ".2f"), _fmt(m["force_rmse"], ".2f"), m["md_status"])
+            if m["md_status"] != "ok":
+                failures.append(f"{state} {model}: {m['md_message']}")
             label = ""
     console.print(table)
-    console.print("* training state. Pressure and diffusion caveats: see transferability.json.")
+    for line in failures:
+        console.print(f"[red]failed[/red] {line}")
+    console.print("* training state. ref noise: split-half RDF distance of the mapped reference (distances "
+                  "within it are not resolved). min r: smallest bead distance of the model's CG MD (reference). "
+                  "Pressure and diffusion caveats: see transferability.json.")
