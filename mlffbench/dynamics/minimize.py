@@ -139,8 +139,11 @@ def fcc_lattice_constant(potential: Potential, n_cells: int = 2, a_guess: float 
 
 
 def _polish_minimum(potential: Potential, R: np.ndarray, box_j, spec, nbrs, fmax: float):
-    """Newton polish of a minimum with the exact autodiff Hessian of the energy.
+    """Newton polish of a minimum with the exact Hessian (`properties.hessian`, computed in
+    column chunks so a GNN's Hessian never holds all 3N columns' intermediates at once).
     Returns (R, E, max |F| component, iterations)."""
+    from mlffbench.properties.hessian import hessian
+
     shape = R.shape
 
     def energy_flat(x):
@@ -148,10 +151,10 @@ def _polish_minimum(potential: Potential, R: np.ndarray, box_j, spec, nbrs, fmax
         return potential.energy(r, box_j, spec.update(r, nbrs))
 
     grad_fn = jax.jit(jax.grad(energy_flat))
-    hess_fn = jax.jit(jax.hessian(energy_flat))
     x, F, it = newton_polish(lambda x: -np.asarray(grad_fn(jnp.asarray(x))),
-                             lambda x: np.asarray(hess_fn(jnp.asarray(x))), R.reshape(-1), fmax,
-                             norm=lambda f: float(np.max(np.abs(f))))
+                             lambda x: hessian(potential, x.reshape(shape), box_j,
+                                               spec.update(jnp.asarray(x.reshape(shape)), nbrs)).matrix,
+                             R.reshape(-1), fmax, norm=lambda f: float(np.max(np.abs(f))))
     e = float(jax.jit(energy_flat)(jnp.asarray(x)))
     return x.reshape(shape), e, float(np.max(np.abs(F))), it
 
