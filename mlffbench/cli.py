@@ -72,6 +72,14 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")
         sys.exit(130)
+    except Exception as exc:  # an external calculator's error comes back wrapped by JAX
+        from mlffbench.potentials.external import callback_user_error
+
+        err = callback_user_error(exc)
+        if err is None:
+            raise
+        console.print(f"[bold red]error:[/bold red] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -260,3 +260,13 @@ def test_md_cli_with_a_model_spec(tmp_path):
     code, out = run_cli(["md", "--model", str(write_spec(tmp_path, {**ASE_LJ, "kind": "x"}, "bad.yaml")),
                          "-c", str(cfg), "-o", str(tmp_path / "bad")])
     assert code == 2 and "kind: unknown kind 'x'" in out and not (tmp_path / "bad").exists()
+
+
+def test_ase_lattice_constant_without_autodiff_second_derivatives(tmp_path):
+    """E(a) of an ASE calculator: first derivatives through its forces/stress, the second by
+    differences; a0 equals the native LJ value (test_foundation_lj: 1.5496034241 sigma)."""
+    from mlffbench.dynamics.lattice import lattice_constant
+
+    pot = load_model_spec(write_spec(tmp_path, ASE_LJ))
+    assert not pot.capabilities.autodiff
+    assert lattice_constant(pot) == pytest.approx(1.5496034241, abs=1e-8)

@@ -107,6 +107,7 @@ def _make_integrator(potential: Potential, box: jnp.ndarray, integ: Integrator, 
     if integ.ensemble == "npt_nose_hoover":
         if not potential.conservative:
             raise SimulationError("NPT needs an energy (pressure); this model predicts forces only")
+        potential.require("stress", "NPT")
         _, shift = space.periodic_general(box, fractional_coordinates=True)
 
         def energy_frac(S, neighbor=None, box=None, perturbation=None, **_):

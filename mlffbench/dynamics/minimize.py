@@ -126,7 +126,11 @@ def fcc_lattice_constant(potential: Potential, n_cells: int = 2, a_guess: float 
                                    options={"xatol": 1e-10})
     s = float(res.x)
     d1 = jax.jit(jax.grad(e_of_s))
-    d2 = jax.jit(jax.grad(jax.grad(e_of_s)))
+    if potential.capabilities.autodiff:
+        d2 = jax.jit(jax.grad(jax.grad(e_of_s)))
+    else:  # an external calculator: first derivatives through its forces/stress, the second by differences
+        def d2(s, h=1e-5):
+            return (float(d1(s + h)) - float(d1(s - h))) / (2 * h)
     for _ in range(20):
         g, h = float(d1(s)), float(d2(s))
         if h <= 0:
