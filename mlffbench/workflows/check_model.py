@@ -328,10 +328,9 @@ def run_checks(pot: Potential, cfg: CheckModelConfig) -> dict:
 
 
 def plot_dimer(result: dict, path, units) -> None:
-    import matplotlib
+    from mlffbench.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     d = result["dimer"]
     r = np.asarray(d["r_sigma"]) * units.sigma_angstrom

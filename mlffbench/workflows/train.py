@@ -182,10 +182,9 @@ def committee_split_metrics(member_forces: list[np.ndarray], F_ref: np.ndarray, 
 
 
 def plot_learning_curve(history: list[dict], path: Path, units) -> None:
-    import matplotlib
+    from mlffbench.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ep = [h["epoch"] for h in history]
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -202,10 +201,9 @@ def plot_learning_curve(history: list[dict], path: Path, units) -> None:
 
 
 def plot_parity(parity: dict, path: Path, units, n_points: int, seed: int) -> None:
-    import matplotlib
+    from mlffbench.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fu = units.scale("force")
     fig, axes = plt.subplots(1, len(parity), figsize=(3.6 * len(parity), 3.5), squeeze=False)
