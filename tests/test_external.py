@@ -270,3 +270,30 @@ def test_ase_lattice_constant_without_autodiff_second_derivatives(tmp_path):
     pot = load_model_spec(write_spec(tmp_path, ASE_LJ))
     assert not pot.capabilities.autodiff
     assert lattice_constant(pot) == pytest.approx(1.5496034241, abs=1e-8)
+
+
+def test_ase_calculator_through_string_method_and_fd_phonons(tmp_path):
+    """ASE's LennardJones through `kind: ase` (no autodiff: finite-difference Hessians) gives the
+    native 2x2x2 barrier to 1e-6 relative and the 0 K nu_max (symmetry-reduced finite
+    differences of its forces) to 1e-4 of the native autodiff value."""
+    from mlffbench.config import validate
+    from mlffbench.workflows import pdos as wf
+    from mlffbench.workflows.neb import NebConfig, compute_barrier
+
+    ase_lj = load_model_spec(write_spec(tmp_path, ASE_LJ))
+    neb = validate(NebConfig, {"units": {"system": "lj"}, "system": {"supercell": 2, "lattice_constant": 1.5496034241},
+                               "string": {"n_images": 5, "tol": 1e-4, "saddle_polish": False},
+                               "htst": {"enabled": False}})
+    native = compute_barrier(load_potential("lj"), neb)
+    ours = compute_barrier(ase_lj, neb)
+    assert ours["string"].converged
+    assert ours["barrier_forward"] == pytest.approx(native["barrier_forward"], rel=1e-6)
+
+    cfg = validate(wf.PdosConfig, {"zero_kelvin": {"supercell": 4, "relax_positions": False, "mesh": 8,
+                                                   "dos_points": 101, "band_points_per_segment": 3},
+                                   "finite_temperature": {"enabled": False}})
+    quiet = dict(lattice_constant=1.5496034241, log=lambda m: None)
+    fd = wf.zero_kelvin(ase_lj, cfg, **quiet)["summary"]
+    exact = wf.zero_kelvin(load_potential("lj"), cfg, **quiet)["summary"]
+    assert fd["hessian"] == "finite-difference" and exact["hessian"] == "autodiff"
+    assert fd["nu_max"]["reduced"] == pytest.approx(exact["nu_max"]["reduced"], rel=1e-4)
