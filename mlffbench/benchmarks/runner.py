@@ -380,18 +380,7 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
     units = cfg.units.unit_system()
     model_spec = model_spec or cfg.model
     full_loop = model_spec is None
-    gcfg = tcfg = None
-    if full_loop:  # validate the stage configs before anything is written
-        try:
-            from mlffbench.workflows.generate import GenerateConfig
-            from mlffbench.workflows.train import TrainConfig
-        except ImportError as exc:
-            raise UserError(f"the full loop needs generate and train ({exc}); pass --model") from None
-        gcfg = load_stage_config(GenerateConfig, cfg.generate.config, cfg.generate.overrides, f"{source}: generate",
-                                 {"seed": cfg.seed, "units": cfg.units.model_dump(),
-                                  "potential": cfg.potential.model_dump()})
-        tcfg = load_stage_config(TrainConfig, cfg.train.config, cfg.train.overrides, f"{source}: train",
-                                 {"seed": cfg.seed})
+    gcfg, tcfg = stage_configs(cfg, source) if full_loop else (None, None)  # validated before writing
     model = None if full_loop else load_model(cfg, model_spec)  # UserError before OUTDIR is touched
 
     resumed = prepare_outdir(outdir, overwrite)
@@ -440,17 +429,11 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
                         units.as_dict())
         keys[name] = key
         final_dir = bench_root / name
-        stored = final_dir / "result.json"
-        if stored.is_file():
-            try:
-                old = read_json(stored)
-            except UserError:
-                old = {}
-            if old.get("key") == key and old.get("final") and old.get("state") in (PASSED, FAILED):
-                old["resumed"] = True
-                results[name] = old
-                log(f"[{k}/{len(todo)}] {name}: {old['state']} (stored result reused)")
-                continue
+        old = stored_result(final_dir, key)
+        if old is not None:
+            results[name] = old
+            log(f"[{k}/{len(todo)}] {name}: {old['state']} (stored result reused)")
+            continue
         log(f"[{k}/{len(todo)}] {name} ...")
         tmp = fresh_partial_dir(final_dir)
         res = execute(bench, settings[name], model, reference, same, tmp, base_ctx, memos, thresholds)
@@ -470,6 +453,45 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
     ordered = {name: results[name] for name in reg}
     wall["battery"] = time.perf_counter() - t_start - sum(wall.values())
     wall["total"] = time.perf_counter() - t_start
+    return write_run_outputs(outdir, cfg, ordered, model, reference, model_spec, full_loop, wall, hashes, keys,
+                             resumed, gcfg, tcfg)
+
+
+def stage_configs(cfg: RunConfig, source: str):
+    """(generate config, train config) of the full loop, validated (UserError naming the key)."""
+    try:
+        from mlffbench.workflows.generate import GenerateConfig
+        from mlffbench.workflows.train import TrainConfig
+    except ImportError as exc:
+        raise UserError(f"the full loop needs generate and train ({exc}); pass --model") from None
+    gcfg = load_stage_config(GenerateConfig, cfg.generate.config, cfg.generate.overrides, f"{source}: generate",
+                             {"seed": cfg.seed, "units": cfg.units.model_dump(),
+                              "potential": cfg.potential.model_dump()})
+    tcfg = load_stage_config(TrainConfig, cfg.train.config, cfg.train.overrides, f"{source}: train",
+                             {"seed": cfg.seed})
+    return gcfg, tcfg
+
+
+def stored_result(final_dir: Path, key: str) -> dict | None:
+    """A stored result.json worth keeping on resume (same key, final outcome), or None."""
+    stored = final_dir / "result.json"
+    if not stored.is_file():
+        return None
+    try:
+        old = read_json(stored)
+    except UserError:
+        return None
+    if old.get("key") == key and old.get("final") and old.get("state") in (PASSED, FAILED):
+        old["resumed"] = True
+        return old
+    return None
+
+
+def write_run_outputs(outdir: Path, cfg: RunConfig, ordered: dict, model, reference, model_spec: str,
+                      full_loop: bool, wall: dict, hashes: dict, keys: dict, resumed: bool, gcfg, tcfg) -> dict:
+    """results.json, manifest.json and scorecard.md of a finished run; returns results.json's content."""
+    units = cfg.units.unit_system()
+    model_id, ref_id = model.fingerprint, reference.fingerprint
     doc = {
         "results_version": RESULTS_VERSION,
         "mode": cfg.mode,
