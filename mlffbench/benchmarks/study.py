@@ -105,6 +105,8 @@ def compare_recipes(docs: dict[str, dict], baseline: str) -> dict:
     table: dict[str, dict] = {}
     for task, doc in docs.items():
         for bname, res in doc["benchmarks"].items():
+            if "deselected" in (res.get("reason") or ""):
+                continue  # not part of the study
             h = headline(res)
             row = table.setdefault(bname, {"metric": None, "unit": None, "tasks": {}})
             if h is None:
