@@ -13,7 +13,7 @@ import pytest
 
 from mlffbench import benchmarks
 from mlffbench.benchmarks.runner import RunConfig, run_battery
-from mlffbench.potentials import load_potential
+from mlffbench.potentials import Potential
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -34,17 +34,19 @@ def test_readme_benchmark_runs_and_scores(dimer_benchmark, tmp_path):
     b = doc["benchmarks"]["dimer"]
     assert b["state"] == "passed", b["reason"]
     err = b["metrics"]["dimer_max_abs_error"]
-    # independent expectation: the largest |phi_smooth - phi_shift| on the grid, from the pair functions
+    # independent expectation: the largest |phi_smooth - phi_shift| on the benchmark's grid, from the
+    # LJ pair function and the C1 switch (1 below r_on = 2.0, (rc^2 - r^2)^2 (rc^2 + 2 r^2 - 3 r_on^2)
+    # / (rc^2 - r_on^2)^3 up to rc = 2.5) written out in numpy, in meV with epsilon = 10.321 meV
     import numpy as np
 
-    smooth, shift = load_potential("lj/smooth"), load_potential("lj")
     r = np.linspace(0.95, 2.4, 30)
-    phi = lambda pot, x: float(pot.energy(  # noqa: E731
-        np.array([[0.0, 0, 0], [x, 0, 0]]), np.eye(3) * 20.0,
-        pot.neighbors(np.eye(3) * 20.0, n_atoms=2).allocate(np.array([[0.0, 0, 0], [x, 0, 0]]))))
-    expected = max(abs(phi(smooth, x) - phi(shift, x)) for x in r) * 0.010321 * 1000.0
+    rc, ron = 2.5, 2.0
+    lj = 4.0 * (r ** -12 - r ** -6)
+    switch = np.where(r < ron, 1.0, (rc ** 2 - r ** 2) ** 2 * (rc ** 2 + 2 * r ** 2 - 3 * ron ** 2)
+                      / (rc ** 2 - ron ** 2) ** 3)
+    shifted = lj - 4.0 * (rc ** -12 - rc ** -6)
+    expected = float(np.max(np.abs(lj * switch - shifted))) * 10.321
     assert err["value"] == pytest.approx(expected, rel=1e-9) and 0 < err["value"] < 10.3
     assert err["good"] == 0.1 and err["bad"] == 5.0 and err["unit"] == "meV"
-    force_only_reason = dimer_benchmark.missing_capability(
-        load_potential("lj").__class__("f", 2.5, direct_force_fn=lambda R, b, n: R))
+    force_only_reason = dimer_benchmark.missing_capability(Potential("f", 2.5, direct_force_fn=lambda R, b, n: R))
     assert "force-only" in force_only_reason

@@ -92,19 +92,16 @@ def lj_vacancy_neb():
     return compute_barrier(load_potential("lj"), cfg)
 
 
-def test_lj_vacancy_barrier_matches_ase_ci_neb(lj_vacancy_neb):
-    """3x3x3 FCC (107 atoms, a multi-image neighbour list) vs ASE's NEB(climb=True)+FIRE with
-    ase.calculators.lj.LennardJones (rc 2.5, shifted = lj/cut/shift) to <= 1e-4 epsilon."""
+def ase_vacancy_end_states(n_cells: int, a: float):
+    """(atoms factory, [initial, final]): ASE Atoms with ASE's LennardJones (rc 2.5, shifted =
+    lj/cut/shift) for the n^3 vacancy cell, both end states relaxed by ASE's BFGS to 1e-6."""
     from ase import Atoms
     from ase.calculators.lj import LennardJones
-    from ase.mep import NEB
-    from ase.optimize import BFGS, FIRE
+    from ase.optimize import BFGS
 
     from mlffbench.workflows.neb import vacancy_structure
 
-    out = lj_vacancy_neb
-    assert out["string"].converged
-    vac, hopper, site = vacancy_structure(3, out["lattice_constant"])
+    vac, hopper, site = vacancy_structure(n_cells, a)
 
     def atoms(R):
         at = Atoms(f"Ar{len(R)}", positions=R, cell=vac.box.T, pbc=True)
@@ -113,11 +110,21 @@ def test_lj_vacancy_barrier_matches_ase_ci_neb(lj_vacancy_neb):
 
     Rf0 = vac.positions.copy()
     Rf0[hopper] = vac.sites[site]
-    ends = []
-    for R in (vac.positions, Rf0):
-        at = atoms(R)
+    ends = [atoms(R) for R in (vac.positions, Rf0)]
+    for at in ends:
         BFGS(at, logfile=None).run(fmax=1e-6, steps=500)
-        ends.append(at)
+    return atoms, ends
+
+
+def test_lj_vacancy_barrier_matches_ase_ci_neb(lj_vacancy_neb):
+    """3x3x3 FCC (107 atoms, a multi-image neighbour list) vs ASE's NEB(climb=True)+FIRE with
+    ase.calculators.lj.LennardJones (rc 2.5, shifted = lj/cut/shift) to <= 1e-4 epsilon."""
+    from ase.mep import NEB
+    from ase.optimize import FIRE
+
+    out = lj_vacancy_neb
+    assert out["string"].converged
+    atoms, ends = ase_vacancy_end_states(3, out["lattice_constant"])
     # ASE's CI-NEB starts from our converged interior images (from a straight line its FIRE
     # needs thousands of steps here); it still converges under its own forces and its own
     # criterion, so the barrier below is ASE's, not ours.
@@ -185,30 +192,13 @@ def lj_2x2x2():
 def test_lj_barrier_matches_ase_ci_neb_from_its_own_idpp_path(lj_2x2x2):
     """2x2x2 FCC minus one atom (31 atoms): ASE's CI-NEB from ASE's own IDPP interpolation between
     ASE-relaxed end states (nothing of ours but the lattice constant) finds our barrier."""
-    from ase import Atoms
-    from ase.calculators.lj import LennardJones
     from ase.mep import NEB
-    from ase.optimize import BFGS, FIRE
-
-    from mlffbench.workflows.neb import vacancy_structure
+    from ase.optimize import FIRE
 
     _, out = lj_2x2x2
     assert out["string"].converged
-    vac, hopper, site = vacancy_structure(2, LJ_A0)
-
-    def atoms(R):
-        at = Atoms(f"Ar{len(R)}", positions=R, cell=vac.box.T, pbc=True)
-        at.calc = LennardJones(sigma=1.0, epsilon=1.0, rc=2.5, smooth=False)
-        return at
-
-    Rf0 = vac.positions.copy()
-    Rf0[hopper] = vac.sites[site]
-    ends = [atoms(R) for R in (vac.positions, Rf0)]
-    for at in ends:
-        BFGS(at, logfile=None).run(fmax=1e-6, steps=500)
-    images = [ends[0]] + [ends[0].copy() for _ in range(3)] + [ends[1]]
-    for im in images[1:-1]:
-        im.calc = LennardJones(sigma=1.0, epsilon=1.0, rc=2.5, smooth=False)
+    atoms, ends = ase_vacancy_end_states(2, LJ_A0)
+    images = [ends[0]] + [atoms(ends[0].positions) for _ in range(3)] + [ends[1]]
     neb = NEB(images, climb=True, method="improvedtangent")
     neb.interpolate(method="idpp", mic=True)
     assert FIRE(neb, logfile=None, maxstep=0.05).run(fmax=1e-3, steps=2000)

@@ -202,8 +202,7 @@ class BenchmarkResult:
     plot_error: str | None = None
 
     def to_json(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items() if not (k == "plot_error" and v is None)}
-        return out
+        return {k: v for k, v in self.__dict__.items() if not (k == "plot_error" and v is None)}
 
 
 REGISTRY: dict[str, Benchmark] = {}
@@ -233,11 +232,6 @@ def module_available(*modules: str) -> Callable[[], str | None]:
 
 #: modules of this package that are plumbing, not benchmarks
 _NOT_BENCHMARKS = {"runner", "scoring", "check", "study"}
-#: fallback order for benchmarks registered without one (older modules)
-ORDER = ("integrity", "test_errors", "md_stability", "lattice_constant", "cohesive_energy",
-         "vacancy_formation", "pdos_0k", "pdos_finite_t", "migration_barrier", "htst_rate", "hop_rates")
-
-
 def _discover() -> None:
     """Import every benchmark module of this package (each registers itself): adding a benchmark
     is writing one module, no list to edit."""
@@ -249,13 +243,7 @@ def _discover() -> None:
             importlib.import_module(f"{__name__}.{info.name}")
 
 
-def _rank(bench: Benchmark) -> tuple:
-    if bench.order != 100.0 or bench.name not in ORDER:
-        return (bench.order, bench.name)
-    return (10.0 * (ORDER.index(bench.name) + 1), bench.name)
-
-
 def battery() -> dict[str, Benchmark]:
     """All registered benchmarks in battery order."""
     _discover()
-    return {b.name: b for b in sorted(REGISTRY.values(), key=_rank)}
+    return {b.name: b for b in sorted(REGISTRY.values(), key=lambda b: (b.order, b.name))}

@@ -226,14 +226,14 @@ register(Benchmark("lattice_constant", "0 K FCC lattice constant", run_lattice_c
                    description="a0 minimising E/N of the perfect FCC crystal (Brent + Newton).",
                    metrics={"lattice_constant_error": Metric("Å"),
                             "lattice_constant_rel_error": Metric("1", 0.001, 0.02,
-                                      '0.1% is the spread of good DFT-trained MLFFs on a0; 2% strains the crystal enough to shift phonons by ~10%')}))
+                                      '0.1% is the spread of good DFT-trained MLFFs on a0; 2% strains the crystal enough to shift phonons by ~10%')}, order=40))
 register(Benchmark("cohesive_energy", "cohesive energy", run_cohesive_energy, compare_cohesive_energy,
                    LatticeSettings, needs_energy=True, reference_values={"cohesive_energy": {"rel": 1e-9}},
                    plot=plot_energy_curve,
                    description="-E/N of the perfect crystal at its own a0.",
                    metrics={"cohesive_energy_rel_error": Metric("1"),
                             "cohesive_energy_error": Metric("meV/atom", 1.0, 20.0,
-                                      "1 meV/atom is typical MLFF energy accuracy; 20 meV/atom is ~25% of argon's 80 meV/atom cohesion")}))
+                                      "1 meV/atom is typical MLFF energy accuracy; 20 meV/atom is ~25% of argon's 80 meV/atom cohesion")}, order=50))
 register(Benchmark("vacancy_formation", "vacancy formation energy", run_vacancy_formation,
                    compare_vacancy_formation, VacancySettings, needs_energy=True, plot=plot_vacancy,
                    reference_values={"cells.*.formation_energy": {"abs": 1e-8},
@@ -242,4 +242,4 @@ register(Benchmark("vacancy_formation", "vacancy formation energy", run_vacancy_
                    metrics={"formation_energy_rel_error": Metric("1", 0.02, 0.3,
                                       '2% of E_f changes equilibrium vacancy concentration at 80 K by <10%; 30% changes it by orders of magnitude'),
                             "formation_energy_rel_error_at_lj_a0": Metric("1", 0.02, 0.3,
-                                      "the same at LJ's lattice constant: the model's defect energetics without its a0 error")}))
+                                      "the same at LJ's lattice constant: the model's defect energetics without its a0 error")}, order=60))

@@ -166,4 +166,4 @@ register(Benchmark("test_errors", "test-set errors per temperature bin", run_tes
                    metrics={"force_rmse_rel_coldest_bin": Metric("1", 0.03, 0.3,
                                       'in-distribution (solid, training temperatures) force RMSE below 3% of the force spread is a well-trained model; 30% is barely learned'),
                             "force_rmse_rel_worst_bin": Metric("1", 0.05, 0.5,
-                                      'the hottest/liquid bin is out of distribution; within 5% of the force spread the model transfers, at 50% it does not')}))
+                                      'the hottest/liquid bin is out of distribution; within 5% of the force spread the model transfers, at 50% it does not')}, order=20))

@@ -36,4 +36,4 @@ register(Benchmark("integrity", "integrity checks (check-model)", run_integrity,
                    description="F = -grad E, translation/rotation/permutation invariance, smoothness at the "
                                "cutoff, extensivity; each check pass/fail with its number.",
                    metrics={"fraction_failed": Metric("1", 0.01, 0.5,
-                                      'fraction of check-model checks failed: every check is a law of physics, so any failure costs; half failed is no force field')}))
+                                      'fraction of check-model checks failed: every check is a law of physics, so any failure costs; half failed is no force field')}, order=10))

@@ -81,7 +81,7 @@ register(Benchmark("migration_barrier", "vacancy migration barrier (string metho
                    metrics={"barrier_rel_error": Metric("1", 0.02, 0.3,
                                       '2% of E_m changes the hop rate at 80 K by <10%; 30% changes it by orders of magnitude (exponential in E_m/kT)'),
                             "barrier_rel_error_at_lj_a0": Metric("1", 0.02, 0.3,
-                                      "the same at LJ's lattice constant: the model's barrier without its a0 error")}))
+                                      "the same at LJ's lattice constant: the model's barrier without its a0 error")}, order=90))
 
 
 def run_htst(potential, ctx: BenchContext) -> dict:
@@ -138,4 +138,4 @@ register(Benchmark("htst_rate", "harmonic-TST hop rate (Vineyard)", run_htst, co
                    metrics={"prefactor_log10_error": Metric("1", 0.05, 1.0,
                                       'log10 error of the Vineyard prefactor: 0.05 is a 12% rate error; 1.0 is an order of magnitude'),
                             "rate_log10_error": Metric("1", 0.1, 1.0,
-                                      'log10 error of the HTST hop rate at the reference temperature: 0.1 is 26%, 1.0 an order of magnitude')}))
+                                      'log10 error of the HTST hop rate at the reference temperature: 0.1 is 26%, 1.0 an order of magnitude')}, order=100))

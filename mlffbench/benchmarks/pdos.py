@@ -153,7 +153,7 @@ register(Benchmark("pdos_0k", "phonon DOS at 0 K", run_pdos_0k, compare_pdos_0k,
                    metrics={"dos_w1_rel": Metric("1", 0.01, 0.2,
                                       "Wasserstein-1 of the DOS over LJ's nu_max: 1% is below the smearing width; 20% moves the whole spectrum"),
                             "nu_max_rel_error": Metric("1", 0.01, 0.2,
-                                      '1% in the highest frequency is below experimental resolution; 20% changes Debye temperature-level physics')}))
+                                      '1% in the highest frequency is below experimental resolution; 20% changes Debye temperature-level physics')}, order=70))
 
 
 def run_pdos_finite_t(potential, ctx: BenchContext) -> dict:
@@ -206,4 +206,4 @@ register(Benchmark("pdos_finite_t", "vibrational DOS at finite temperature", run
                    available=available("mlffbench.workflows.pdos", "run_one"),
                    description="NVT then NVE MD of the crystal, VACF -> vibrational DOS; W1 distance to LJ's.",
                    metrics={"dos_w1_rel": Metric("1", 0.02, 0.25,
-                                      'VACF spectra are noisier than harmonic DOS: 2% is within statistical noise of a short run, 25% a different spectrum')}))
+                                      'VACF spectra are noisier than harmonic DOS: 2% is within statistical noise of a short run, 25% a different spectrum')}, order=80))

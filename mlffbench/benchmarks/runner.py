@@ -190,10 +190,8 @@ def _run_one(bench: Benchmark, potential, ctx: BenchContext) -> tuple[str, str, 
 
 def committee_members(model) -> list:
     """The members of a committee model ([model] for a single one)."""
-    try:
-        from mlffbench.potentials.committee import members
-    except ImportError:
-        return [model]
+    from mlffbench.potentials.committee import members
+
     return list(members(model))
 
 
