@@ -204,22 +204,8 @@ def _random_rotation(rng) -> np.ndarray:
     return q
 
 
-def run_checks(pot: Potential, cfg: CheckModelConfig) -> dict:
-    """All checks on `pot`; returns {'checks': [...], 'passed': bool, 'dimer': {...}, ...}."""
-    rng = np.random.default_rng(cfg.seed)
-    f32 = pot.is_float32
-    tol = cfg.tolerance_float32 if f32 else cfg.tolerance_float64
-    s = fcc(cfg.n_cells, cfg.lattice_constant_sigma)
-    R0 = s.positions + rng.uniform(-cfg.displacement_sigma, cfg.displacement_sigma, s.positions.shape)
-    n = len(R0)
-    ev = _evaluator(pot, s.box, n)
-    E0, F0 = ev(R0)
-    f_rms = float(np.sqrt(np.mean(F0 ** 2))) or 1.0
-    e_scale = max(abs(E0), 1.0) if pot.conservative else 1.0
-    cons = pot.conservative
-    checks = []
-
-    # forces vs finite differences of the energy
+def _fd_force_check(ev, R0, F0, f_rms, cons, f32, tol, cfg, rng) -> dict:
+    """Forces vs central finite differences of the energy along random unit directions."""
     if cons:
         h = 1e-2 if f32 else cfg.fd_step_sigma
         errs = []
@@ -231,18 +217,20 @@ def run_checks(pot: Potential, cfg: CheckModelConfig) -> dict:
         fd_err = max(errs) / f_rms
     else:
         fd_err = float("nan")
-    checks.append(_check("forces_vs_finite_differences", fd_err, tol * (10 if f32 else 1),
-                         "relative to RMS force", "max over random unit directions v of |dE/dv (central FD) + F.v|",
-                         applicable=cons))
+    return _check("forces_vs_finite_differences", fd_err, tol * (10 if f32 else 1),
+                  "relative to RMS force", "max over random unit directions v of |dE/dv (central FD) + F.v|",
+                  applicable=cons)
 
-    # translation
+
+def _symmetry_checks(pot, ev, s, R0, E0, F0, f_rms, e_scale, cons, tol, cfg, rng) -> list[dict]:
+    """Translation, rotation (box rotated with the atoms), permutation and zero net force."""
+    n = len(R0)
     t = rng.uniform(-1, 1, 3) * cfg.lattice_constant_sigma
     Et, Ft = ev(R0 + t)
-    checks.append(_check("translation_energy", abs(Et - E0) / e_scale, tol, "relative",
-                         "|E(R + t) - E(R)| / |E|", applicable=cons))
-    checks.append(_check("translation_forces", np.max(np.abs(Ft - F0)) / f_rms, tol, "relative to RMS force",
-                         "max |F(R + t) - F(R)|"))
-    # rotation (box rotated with the atoms)
+    checks = [_check("translation_energy", abs(Et - E0) / e_scale, tol, "relative",
+                     "|E(R + t) - E(R)| / |E|", applicable=cons),
+              _check("translation_forces", np.max(np.abs(Ft - F0)) / f_rms, tol, "relative to RMS force",
+                     "max |F(R + t) - F(R)|")]
     Q = _random_rotation(rng)
     ev_rot = _evaluator(pot, Q @ s.box, n)
     Er, Fr = ev_rot(R0 @ Q.T)
@@ -250,7 +238,6 @@ def run_checks(pot: Potential, cfg: CheckModelConfig) -> dict:
                          "|E(QR, Q box) - E(R)| / |E|", applicable=cons))
     checks.append(_check("rotation_forces", np.max(np.abs(Fr - F0 @ Q.T)) / f_rms, tol, "relative to RMS force",
                          "max |F(QR) - Q F(R)|"))
-    # permutation
     perm = rng.permutation(n)
     Ep, Fp = ev(R0[perm])
     checks.append(_check("permutation_energy", abs(Ep - E0) / e_scale, tol, "relative",
@@ -260,35 +247,42 @@ def run_checks(pot: Potential, cfg: CheckModelConfig) -> dict:
     # Newton's third law / zero net force (holds for any translation-invariant model)
     checks.append(_check("zero_net_force", np.linalg.norm(F0.sum(0)) / (f_rms * np.sqrt(n)), tol,
                          "relative to RMS force * sqrt(N)", "|sum_i F_i|"))
+    return checks
 
-    # smoothness: uniform strain through a neighbour-shell crossing (energy and stress needed)
+
+def _smoothness_checks(pot, s, R0, cons, f32, cfg, rng) -> tuple[list[dict], dict | None]:
+    """Strain work through a neighbour-shell crossing (needs energy and stress) and, for a
+    force-only model, the closed-loop work of its forces. Returns (checks, strain record)."""
     strain_ok = cons and pot.capabilities.stress
     strain = strain_work(pot, cfg) if strain_ok else None
     disc = strain["discrepancy_epsilon_per_atom"] if strain_ok else None
     worst = float(disc[np.argmax(np.abs(disc))]) if strain_ok else np.nan
-    checks.append(_check(
+    checks = [_check(
         "smoothness_strain_work", worst, cfg.strain_tolerance, "epsilon/atom",
         "signed extreme over the strain path of [E(V) - E(V0) + integral P dV] / N for a perfect FCC crystal "
         "expanded through the lattice constant at which a neighbour shell crosses rc",
         applicable=strain_ok, why_not="needs an energy and a stress",
         **({"final_value": float(disc[-1]),
-            "crossing_lattice_constant_sigma": strain["crossing_lattice_constant_sigma"]} if strain_ok else {})))
-    # closed-loop work of the forces: zero for F = -grad E; the measure of a force-only model
+            "crossing_lattice_constant_sigma": strain["crossing_lattice_constant_sigma"]} if strain_ok else {}))]
     if cons:
         W, w_scale = np.nan, 1.0
     else:
         u, w = loop_directions(R0.shape, rng)
         ev_loop = _tracking_evaluator(pot, s.box, R0)
-        W, w_scale = loop_work(lambda R: ev_loop(R)[1], R0, u, w, cfg.displacement_sigma * np.sqrt(n),
+        W, w_scale = loop_work(lambda R: ev_loop(R)[1], R0, u, w, cfg.displacement_sigma * np.sqrt(len(R0)),
                                cfg.loop_points)
     checks.append(_check("closed_loop_work", W / w_scale, cfg.loop_tolerance * (10 if f32 else 1),
                          "relative to 2 pi A <|F|>", "sum F.dR around a closed loop of atom displacements "
                          f"(radius A = {cfg.displacement_sigma} sigma * sqrt(N) in 3N dimensions), signed",
                          applicable=not cons, why_not="zero by construction for F = -grad E",
                          **({} if cons else {"work_epsilon": W})))
+    return checks, strain
 
-    # dimer scan through the cutoff: recorded for the plot and the force jump, not a check
+
+def _dimer_scan(pot, cons, f32, cfg) -> dict:
+    """Dimer E(r), F(r) through the cutoff: recorded for the plot and the force jump, not a check."""
     rc = float(pot.cutoff)
+
     def dimer_positions(r):
         return np.array([[0.0, 0.0, 0.0], [r, 0.0, 0.0]])
 
@@ -299,16 +293,47 @@ def run_checks(pot: Potential, cfg: CheckModelConfig) -> dict:
     force_jump = float(np.max(np.abs(ev_d(dimer_positions(rc + delta))[1] - ev_d(dimer_positions(rc - delta))[1])))
     E_s = np.array([x[0] for x in scan])
     F_s = np.array([x[1][1, 0] for x in scan])  # force on atom 2 along the bond
+    return {"r_sigma": r_grid, "energy_epsilon": E_s if cons else None, "force_epsilon_per_sigma": F_s,
+            "force_jump_at_cutoff_epsilon_per_sigma": force_jump,
+            "note": "force jump is informational (lj/cut/shift has one of ~0.039 epsilon/sigma)"}
 
-    # extensivity: 2x2x2 replica
+
+def _extensivity_checks(pot, s, R0, E0, F0, f_rms, cons, tol) -> tuple[list[dict], int]:
+    """Energy and forces of a 2x2x2 replica against 8 E and tiled F; returns (checks, replica atoms)."""
     reps = np.array([(i, j, k) for i in range(2) for j in range(2) for k in range(2)], float)
     R_big = (R0[None, :, :] + (reps @ s.box.T)[:, None, :]).reshape(-1, 3)
     ev_big = _evaluator(pot, 2 * s.box, len(R_big))
     Eb, Fb = ev_big(R_big)
-    checks.append(_check("extensivity_energy", abs(Eb / (8 * E0) - 1.0) if cons else np.nan, tol, "relative",
-                         "|E(2x2x2 replica) / (8 E) - 1|", applicable=cons))
-    checks.append(_check("extensivity_forces", np.max(np.abs(Fb - np.tile(F0, (8, 1)))) / f_rms, tol,
-                         "relative to RMS force", "max |F(replica) - tiled F|"))
+    return [_check("extensivity_energy", abs(Eb / (8 * E0) - 1.0) if cons else np.nan, tol, "relative",
+                   "|E(2x2x2 replica) / (8 E) - 1|", applicable=cons),
+            _check("extensivity_forces", np.max(np.abs(Fb - np.tile(F0, (8, 1)))) / f_rms, tol,
+                   "relative to RMS force", "max |F(replica) - tiled F|")], len(R_big)
+
+
+def run_checks(pot: Potential, cfg: CheckModelConfig) -> dict:
+    """All checks on `pot`; returns {'checks': [...], 'passed': bool, 'dimer': {...}, ...}.
+
+    The random draws happen in a fixed order (displacements, FD directions, translation,
+    rotation, permutation, loop directions), so a seed gives the same numbers."""
+    rng = np.random.default_rng(cfg.seed)
+    f32 = pot.is_float32
+    tol = cfg.tolerance_float32 if f32 else cfg.tolerance_float64
+    s = fcc(cfg.n_cells, cfg.lattice_constant_sigma)
+    R0 = s.positions + rng.uniform(-cfg.displacement_sigma, cfg.displacement_sigma, s.positions.shape)
+    n = len(R0)
+    ev = _evaluator(pot, s.box, n)
+    E0, F0 = ev(R0)
+    f_rms = float(np.sqrt(np.mean(F0 ** 2))) or 1.0
+    cons = pot.conservative
+    e_scale = max(abs(E0), 1.0) if cons else 1.0
+
+    checks = [_fd_force_check(ev, R0, F0, f_rms, cons, f32, tol, cfg, rng)]
+    checks += _symmetry_checks(pot, ev, s, R0, E0, F0, f_rms, e_scale, cons, tol, cfg, rng)
+    smooth, strain = _smoothness_checks(pot, s, R0, cons, f32, cfg, rng)
+    checks += smooth
+    dimer = _dimer_scan(pot, cons, f32, cfg)
+    extensive, n_replica = _extensivity_checks(pot, s, R0, E0, F0, f_rms, cons, tol)
+    checks += extensive
 
     applicable = [c for c in checks if c["passed"] is not None]
     return {
@@ -319,11 +344,9 @@ def run_checks(pot: Potential, cfg: CheckModelConfig) -> dict:
         "n_checks": len(applicable),
         "checks": checks,
         "structure": {"n_atoms": n, "n_cells": cfg.n_cells, "lattice_constant_sigma": cfg.lattice_constant_sigma,
-                      "displacement_sigma": cfg.displacement_sigma, "replica_atoms": len(R_big)},
+                      "displacement_sigma": cfg.displacement_sigma, "replica_atoms": n_replica},
         "strain": strain,
-        "dimer": {"r_sigma": r_grid, "energy_epsilon": E_s if cons else None, "force_epsilon_per_sigma": F_s,
-                  "force_jump_at_cutoff_epsilon_per_sigma": force_jump,
-                  "note": "force jump is informational (lj/cut/shift has one of ~0.039 epsilon/sigma)"},
+        "dimer": dimer,
     }
 
 
