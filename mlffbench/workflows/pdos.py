@@ -246,20 +246,8 @@ def zero_kelvin(potential: Potential, cfg: PdosConfig, lattice_constant: float |
 # ----------------------------------------------------------------------------------------------
 # Finite temperature
 # ----------------------------------------------------------------------------------------------
-def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, log=print) -> dict:
-    """MD -> VACF DOS per temperature, W1 to the harmonic DOS of the same cell, SED peaks.
-
-    Per temperature: harmonic equipartitioned start (random phases), NVT equilibration (skipped
-    when equilibration_time is 0); then one NVE production run with every temperature and
-    replica vmapped together (one compilation).
-    """
-    from mlffbench.dynamics.md import Integrator, run_md
-
-    ft = cfg.finite_temperature
-    us = cfg.units.unit_system()
-    system = cfg.units.system
-    s = fcc(ft.supercell, a0)
-    n = s.n_atoms
+def _md_step_counts(ft, system: str, us) -> dict:
+    """Time settings of the finite-T config -> integer step counts (reduced time tau)."""
     dt = convert_input(ft.dt, "time", system, us)
     n_eq = int(round(convert_input(ft.equilibration_time, "time", system, us) / dt))
     n_eq -= n_eq % 10
@@ -270,8 +258,13 @@ def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, log=pri
     max_lag = min(int(round(convert_input(ft.max_lag_time, "time", system, us) / dt_s)), n_samples // 2)
     if n_samples < 16 or max_lag < 8:
         raise UserError("finite_temperature.production_time is too short for the sampling interval")
-    t_therm = convert_input(ft.thermostat_time, "time", system, us)
-    # harmonic modes of this same MD cell (exact Hessian of the MD cell itself)
+    return {"dt": dt, "n_eq": n_eq, "n_prod": n_prod, "dt_s": dt_s, "n_samples": n_samples, "max_lag": max_lag,
+            "t_therm": convert_input(ft.thermostat_time, "time", system, us)}
+
+
+def _harmonic_reference(potential: Potential, cfg: PdosConfig, s, steps: dict) -> dict:
+    """Exact Hessian of the MD cell itself, its frequencies and the harmonic VDOS on the grid."""
+    ft = cfg.finite_temperature
     fc_md = ph.force_constants(potential, s.positions, s.box, method="bravais",
                                memory_budget=cfg.memory_budget_gb * 1e9, fd_step=cfg.zero_kelvin.fd_step)
     fc_md.fc[0] = ph.impose_acoustic_sum_rule(fc_md.fc[0])
@@ -279,20 +272,35 @@ def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, log=pri
     nu_h = ph.signed_frequencies(np.linalg.eigvalsh(H)) / TWO_PI
     nu_top = max(float(nu_h.max()), 1e-6)
     nu_grid = np.linspace(0.0, 1.5 * nu_top, 601)
+    dt_s = steps["dt_s"]
     if 0.5 / dt_s < 1.2 * nu_top:
         raise UserError(f"finite_temperature.sample_every too large: Nyquist {0.5 / dt_s:.3g}/tau below "
                         f"1.2 x the highest harmonic frequency {nu_top:.3g}/tau")
-    g_harm = vf.harmonic_vdos(nu_h, max_lag + 1, dt_s, nu_grid, 3 * n, ft.window)
-    sed_q = None
-    if ft.sed:
-        try:
-            cp = sedmod.commensurate_path(a0, ft.supercell)
-            images = ph.shortest_images(s.positions, s.box)
-            nu_q, vec_q = ph.frequencies_at(fc_md.fc[0], images, cp["q"], eigenvectors=True)
-            sed_q = (cp, nu_q / TWO_PI, vec_q)
-        except ValueError as exc:
-            log(f"SED skipped: {exc}")
-    n_T, n_rep = len(ft.temperatures), ft.replicas
+    g_harm = vf.harmonic_vdos(nu_h, steps["max_lag"] + 1, dt_s, nu_grid, 3 * s.n_atoms, ft.window)
+    return {"fc": fc_md, "H": H, "nu_top": nu_top, "nu_grid": nu_grid, "g_harm": g_harm}
+
+
+def _sed_modes(fc_md, s, a0: float, supercell: int, log):
+    """(commensurate path, frequencies, eigenvectors) for the SED fits, or None where the cell has none."""
+    try:
+        cp = sedmod.commensurate_path(a0, supercell)
+        images = ph.shortest_images(s.positions, s.box)
+        nu_q, vec_q = ph.frequencies_at(fc_md.fc[0], images, cp["q"], eigenvectors=True)
+        return cp, nu_q / TWO_PI, vec_q
+    except ValueError as exc:
+        log(f"SED skipped: {exc}")
+        return None
+
+
+def _equilibrated_starts(potential: Potential, cfg: PdosConfig, s, H, steps: dict, log):
+    """Harmonic equipartitioned starts, NVT-equilibrated per temperature.
+
+    Returns (R (n_T*n_rep, N, 3), V (same), per-temperature entries, compile s, run s)."""
+    from mlffbench.dynamics.md import Integrator, run_md
+
+    ft = cfg.finite_temperature
+    us, system = cfg.units.unit_system(), cfg.units.system
+    n, n_rep, n_eq = s.n_atoms, ft.replicas, steps["n_eq"]
     starts_R, starts_V, entries = [], [], []
     md_compile, md_run = 0.0, 0.0
     for k, T in enumerate(ft.temperatures):
@@ -302,7 +310,7 @@ def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, log=pri
         entry = {"temperature": value(T if system == "metal" else T * us.temperature_k, "K", reduced=kT)}
         if n_eq > 0:
             log(f"T = {T:g}: {n_eq} {ft.thermostat} steps x {n_rep} replicas")
-            integ = Integrator(ft.thermostat, dt=dt, gamma=1.0 / t_therm, tau_T=t_therm)
+            integ = Integrator(ft.thermostat, dt=steps["dt"], gamma=1.0 / steps["t_therm"], tau_T=steps["t_therm"])
             eq = run_md(potential, R if n_rep > 1 else R[0], s.box, integ, n_eq, kT=kT,
                         seed=cfg.seed + 1000 * k, sample_every=n_eq // 10, chunk_steps=n_eq,
                         velocities=v if n_rep > 1 else v[0])
@@ -316,11 +324,56 @@ def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, log=pri
         starts_R.append(R)
         starts_V.append(v)
         entries.append(entry)
+    return np.concatenate(starts_R), np.concatenate(starts_V), entries, md_compile, md_run
+
+
+def _analyse_temperature(entry: dict, v, R_fin, T_inst, E_tot, s, a0: float, ft, harm: dict, sed_q, steps: dict,
+                         us, log) -> dict:
+    """VACF DOS, Lindemann ratio, W1 to the harmonic DOS and SED peaks of one temperature's replicas."""
+    n, nu_grid, dt_s = s.n_atoms, harm["nu_grid"], steps["dt_s"]
+    lind = vf.lindemann_ratio(R_fin, s.positions, s.box, a0 / math.sqrt(2.0))
+    melted = lind > ft.melt_lindemann
+    c = vf.vacf(v, steps["max_lag"])
+    g = vf.vdos(c / c[0], dt_s, nu_grid, 3 * n, ft.window)
+    T_md = float(np.mean(T_inst))
+    entry.setdefault("status", "melted" if melted else "ok")
+    entry.update(lindemann_ratio=lind, melted=melted,
+                 mean_temperature=value(T_md * us.temperature_k, "K", reduced=T_md),
+                 energy_fluctuation_per_atom=value(_etot_range(E_tot, n), "epsilon"),
+                 vdos_mean_frequency=_freq_pair(float(np.trapezoid(nu_grid * g, nu_grid) /
+                                                     np.trapezoid(g, nu_grid)), us),
+                 w1_to_harmonic=ph.wasserstein1(nu_grid, g, nu_grid, harm["g_harm"], scale=harm["nu_top"]))
+    if melted:
+        log(f"the crystal MELTED at {entry['temperature']['value']:g} K (Lindemann ratio {lind:.3f})")
+    arrays = {"nu": nu_grid, "vdos": g, "vacf": c}
+    if sed_q is not None and not melted:
+        entry["sed"], arrays["sed_map"] = sedmod.sed_peaks(v, s.positions, *sed_q, dt_s, harm["nu_top"], ft.window)
+        entry["sed"]["frequency_resolution"] = _freq_pair(entry["sed"].pop("frequency_resolution_reduced"), us)
+    entry["_arrays"] = arrays
+    return entry
+
+
+def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, log=print) -> dict:
+    """MD -> VACF DOS per temperature, W1 to the harmonic DOS of the same cell, SED peaks.
+
+    Per temperature: harmonic equipartitioned start (random phases), NVT equilibration (skipped
+    when equilibration_time is 0); then one NVE production run with every temperature and
+    replica vmapped together (one compilation).
+    """
+    from mlffbench.dynamics.md import Integrator, run_md
+
+    ft = cfg.finite_temperature
+    us, system = cfg.units.unit_system(), cfg.units.system
+    s = fcc(ft.supercell, a0)
+    n = s.n_atoms
+    steps = _md_step_counts(ft, system, us)
+    harm = _harmonic_reference(potential, cfg, s, steps)
+    sed_q = _sed_modes(harm["fc"], s, a0, ft.supercell, log) if ft.sed else None
+    n_T, n_rep, n_prod, n_samples = len(ft.temperatures), ft.replicas, steps["n_prod"], steps["n_samples"]
+    R_all, V_all, entries, md_compile, md_run = _equilibrated_starts(potential, cfg, s, harm["H"], steps, log)
     log(f"NVE production: {n_prod} steps x {n_T * n_rep} systems of {n} atoms")
-    R_all = np.concatenate(starts_R)
-    V_all = np.concatenate(starts_V)
     single = len(R_all) == 1
-    pr = run_md(potential, R_all[0] if single else R_all, s.box, Integrator("nve", dt=dt), n_prod,
+    pr = run_md(potential, R_all[0] if single else R_all, s.box, Integrator("nve", dt=steps["dt"]), n_prod,
                 kT=convert_input(ft.temperatures[0], "temperature", system, us),
                 velocities=V_all[0] if single else V_all, sample_every=ft.sample_every,
                 record=("velocities",), chunk_steps=min(n_prod, 4000 - 4000 % ft.sample_every or ft.sample_every))
@@ -333,32 +386,12 @@ def finite_temperature(potential: Potential, cfg: PdosConfig, a0: float, log=pri
     R_fin = pr.final["positions"].reshape(n_T, n_rep, n, 3)
     T_inst = pr.samples["T"].reshape(n_samples, n_T, n_rep)
     E_tot = pr.samples["Etot"].reshape(n_samples, n_T, n_rep)
-    runs = []
-    for k, entry in enumerate(entries):
-        v = V[:, k]
-        lind = vf.lindemann_ratio(R_fin[k], s.positions, s.box, a0 / math.sqrt(2.0))
-        melted = lind > ft.melt_lindemann
-        c = vf.vacf(v, max_lag)
-        g = vf.vdos(c / c[0], dt_s, nu_grid, 3 * n, ft.window)
-        T_md = float(np.mean(T_inst[:, k]))
-        entry.setdefault("status", "melted" if melted else "ok")
-        entry.update(lindemann_ratio=lind, melted=melted,
-                     mean_temperature=value(T_md * us.temperature_k, "K", reduced=T_md),
-                     energy_fluctuation_per_atom=value(_etot_range(E_tot[:, k], n), "epsilon"),
-                     vdos_mean_frequency=_freq_pair(float(np.trapezoid(nu_grid * g, nu_grid) /
-                                                         np.trapezoid(g, nu_grid)), us),
-                     w1_to_harmonic=ph.wasserstein1(nu_grid, g, nu_grid, g_harm, scale=nu_top))
-        if melted:
-            log(f"the crystal MELTED at {ft.temperatures[k]:g} (Lindemann ratio {lind:.3f})")
-        arrays = {"nu": nu_grid, "vdos": g, "vacf": c}
-        if sed_q is not None and not melted:
-            entry["sed"], arrays["sed_map"] = sedmod.sed_peaks(v, s.positions, *sed_q, dt_s, nu_top, ft.window)
-            entry["sed"]["frequency_resolution"] = _freq_pair(entry["sed"].pop("frequency_resolution_reduced"), us)
-        entry["_arrays"] = arrays
-        runs.append(entry)
-    return {"runs": runs, "nu_grid": nu_grid, "harmonic_vdos": g_harm, "nu_top": nu_top,
-            "settings": {"supercell": ft.supercell, "n_atoms": n, "dt_tau": dt, "equilibration_steps": n_eq,
-                         "production_steps": n_prod, "sample_interval_tau": dt_s, "max_lag_tau": max_lag * dt_s,
+    runs = [_analyse_temperature(entry, V[:, k], R_fin[k], T_inst[:, k], E_tot[:, k], s, a0, ft, harm, sed_q,
+                                 steps, us, log) for k, entry in enumerate(entries)]
+    return {"runs": runs, "nu_grid": harm["nu_grid"], "harmonic_vdos": harm["g_harm"], "nu_top": harm["nu_top"],
+            "settings": {"supercell": ft.supercell, "n_atoms": n, "dt_tau": steps["dt"],
+                         "equilibration_steps": steps["n_eq"], "production_steps": n_prod,
+                         "sample_interval_tau": steps["dt_s"], "max_lag_tau": steps["max_lag"] * steps["dt_s"],
                          "replicas": n_rep, "thermostat": ft.thermostat, "window": ft.window,
                          "initial_state": "harmonic normal modes, kT each, random phases",
                          "volume": "fixed at the 0 K lattice constant (no thermal expansion)",
