@@ -93,3 +93,32 @@ def test_bad_study_configs(tmp_path):
     assert study_mod.plan(StudyConfig(recipes={"paper": {}}, frames=10, learning_curve=[5, 10])) == {
         "paper": (StudyConfig(recipes={"paper": {}}).recipes["paper"], 10),
         "paper@5": (StudyConfig(recipes={"paper": {}}).recipes["paper"], 5)}
+
+
+def test_study_configs_with_the_new_recipes_validate(tmp_path):
+    from pathlib import Path
+
+    from mlffbench.benchmarks.runner import RunConfig, stage_configs
+    from mlffbench.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("study-quick", "study-paper"):
+        cfg = load_config(StudyConfig, root / "configs" / f"{name}.yaml")
+        assert {"paper", "fixed-density", "+hot", "+strain", "+vacancy"} <= set(cfg.recipes)
+        base = load_config(RunConfig, root / cfg.run)
+        tasks = study_mod.plan(cfg)
+        study_mod.validate_recipes(cfg, base, tasks, name)
+        gen, train = stage_configs(study_mod.recipe_run_config(cfg, base, *tasks["+strain"]), name)
+        assert gen.strain.enabled and not gen.vacancies.in_dataset
+        assert train.splits.train.max_frames == cfg.frames and 2000 in train.splits.train.trajectories
+        gen, train = stage_configs(study_mod.recipe_run_config(cfg, base, *tasks["+vacancy"]), name)
+        assert gen.vacancies.in_dataset and gen.vacancies.n_trajectories >= 1 and not gen.strain.enabled
+        assert 1000 in train.splits.train.trajectories
+        gen, _ = stage_configs(study_mod.recipe_run_config(cfg, base, *tasks["paper"]), name)
+        assert not gen.strain.enabled and gen.vacancies.n_trajectories == 0
+    # a bad recipe fails up front, naming the recipe, and writes nothing
+    cfg = StudyConfig(run=str(root / "configs/run-quick.yaml"),
+                      recipes={"paper": {}, "+strain": {"overrides": {"strain.volume_strains": [0.5]}}})
+    with pytest.raises(UserError, match=r"recipes\.\+strain.*volume_strains"):
+        run_study(cfg, tmp_path / "o", log=lambda m: None)
+    assert not (tmp_path / "o").exists()

@@ -88,6 +88,21 @@ def recipe_run_config(cfg: StudyConfig, base, recipe: RecipeConfig, frames: int)
     return base.model_copy(update={"generate": gen, "train": train, "seed": cfg.seed, "model": None})
 
 
+def validate_recipes(cfg: StudyConfig, base, tasks: dict, source: str = "config") -> None:
+    """Every task's generate and train stage configs, validated before anything runs (UserError
+    naming the recipe and key), so a bad recipe fails the study up front, not an hour in."""
+    from mlffbench.benchmarks.runner import stage_configs
+
+    for name, (recipe, frames) in tasks.items():
+        if recipe.config and not resolve_path(recipe.config).is_file():
+            raise UserError(f"{source}: recipes.{name}.config: file not found: {recipe.config}")
+        try:
+            stage_configs(recipe_run_config(cfg, base, recipe, frames), f"{source}: recipes.{name}")
+        except UserError as exc:
+            msg = str(exc)
+            raise UserError(msg if f"recipes.{name}" in msg else f"{source}: recipes.{name}: {msg}") from None
+
+
 def headline(bench_result: dict) -> tuple[str, dict] | None:
     """(metric name, metric) of a passed benchmark: its first scored metric, else its first metric."""
     if bench_result.get("state") != PASSED or not bench_result.get("metrics"):
@@ -189,9 +204,7 @@ def run_study(cfg: StudyConfig, outdir: Path, source: str = "config", overwrite:
         raise UserError(f"{source}: run: file not found: {cfg.run}")
     base = load_config(RunConfig, base_path)
     tasks = plan(cfg)
-    for name, (recipe, _) in tasks.items():
-        if recipe.config and not resolve_path(recipe.config).is_file():
-            raise UserError(f"{source}: recipes.{name}.config: file not found: {recipe.config}")
+    validate_recipes(cfg, base, tasks, source)
     if outdir.exists() and any(outdir.iterdir()) and not (outdir / MARKER).is_file():
         if not overwrite:
             raise UserError(f"output directory {outdir} exists and is not an mlffbench study; "

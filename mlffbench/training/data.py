@@ -56,11 +56,14 @@ def frame_edges(positions: np.ndarray, box: np.ndarray, cutoff: float, half: boo
     Vectorised numpy over all pairs and the few image shifts the cell needs (ASE's neighbour
     list gives the same pairs, see tests, but took ~0.2 s per 256-atom frame here). half=True
     keeps each unordered pair (with its image) once: i < j, or i == j with the first nonzero
-    component of S positive.
+    component of S positive. Ghost atoms (non-finite positions: the padding of a frame with
+    fewer atoms, see `generate`'s vacancies.in_dataset) get no edges: an atom infinitely far away.
     """
     from mlffbench.neighbors import perpendicular_widths
 
     R = np.asarray(positions, np.float64)
+    real = np.all(np.isfinite(R), axis=1)
+    R = np.where(real[:, None], R, 0.0)
     b = np.asarray(box, np.float64)
     frac = R @ np.linalg.inv(b).T
     d0 = frac[None, :, :] - frac[:, None, :]  # (i, j, 3): s_j - s_i
@@ -75,7 +78,7 @@ def frame_edges(positions: np.ndarray, box: np.ndarray, cutoff: float, half: boo
                 s = np.array([sx, sy, sz], float)
                 d = (d0 + s) @ b.T
                 r2 = np.einsum("ijk,ijk->ij", d, d)
-                i, j = np.nonzero((r2 < rc2) & (r2 > 1e-20))
+                i, j = np.nonzero((r2 < rc2) & (r2 > 1e-20) & real[:, None] & real[None, :])
                 out_i.append(i)
                 out_j.append(j)
                 out_S.append(base[i, j] + s)
@@ -109,7 +112,8 @@ def build_graphs(ds: Dataset, index: np.ndarray, cutoff: float, half: bool,
     for f, (i, j, S) in enumerate(lists):
         n = len(i)
         recv[f, :n], send[f, :n], shifts[f, :n], mask[f, :n] = i, j, S, True
-    return GraphSet(positions=ds.positions[index], box=ds.box[index], receivers=recv, senders=send,
+    R = ds.positions[index]  # ghost atoms (NaN) have no edges; a finite placeholder keeps jit finite
+    return GraphSet(positions=np.where(np.isfinite(R), R, 0.0), box=ds.box[index], receivers=recv, senders=send,
                     shifts=shifts, mask=mask, energy=ds.energy[index], forces=ds.forces[index],
                     kT_target=ds.kT_target[index], index=np.asarray(index))
 

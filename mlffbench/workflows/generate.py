@@ -38,6 +38,9 @@ from mlffbench.properties.structure import fcc_order_parameter
 from mlffbench.structures import fcc, remove_atom
 from mlffbench.units import UnitSystem, convert_input
 
+VACANCY_TRAJECTORY = 1000  # trajectory ids of the vacancy trajectories start here
+STRAIN_TRAJECTORY = 2000   # trajectory id of the strained-cell frames
+
 
 class Segment(StrictModel):
     """A fixed-temperature MD segment. temperature in K (metal) or kT (lj); steps >= 0."""
@@ -93,10 +96,46 @@ class ProtocolConfig(StrictModel):
     solid_threshold: float = Field(0.3, gt=0, lt=1)
 
 
+class StrainConfig(StrictModel):
+    """Optional strained cells (off by default: both lists empty).
+
+    Each strain state is the 0 K crystal (lattice constant a0) deformed by F, then NVT at
+    `temperature` for `equilibration_steps` (not saved) + `steps` (saved every frame_every), so
+    the data hold E(V) and the elastic response with their stress. volume_strains: fractional
+    volume changes dV/V0 (box scaled by (1 + dV/V0)^(1/3)); shear_strains: engineering shear
+    strains gamma of the volume-conserving simple shear F = I + gamma e_x e_y^T (xy). Frames get
+    trajectory id STRAIN_TRAJECTORY (2000), frame numbers running over the states in order.
+    """
+
+    volume_strains: list[float] = []
+    shear_strains: list[float] = []
+    temperature: float = Field(10.0, gt=0)
+    equilibration_steps: int = Field(200, ge=0)
+    steps: int = Field(500, ge=1)
+
+    @model_validator(mode="after")
+    def _strains_in_range(self):
+        for name, vals in (("volume_strains", self.volume_strains), ("shear_strains", self.shear_strains)):
+            bad = [v for v in vals if not (0 < abs(v) <= 0.2)]
+            if bad:
+                raise ValueError(f"{name}: {bad} must be nonzero with |value| <= 0.2")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.volume_strains or self.shear_strains)
+
+
 class VacancyConfig(StrictModel):
-    """Optional vacancy-containing trajectories (off by default)."""
+    """Optional vacancy-containing trajectories (off by default).
+
+    in_dataset: false writes them to vacancy_dataset.* (their own atom count); true appends them
+    to the main dataset, each frame padded to N atoms with one ghost atom (NaN position, zero
+    force: an atom infinitely far away, LJ energy 0) and an `n_atoms` array (N - 1 for them).
+    """
 
     n_trajectories: int = Field(0, ge=0)
+    in_dataset: bool = False
 
 
 class GenerateConfig(StrictModel):
@@ -108,6 +147,7 @@ class GenerateConfig(StrictModel):
     system: SystemConfig = SystemConfig()
     md: MDSettings = MDSettings()
     protocol: ProtocolConfig = ProtocolConfig()
+    strain: StrainConfig = StrainConfig()
     vacancies: VacancyConfig = VacancyConfig()
 
     @model_validator(mode="after")
@@ -119,6 +159,10 @@ class GenerateConfig(StrictModel):
                 raise ValueError(f"{name} ({steps}) must be a multiple of protocol.frame_every ({p.frame_every})")
         if p.npt.steps % p.frame_every:
             raise ValueError(f"protocol.npt.steps ({p.npt.steps}) must be a multiple of protocol.frame_every")
+        st = self.strain
+        if st.enabled and (st.steps % p.frame_every or st.equilibration_steps % p.frame_every):
+            raise ValueError(f"strain.steps ({st.steps}) and strain.equilibration_steps "
+                             f"({st.equilibration_steps}) must be multiples of protocol.frame_every ({p.frame_every})")
         return self
 
     @model_validator(mode="before")
@@ -199,10 +243,7 @@ def run_trajectory(potential: Potential, cfg: GenerateConfig, a0: float, traj: i
 
             raise SimulationError(f"trajectory {traj}, {name} segment: {res.message}")
         kT_arr = np.broadcast_to(np.asarray(kT, float), (steps,))[p.frame_every - 1::p.frame_every]
-        for k in range(len(res.samples["T"])):
-            s = res.samples
-            logs.append(f"{name} {int(s['step'][k]) + base} {s['time'][k] + base * integrator.dt:.6f} "
-                        f"{s['T'][k]:.6f} {s['Epot'][k]:.8f} {s['Ekin'][k]:.8f} {s['Etot'][k]:.8f} {s['P'][k]:.6f}")
+        logs.extend(_log_lines(name, res, base, integrator.dt))
         if keep:
             frames.append(_frames(res, kT_arr, traj, frame_no))
             frame_no += len(kT_arr)
@@ -220,6 +261,78 @@ def run_trajectory(potential: Potential, cfg: GenerateConfig, a0: float, traj: i
     return out, logs
 
 
+def _log_lines(name: str, res: MDResult, base: int, dt: float) -> list[str]:
+    """Thermo lines (reduced units) of one segment's samples; `base` = steps before the segment."""
+    s = res.samples
+    return [f"{name} {int(s['step'][k]) + base} {s['time'][k] + base * dt:.6f} {s['T'][k]:.6f} "
+            f"{s['Epot'][k]:.8f} {s['Ekin'][k]:.8f} {s['Etot'][k]:.8f} {s['P'][k]:.6f}"
+            for k in range(len(s["T"]))]
+
+
+def strain_deformations(st: StrainConfig) -> list[tuple[str, np.ndarray]]:
+    """(label, deformation gradient F (3, 3)) per strain state: the volume strains, then the shears.
+
+    A deformed cell has box F @ box0 (columns = lattice vectors) and positions R0 @ F.T.
+    """
+    out = [(f"volume{dv:+g}", np.eye(3) * (1.0 + dv) ** (1.0 / 3.0)) for dv in st.volume_strains]
+    for g in st.shear_strains:
+        F = np.eye(3)
+        F[0, 1] = g
+        out.append((f"shear{g:+g}", F))
+    return out
+
+
+def run_strain(potential: Potential, cfg: GenerateConfig, a0: float,
+               progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Every strain state of `cfg.strain`: NVT at the strain's temperature -> (frame arrays, thermo lines).
+
+    Frames carry trajectory id STRAIN_TRAJECTORY; their stress is the strained cell's own."""
+    st, p = cfg.strain, cfg.protocol
+    integ = integrators(cfg)["nvt"]
+    kT = _in_reduced(cfg, st.temperature, "temperature")
+    common = dict(sample_every=p.frame_every, skin=cfg.md.skin_sigma, chunk_steps=cfg.md.chunk_steps)
+    states = strain_deformations(st)
+    per_state = st.equilibration_steps + st.steps
+    frames, logs, frame_no = [], [], 0
+    for k, (label, F) in enumerate(states):
+        crystal = fcc(cfg.system.supercell, a0)
+        R, box, V = crystal.positions @ F.T, F @ crystal.box, None
+        seed = cfg.seed * 1000 + STRAIN_TRAJECTORY + k
+        base = k * per_state
+        for name, steps, record in (("equil", st.equilibration_steps, ()),
+                                    ("run", st.steps, ("positions", "forces", "stress", "box"))):
+            if steps == 0:
+                continue
+            res = run_md(potential, R, box, integ, steps, kT=kT, seed=seed, velocities=V, record=record,
+                         progress=(lambda j, n, b=base: progress(b + j, len(states) * per_state))
+                         if progress else None, **common)
+            if res.status != "ok":
+                from mlffbench.errors import SimulationError
+
+                raise SimulationError(f"strain state {label}, {name} segment: {res.message}")
+            logs.extend(_log_lines(f"{label}-{name}", res, base, integ.dt))
+            R, V, base = res.final["positions"], res.final["velocities"], base + steps
+            seed += 7919
+        n = st.steps // p.frame_every
+        frames.append(_frames(res, np.full(n, kT), STRAIN_TRAJECTORY, frame_no))
+        frame_no += n
+    return {key: np.concatenate([f[key] for f in frames]) for key in frames[0]}, logs
+
+
+def pad_with_ghost(arrays: dict[str, np.ndarray], n_atoms: int) -> dict[str, np.ndarray]:
+    """Frames of n_atoms - 1 atoms padded to n_atoms: one ghost atom (NaN position, zero force).
+
+    The ghost is an atom infinitely far away: it has no neighbours and LJ energy 0, so the
+    frame's energy and stress are unchanged. Adds `n_atoms` (F,) = n_atoms - 1.
+    """
+    out = dict(arrays)
+    F = len(arrays["positions"])
+    out["positions"] = np.concatenate([arrays["positions"], np.full((F, 1, 3), np.nan)], axis=1)
+    out["forces"] = np.concatenate([arrays["forces"], np.zeros((F, 1, 3))], axis=1)
+    out["n_atoms"] = np.full(F, n_atoms - 1, np.int64)
+    return out
+
+
 def phase_labels(positions: np.ndarray, boxes: np.ndarray, n_cells: int, threshold: float) -> np.ndarray:
     """0 (solid) / 1 (liquid) per frame: the FCC order parameter with each frame's own box.
 
@@ -231,10 +344,60 @@ def phase_labels(positions: np.ndarray, boxes: np.ndarray, n_cells: int, thresho
     return (order < threshold).astype(np.int64)
 
 
+def check_strained_boxes(cfg: GenerateConfig, a0: float) -> None:
+    """Refuse strain states whose cell is thinner than 2 (cutoff + skin) in some direction."""
+    from mlffbench.errors import UserError
+    from mlffbench.neighbors import perpendicular_widths
+
+    reach = cfg.potential.cutoff_sigma + cfg.md.skin_sigma
+    for label, F in strain_deformations(cfg.strain):
+        half = 0.5 * float(np.min(perpendicular_widths(F @ fcc(cfg.system.supercell, a0).box)))
+        if reach > half:
+            raise UserError(f"strain state {label}: potential.cutoff_sigma + md.skin_sigma = {reach:g} sigma is "
+                            f"larger than half the strained cell's width ({half:.3g} sigma); use a larger "
+                            "system.supercell or smaller strains")
+
+
+def frame_atoms(ds: Dataset) -> np.ndarray:
+    """Real atoms per frame (F,): `n_atoms` where frames are ghost-padded, else N for every frame."""
+    n = ds.positions.shape[1]
+    return np.asarray(ds.arrays.get("n_atoms", np.full(len(ds), n)), np.int64)
+
+
+def merge_parts(parts: list[dict[str, np.ndarray]], n_atoms: int) -> dict[str, np.ndarray]:
+    """Concatenate frame arrays; when any part is ghost-padded, every part gets `n_atoms`."""
+    if any("n_atoms" in part for part in parts):
+        parts = [part if "n_atoms" in part else {**part, "n_atoms": np.full(len(part["energy"]), n_atoms, np.int64)}
+                 for part in parts]
+    return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+
+
+def write_dataset_extxyz(path: Path, ds: Dataset, units: UnitSystem) -> None:
+    """dataset.extxyz; ghost-padded frames are written with their real atoms only (their own N)."""
+    if "n_atoms" not in ds.arrays:
+        write_extxyz(path, ds, units)
+        return
+    n = frame_atoms(ds)
+    edges = np.flatnonzero(np.diff(n)) + 1
+    chunks = []
+    for k, idx in enumerate(np.split(np.arange(len(ds)), edges)):
+        sub = ds.subset(idx)
+        m = int(n[idx[0]])
+        sub.arrays["positions"], sub.arrays["forces"] = sub.positions[:, :m], sub.forces[:, :m]
+        tmp = path.parent / f".{path.name}.part{k}"
+        write_extxyz(tmp, sub, units)
+        chunks.append(tmp.read_text())
+        tmp.unlink()
+    path.write_text("".join(chunks))
+
+
 def run_generate(cfg: GenerateConfig, outdir: Path, potential: Potential | None = None,
                  progress_factory=None) -> dict:
     """Run the protocol and write dataset.npz, dataset.extxyz, thermo.log and manifest.json into
-    `outdir` (an existing, empty directory: the caller makes it atomic). Returns a summary dict."""
+    `outdir` (an existing, empty directory: the caller makes it atomic). Returns a summary dict.
+
+    Strained cells (cfg.strain) go into the main dataset; vacancy trajectories into
+    vacancy_dataset.* or, with vacancies.in_dataset, ghost-padded into the main dataset."""
     units: UnitSystem = cfg.units.unit_system()
     potential = potential or reference_potential(cfg.potential)
     t_start = time.perf_counter()
@@ -243,39 +406,60 @@ def run_generate(cfg: GenerateConfig, outdir: Path, potential: Potential | None 
     else:
         a0 = lattice_constant(potential)
     check_box(cfg, a0)
+    check_strained_boxes(cfg, a0)
     t_lattice = time.perf_counter() - t_start
     p = cfg.protocol
     steps_total = p.npt.steps + p.nvt.steps + p.ramp.steps + sum(h.steps for h in p.hold)
+    n_cells = cfg.system.supercell
+
+    def with_progress(desc: str, total: int, fn):
+        if progress_factory is None:
+            return fn(None)
+        with progress_factory(desc, total) as update:
+            return fn(update)
 
     def collect(n_traj: int, vacancy: bool, label: str):
         parts, logs = [], []
         for traj in range(n_traj):
-            desc = f"{label} {traj + 1}/{n_traj}"
-            if progress_factory is None:
-                arrays, lines = run_trajectory(potential, cfg, a0, traj + (1000 if vacancy else 0), vacancy)
-            else:
-                with progress_factory(desc, steps_total) as update:
-                    arrays, lines = run_trajectory(potential, cfg, a0, traj + (1000 if vacancy else 0),
-                                                   vacancy, progress=update)
+            tid = traj + (VACANCY_TRAJECTORY if vacancy else 0)
+            arrays, lines = with_progress(f"{label} {traj + 1}/{n_traj}", steps_total,
+                                          lambda up, t=tid: run_trajectory(potential, cfg, a0, t, vacancy, up))
             parts.append(arrays)
-            logs += [f"{traj + (1000 if vacancy else 0)} {line}" for line in lines]
+            logs += [f"{tid} {line}" for line in lines]
         arrays = {k: np.concatenate([p_[k] for p_ in parts]) for k in parts[0]}
-        arrays["phase"] = phase_labels(arrays["positions"], arrays["box"], cfg.system.supercell,
-                                       p.solid_threshold)
-        return Dataset(arrays, units.as_dict(), {"potential": potential.describe(), "lattice_constant_sigma": a0}), logs
+        arrays["phase"] = phase_labels(arrays["positions"], arrays["box"], n_cells, p.solid_threshold)
+        return arrays, logs
 
+    meta = {"potential": potential.describe(), "lattice_constant_sigma": a0}
     t0 = time.perf_counter()
-    ds, logs = collect(p.n_trajectories, False, "trajectory")
+    main, logs = collect(p.n_trajectories, False, "trajectory")
+    n_atoms = main["positions"].shape[1]
+    parts = [main]
+    if cfg.strain.enabled:
+        st = cfg.strain
+        total = len(strain_deformations(st)) * (st.equilibration_steps + st.steps)
+        sarr, slogs = with_progress("strained cells", total, lambda up: run_strain(potential, cfg, a0, up))
+        sarr["phase"] = phase_labels(sarr["positions"], sarr["box"], n_cells, p.solid_threshold)
+        parts.append(sarr)
+        logs += [f"{STRAIN_TRAJECTORY} {line}" for line in slogs]
+    vac = None
+    if cfg.vacancies.n_trajectories:
+        vac = collect(cfg.vacancies.n_trajectories, True, "vacancy trajectory")
+        if cfg.vacancies.in_dataset:
+            parts.append(pad_with_ghost(vac[0], n_atoms))
+            logs += vac[1]
+            vac = None
+    ds = Dataset(merge_parts(parts, n_atoms), units.as_dict(), meta)
     wall = {"lattice_constant": t_lattice, "md": time.perf_counter() - t0}
     save_dataset_npz(outdir / "dataset.npz", ds)
-    write_extxyz(outdir / "dataset.extxyz", ds, units)
+    write_dataset_extxyz(outdir / "dataset.extxyz", ds, units)
     _write_thermo(outdir / "thermo.log", logs, units)
     files = {"dataset_npz_sha256": sha256_file(outdir / "dataset.npz")}
-    if cfg.vacancies.n_trajectories:
-        vds, vlogs = collect(cfg.vacancies.n_trajectories, True, "vacancy trajectory")
+    if vac is not None:
+        vds = Dataset(vac[0], units.as_dict(), meta)
         save_dataset_npz(outdir / "vacancy_dataset.npz", vds)
         write_extxyz(outdir / "vacancy_dataset.extxyz", vds, units)
-        _write_thermo(outdir / "vacancy_thermo.log", vlogs, units)
+        _write_thermo(outdir / "vacancy_thermo.log", vac[1], units)
         files["vacancy_dataset_npz_sha256"] = sha256_file(outdir / "vacancy_dataset.npz")
     wall["total"] = time.perf_counter() - t_start
     summary = summarize(ds, units, a0, potential)
@@ -291,17 +475,20 @@ def summarize(ds: Dataset, units: UnitSystem, a0: float, potential: Potential) -
     """Numbers worth printing about a dataset (metal units)."""
     T = ds.temperature * units.scale("temperature")
     rho = frame_density(ds, units)
+    n = frame_atoms(ds)
     return {
         "frames": len(ds), "atoms": int(ds.positions.shape[1]),
+        "strain_frames": int(np.sum(ds.trajectory == STRAIN_TRAJECTORY)),
+        "vacancy_frames": int(np.sum(n < ds.positions.shape[1])),
         "trajectories": int(len(np.unique(ds.trajectory))),
         "potential": potential.name,
         "lattice_constant_A": a0 * units.scale("length"),
         "temperature_K": [float(T.min()), float(T.max())],
         "solid_frames": int(np.sum(ds.phase == 0)), "liquid_frames": int(np.sum(ds.phase == 1)),
         "density_g_cm3": [float(x) for x in np.array([rho.min(), rho.max()])],
-        "energy_per_atom_eV": [float(x) for x in np.array([ds.energy.min(), ds.energy.max()])
-                               / ds.positions.shape[1] * units.scale("energy")],
-        "force_std_eV_per_A": float(np.std(ds.forces) * units.scale("force")),
+        "energy_per_atom_eV": [float(x) for x in np.array([(ds.energy / n).min(), (ds.energy / n).max()])
+                               * units.scale("energy")],
+        "force_std_eV_per_A": float(np.std(ds.forces[n == ds.positions.shape[1]]) * units.scale("force")),
     }
 
 
@@ -310,7 +497,7 @@ def frame_density(ds: Dataset, units: UnitSystem) -> np.ndarray:
     from ase.units import _amu  # kg
 
     volume_cm3 = np.abs(np.linalg.det(ds.box)) * (units.sigma_angstrom * 1e-8) ** 3
-    return ds.positions.shape[1] * units.mass_amu * _amu * 1e3 / volume_cm3
+    return frame_atoms(ds) * units.mass_amu * _amu * 1e3 / volume_cm3
 
 
 def _write_thermo(path: Path, lines: list[str], units: UnitSystem) -> None:
@@ -331,7 +518,7 @@ def plot_generate(ds: Dataset, units: UnitSystem, path: Path) -> None:
 
     plt = pyplot()
     T = ds.temperature * units.temperature_k
-    e = ds.energy / ds.positions.shape[1] * units.epsilon_ev
+    e = ds.energy / frame_atoms(ds) * units.epsilon_ev
     rho = frame_density(ds, units)
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     for phase, colour, label in ((0, PALETTE[0], "solid"), (1, PALETTE[3], "liquid")):
