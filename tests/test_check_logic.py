@@ -122,3 +122,34 @@ def test_nan_run_value_is_drift_and_nan_reference_is_malformed(tmp_path):
                                                        "modes": ["quick"]}}}))
     with pytest.raises(UserError, match="@paper"):
         load_reference(p)
+
+
+def test_reported_spread_widens_the_tolerance():
+    """allowed = max(abs + rel |ref|, 2 sqrt(std_run^2 + std_ref^2)); no std: the plain tolerance."""
+    def row(e, std_run=None, std_ref=None):
+        res = results(e=e)
+        if std_run is not None:
+            res["benchmarks"]["a"]["reference"]["x"]["std"] = std_run
+        entry = {"value": 1.0, "unit": "eV", "tolerance": {"abs": 1e-3}, "modes": ["quick"]}
+        if std_ref is not None:
+            entry["std"] = std_ref
+        (r,) = compare_to_reference(res, {"values": {"a.x": entry}})
+        return r
+    assert row(1.05).status == DRIFT and row(1.0005).status == WITHIN          # old behaviour
+    r = row(1.05, std_run=0.03)                                                # 0.05 <= 2 * 0.03
+    assert r.status == WITHIN and abs(r.allowed - 0.06) < 1e-15
+    assert row(1.07, std_run=0.03).status == DRIFT                             # outside both
+    assert row(1.0 - 0.05, std_run=0.03).status == WITHIN
+    r = row(1.09, std_run=0.03, std_ref=0.04)                                  # 2 * hypot = 0.1
+    assert r.status == WITHIN and abs(r.allowed - 0.1) < 1e-15
+    assert row(1.11, std_run=0.03, std_ref=0.04).status == DRIFT
+    assert row(1.05, std_ref=0.03).status == WITHIN                            # reference spread alone
+    assert abs(row(1.0005, std_run=1e-6).allowed - 1e-3) < 1e-15               # tolerance still the floor
+    assert row(1.05, std_run=float("nan")).status == DRIFT                     # a NaN std widens nothing
+
+
+def test_negative_reference_std_is_malformed(tmp_path):
+    p = tmp_path / "ref.json"
+    p.write_text(json.dumps({"values": {"a.x": {"value": 1.0, "unit": "eV", "tolerance": {"abs": 1}, "std": -1}}}))
+    with pytest.raises(UserError, match="std"):
+        load_reference(p)

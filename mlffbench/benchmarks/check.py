@@ -9,7 +9,11 @@ into a benchmark's raw LJ result, e.g. ``vacancy_formation.cells.n3.formation_en
 A value that a mode computes differently from the others is stored under ``<key>@<mode>`` (as
 scripts/make_reference.py writes it) with ``"modes": [<mode>]``; it is looked up at ``<key>``.
 
-A value passes when |run - reference| <= abs + rel * |reference|; a non-finite run value is drift,
+A value passes when |run - reference| <= max(abs + rel * |reference|, SPREAD_K * sqrt(std_run^2 +
+std_ref^2)), where std_run is the run value's reported spread (``"std"``: committee members, block
+averages, replicas) and std_ref the reference entry's ``"std"``; with neither, the spread term is 0
+(the plain tolerance). A value with a spread passes within SPREAD_K = 2 combined standard deviations
+(about 95 %); a non-finite or negative std is ignored. A non-finite run value is drift,
 a non-finite reference value is a malformed file. Values of benchmarks that were
 not run (deselected, unavailable) or of another mode are listed as skipped and do not fail the
 check; a value that is missing from a benchmark that ran, a failed benchmark, or a unit mismatch
@@ -26,6 +30,7 @@ from mlffbench.errors import UserError
 from mlffbench.io import read_json
 
 WITHIN, DRIFT, SKIPPED = "ok", "DRIFT", "skipped"
+SPREAD_K = 2.0  # combined standard deviations a value with a reported spread may deviate by
 
 
 @dataclass
@@ -78,7 +83,23 @@ def load_reference(path: str | Path) -> dict:
             raise UserError(f"{path}: values.{key}.tolerance: needs 'abs' and/or 'rel'")
         if any(not isinstance(v, (int, float)) or v < 0 for v in tol.values()):
             raise UserError(f"{path}: values.{key}.tolerance: must be non-negative numbers")
+        std = entry.get("std")
+        if std is not None and (not isinstance(std, (int, float)) or not math.isfinite(std) or std < 0):
+            raise UserError(f"{path}: values.{key}.std: must be a non-negative finite number")
     return ref
+
+
+def _std(node: dict) -> float:
+    """A reported std (>= 0, finite) or 0."""
+    s = node.get("std") if isinstance(node, dict) else None
+    return float(s) if isinstance(s, (int, float)) and math.isfinite(s) and s >= 0 else 0.0
+
+
+def allowed_deviation(tol: dict, r_val: float, std_run: float = 0.0, std_ref: float = 0.0) -> float:
+    """max(abs + rel |ref|, SPREAD_K sqrt(std_run^2 + std_ref^2)): the tolerance, widened to the
+    combined reported spread where the values have one."""
+    plain = tol.get("abs", 0.0) + tol.get("rel", 0.0) * abs(r_val)
+    return max(plain, SPREAD_K * math.hypot(std_run, std_ref))
 
 
 def compare_to_reference(results: dict, ref: dict) -> list[Row]:
@@ -90,7 +111,7 @@ def compare_to_reference(results: dict, ref: dict) -> list[Row]:
         bench, path, _ = split_key(key)
         r_val, unit = float(entry["value"]), entry["unit"]
         tol = entry["tolerance"]
-        allowed = tol.get("abs", 0.0) + tol.get("rel", 0.0) * abs(r_val)
+        allowed = allowed_deviation(tol, r_val, 0.0, _std(entry))
         modes = entry.get("modes")
         res = benches.get(bench)
         if modes and mode not in modes:
@@ -112,6 +133,8 @@ def compare_to_reference(results: dict, ref: dict) -> list[Row]:
                             f"unit {node.get('unit')!r} differs from the reference's {unit!r}"))
             continue
         v = float(node["value"])
+        if _std(node) or _std(entry):
+            allowed = allowed_deviation(tol, r_val, _std(node), _std(entry))
         dev = v - r_val
         ok = math.isfinite(v) and abs(dev) <= allowed
         note = ("" if ok else f"|deviation| {abs(dev):.3e} > tolerance {allowed:.3e}" if math.isfinite(v)
