@@ -297,3 +297,47 @@ def test_ase_calculator_through_string_method_and_fd_phonons(tmp_path):
     exact = wf.zero_kelvin(load_potential("lj"), cfg, **quiet)["summary"]
     assert fd["hessian"] == "finite-difference" and exact["hessian"] == "autodiff"
     assert fd["nu_max"]["reduced"] == pytest.approx(exact["nu_max"]["reduced"], rel=1e-4)
+
+
+NO_STRESS_CALC = '''
+from ase.calculators.lj import LennardJones
+
+
+class NoStressLJ(LennardJones):
+    """ASE's LJ reporting energy and forces only, as many MLFF calculators do."""
+    implemented_properties = ["energy", "forces"]
+
+    def calculate(self, atoms=None, properties=None, system_changes=None):
+        super().calculate(atoms, ["energy", "forces"], system_changes)
+        self.results.pop("stress", None)
+'''
+
+
+def test_calculator_without_stress_gets_a0_from_energy_and_is_refused_for_npt(tmp_path):
+    """No stress: the lattice constant comes from E(a) alone (equal to native LJ's
+    1.5496034241 sigma, test_foundation_lj) and NPT is a one-line error naming the model."""
+    from mlffbench.dynamics.lattice import lattice_constant
+
+    (tmp_path / "ext_test_no_stress.py").write_text(textwrap.dedent(NO_STRESS_CALC))
+    pot = load_model_spec(write_spec(tmp_path, {**ASE_LJ, "calculator": "ext_test_no_stress:NoStressLJ",
+                                                "name": "ase-lj-nostress"}))
+    assert not pot.capabilities.stress and pot.stress_fn is None
+    assert lattice_constant(pot) == pytest.approx(1.5496034241, abs=1e-7)
+    R, box = rattled(4, 0.02)  # NPT needs a cell wider than 2 (cutoff + skin)
+    with pytest.raises(UserError) as err:
+        run_md(pot, R, box, Integrator(ensemble="npt_nose_hoover", dt=0.005), 10, kT=0.3, seed=0, sample_every=10)
+    assert str(err.value) == "ase-lj-nostress provides no stress; NPT needs it"
+    sys.modules.pop("ext_test_no_stress", None)
+
+
+def test_out_of_process_nve_equals_in_process(tmp_path):
+    """20 NVE steps with the calculator hosted in another interpreter: the trajectory equals the
+    in-process one bit for bit (same float64 frames over the pipe)."""
+    R, box = rattled(2, 0.02)
+    kw = dict(kT=0.3, seed=5, sample_every=10, record=("positions", "velocities"))
+    got = {}
+    for name, extra in (("in", {}), ("host", {"python": sys.executable})):
+        pot = load_model_spec(write_spec(tmp_path, {**ASE_LJ, **extra}, f"{name}.yaml"))
+        got[name] = run_md(pot, R, box, Integrator(dt=0.005), 20, **kw)
+    for key in ("positions", "velocities", "Etot"):
+        np.testing.assert_array_equal(np.asarray(got["host"].samples[key]), np.asarray(got["in"].samples[key]))
