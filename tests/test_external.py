@@ -23,6 +23,7 @@ from mlffbench.potentials.external import ase_potential, callback_user_error, lo
 from mlffbench.structures import fcc
 from mlffbench.units import ARGON
 
+ROOT = Path(__file__).resolve().parents[1]
 ASE_LJ = {"kind": "ase", "calculator": "ase.calculators.lj:LennardJones",
           "kwargs": {"epsilon": 0.010321, "sigma": 3.4, "rc": 8.5, "smooth": False},
           "cutoff_A": 8.5, "name": "ase-lj"}
@@ -341,3 +342,35 @@ def test_out_of_process_nve_equals_in_process(tmp_path):
         got[name] = run_md(pot, R, box, Integrator(dt=0.005), 20, **kw)
     for key in ("positions", "velocities", "Etot"):
         np.testing.assert_array_equal(np.asarray(got["host"].samples[key]), np.asarray(got["in"].samples[key]))
+
+
+def _error_lines(out: str) -> list[str]:
+    return [ln for ln in out.splitlines() if ln.strip()]
+
+
+@pytest.mark.parametrize("spec,message", BAD, ids=[m.split(":")[0] + str(i) for i, (_, m) in enumerate(BAD)])
+def test_bad_specs_through_the_cli_exit_2_and_write_nothing(jax_module, spec, message):
+    """Every bad spec of BAD through `mlffbench md`: exit 2, one line naming the spec key, no OUTDIR."""
+    (jax_module / "ext_test_bad_calc.py").write_text(textwrap.dedent(BAD_CALC))
+    path = write_spec(jax_module, spec)
+    out_dir = jax_module / "out"
+    code, out = run_cli(["md", "--model", str(path), "-c", str(ROOT / "configs" / "md-quick.yaml"),
+                         "-o", str(out_dir)])
+    lines = _error_lines(out)
+    assert code == 2 and len(lines) == 1 and message in lines[0], out
+    assert not out_dir.exists()
+    sys.modules.pop("ext_test_bad_calc", None)
+
+
+@pytest.mark.parametrize("command", ["md", "pdos", "neb", "vacancy", "check-model", "run"])
+def test_every_model_command_takes_a_spec_and_refuses_a_bad_one(jax_module, command):
+    """`--model FILE.yaml` reaches the spec loader from every command that takes --model: a
+    factory that raises is one line naming `kwargs`, exit 2, nothing written."""
+    path = write_spec(jax_module, {"kind": "jax", "energy_fn": "ext_test_jax_lj:broken", "cutoff_A": 8.5})
+    out_dir = jax_module / f"out-{command}"
+    config = ["-c", str(ROOT / "configs" / f"{command}-quick.yaml")] if command in ("md", "neb", "vacancy") else []
+    code, out = run_cli([command, "--model", str(path), *config, "-o", str(out_dir)])
+    lines = _error_lines(out)
+    assert code == 2, out
+    assert len(lines) == 1 and "kwargs: ext_test_jax_lj:broken(**kwargs) raised RuntimeError" in lines[0], out
+    assert not out_dir.exists()
