@@ -122,3 +122,17 @@ def test_study_configs_with_the_new_recipes_validate(tmp_path):
     with pytest.raises(UserError, match=r"recipes\.\+strain.*volume_strains"):
         run_study(cfg, tmp_path / "o", log=lambda m: None)
     assert not (tmp_path / "o").exists()
+
+
+def test_headline_error_is_the_members_error_magnitude():
+    # members erring in opposite directions must not read as a small error (signed mean 0.1)
+    metric = {"value": 0.1, "std": 7.0, "n": 3, "members": [8.7, -4.7, -3.7], "good": 1.0, "unit": "meV/atom"}
+    out = study_mod.error_magnitude(metric)
+    assert out["value"] == pytest.approx(17.1 / 3) and out["std"] == pytest.approx(7.0 ** 0.5)
+    assert out["signed_value"] == 0.1 and out["n"] == 3
+    single = study_mod.error_magnitude({"value": -0.2, "unit": "1"})
+    assert single["value"] == 0.2 and single["std"] == 0.0
+    docs = {t: {"benchmarks": {"b": {"state": "passed", "metrics": {"e": {**metric, "members": ms}}}}}
+            for t, ms in (("paper", [8.7, -4.7, -3.7]), ("other", [1.0, -1.0, 2.0]))}
+    row = study_mod.compare_recipes(docs, "paper")["b"]["tasks"]["other"]
+    assert row["value"] == pytest.approx(4.0 / 3) and row["gain"] == pytest.approx(17.1 / 3 - 4.0 / 3)
