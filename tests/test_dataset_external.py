@@ -79,3 +79,35 @@ def test_train_cli_reads_extxyz_and_refuses_bad_key(toy, tmp_path):
                          "-o", str(tmp_path / "o"), "-q"])
     assert code == 2 and "frame 0 has no 'F_missing'" in out and "Traceback" not in out
     assert not (tmp_path / "o").exists()
+
+
+def test_run_test_errors_reads_an_extxyz_and_refuses_a_bad_one(toy, tmp_path):
+    """`run`'s `dataset` may be any ASE-readable file (keys from `dataset_keys`): test_errors
+    evaluates its frames; a missing key is one line naming the frame and key, exit 2, no OUTDIR."""
+    import json
+
+    import yaml
+    from conftest import run_cli
+
+    frames = read_from(toy, tmp_path)
+    for atoms in frames:  # labels under custom keys, as another code would write them
+        atoms.info["E_dft"] = atoms.get_potential_energy()
+        atoms.arrays["F_dft"] = atoms.get_forces()
+        atoms.calc = None
+    write(tmp_path / "ext.extxyz", frames)
+    keys = {"energy_key": "E_dft", "forces_key": "F_dft", "stress_key": None}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"dataset": str(tmp_path / "ext.extxyz"), "dataset_keys": keys}))
+    code, out = run_cli(["run", "-c", str(tmp_path / "run.yaml"), "--model", "lj", "-b", "test_errors",
+                         "-o", str(tmp_path / "o"), "-q"])
+    assert code == 0, out
+    res = json.loads((tmp_path / "o" / "benchmarks" / "test_errors" / "result.json").read_text())
+    body = res["model"]
+    assert res["state"] == "passed" and body["frames"] == len(frames) == 4
+    assert body["bins"][0]["force_rmse"]["value"] < 1e-8  # eV/Å: LJ on LJ labels in ASE's 8-decimal extxyz
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"dataset": str(tmp_path / "ext.extxyz"),
+                                                       "dataset_keys": {**keys, "forces_key": "F_missing"}}))
+    code, out = run_cli(["run", "-c", str(tmp_path / "bad.yaml"), "--model", "lj", "-b", "test_errors",
+                         "-o", str(tmp_path / "bad"), "-q"])
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "frame 0 has no 'F_missing'" in lines[0], out
+    assert not (tmp_path / "bad").exists()

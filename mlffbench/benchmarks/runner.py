@@ -36,6 +36,7 @@ from mlffbench.config import (PotentialConfig, StrictModel, UnitsConfig, config_
                               resolve_path)
 from mlffbench.errors import SimulationError, UserError
 from mlffbench.memory import PeakRSS, process_peak_rss_mb
+from mlffbench.training.config import DataConfig
 from mlffbench.io import (commit_dir, fresh_partial_dir, json_sha256, manifest, read_json, sha256_dir, sha256_file,
                           write_json)
 
@@ -62,7 +63,10 @@ class RunConfig(StrictModel):
     potential: the LJ oracle every model is compared with.
     model: default --model (None: the full loop trains one).
     model_dtype: dtype to load a learned model in (None: the model's own).
-    dataset: LJ dataset (npz or generate OUTDIR) for the test-set benchmark when --model is given.
+    dataset: LJ dataset (npz, generate OUTDIR, or any ASE-readable file: extxyz, ASE db, OUTCAR)
+        for the test-set benchmark when --model is given.
+    dataset_keys: how a dataset that is not an npz is read (energy_key, forces_key, stress_key,
+        format; ASE's units), as `train`'s `data`.
     generate, train: stage configs of the full loop.
     metrics: a YAML file overriding score thresholds (default: each benchmark's declared ones).
     benchmarks: per-benchmark settings, keyed by benchmark name.
@@ -75,6 +79,7 @@ class RunConfig(StrictModel):
     model: str | None = None
     model_dtype: Literal["float32", "float64"] | None = None
     dataset: str | None = None
+    dataset_keys: DataConfig = DataConfig()
     generate: StageConfig = StageConfig()
     train: StageConfig = StageConfig()
     metrics: str | None = None
@@ -355,6 +360,28 @@ def stage_train(cfg: RunConfig, tcfg, data: Path, outdir: Path, log: Callable, p
     return train_dir / "model", time.perf_counter() - t0
 
 
+def given_dataset(cfg: RunConfig, source: str, units) -> tuple[Path, Any] | None:
+    """(path, Dataset) of the config's `dataset`, read before OUTDIR is touched; None without one.
+
+    An npz or generate OUTDIR is read as is; any other file with `ase.io.read` and `dataset_keys`
+    (`units`: the run's UnitSystem). UserError (one line; for an ASE file naming the frame and key).
+    """
+    if not cfg.dataset:
+        return None
+    p = resolve_path(cfg.dataset)
+    path = p / "dataset.npz" if p.is_dir() else p
+    if not path.is_file():
+        raise UserError(f"{source}: dataset: not found: {cfg.dataset}")
+    if path.suffix == ".npz":
+        from mlffbench.io import load_dataset
+
+        return path, load_dataset(path)
+    from mlffbench.training.data import read_ase_dataset
+
+    k = cfg.dataset_keys
+    return path, read_ase_dataset(path, k.energy_key, k.forces_key, k.stress_key, units, k.format)
+
+
 def _progress_factory(enabled: bool, unit: str):
     if not enabled:
         return None
@@ -380,6 +407,7 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
     full_loop = model_spec is None
     gcfg, tcfg = stage_configs(cfg, source) if full_loop else (None, None)  # validated before writing
     model = None if full_loop else load_model(cfg, model_spec)  # UserError before OUTDIR is touched
+    given = None if full_loop else given_dataset(cfg, source, units)  # likewise
 
     resumed = prepare_outdir(outdir, overwrite)
     if resumed:
@@ -392,11 +420,8 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
         dataset_path = data / "dataset.npz"
         model_dir, wall["train"] = stage_train(cfg, tcfg, data, outdir, log, progress)
         model_spec = str(model_dir)
-    elif cfg.dataset:
-        p = resolve_path(cfg.dataset)
-        dataset_path = p / "dataset.npz" if p.is_dir() else p
-        if not dataset_path.is_file():
-            raise UserError(f"{source}: dataset: not found: {cfg.dataset}")
+    elif given is not None:
+        dataset_path = given[0]
 
     from mlffbench.potentials import reference_potential
     reference = reference_potential(cfg.potential)
@@ -404,11 +429,11 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
     model_id, ref_id = model.fingerprint, reference.fingerprint
     if Path(model_spec).exists():
         hashes["checkpoint_sha256"] = sha256_dir(model_spec) if Path(model_spec).is_dir() else sha256_file(model_spec)
-    dataset = None
+    dataset = given[1] if given is not None else None
     if dataset_path is not None:
         from mlffbench.io import load_dataset
 
-        dataset = load_dataset(dataset_path)
+        dataset = load_dataset(dataset_path) if dataset is None else dataset
         hashes["dataset_sha256"] = sha256_file(dataset_path)
     same = model_id == ref_id
     base_ctx = {"units": units, "seed": cfg.seed, "mode": cfg.mode, "dataset": dataset,
