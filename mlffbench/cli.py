@@ -17,7 +17,7 @@ from mlffbench.errors import SimulationError, UserError
 from mlffbench.progress import console
 
 COMMAND_MODULES = ("generate", "train", "check_model", "md", "pdos", "neb", "vacancy", "cg",
-                   "run", "study", "report", "check")
+                   "run", "study", "sweep", "report", "check")
 
 app = typer.Typer(
     name="mlffbench",
@@ -44,7 +44,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
                                                  "or $MLFFBENCH_CACHE_DIR)."),
           no_compile_cache: bool = typer.Option(False, "--no-compile-cache",
                                                 help="Do not reuse or store compiled programs.")) -> None:
-    """mlffbench: generate | train | check-model | md | pdos | neb | vacancy | cg | run | study | report | check."""
+    """mlffbench: generate | train | check-model | md | pdos | neb | vacancy | cg | run | study | sweep | report | check."""
     if compile_cache is not None or no_compile_cache:
         from mlffbench import configure_compile_cache
 

@@ -231,7 +231,7 @@ def module_available(*modules: str) -> Callable[[], str | None]:
 
 
 #: modules of this package that are plumbing, not benchmarks
-_NOT_BENCHMARKS = {"runner", "scoring", "check", "study"}
+_NOT_BENCHMARKS = {"runner", "scoring", "check", "study", "sweep"}
 def _discover() -> None:
     """Import every benchmark module of this package (each registers itself): adding a benchmark
     is writing one module, no list to edit."""

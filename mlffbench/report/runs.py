@@ -50,11 +50,24 @@ def run_label(outdir: Path, res: dict) -> str:
     return f"{outdir.name} ({spec if model.get('kind') == 'lj' else Path(spec).name})"
 
 
+def expand_sweeps(outdirs: list[str | Path]) -> list[Path]:
+    """An `mlffbench sweep` OUTDIR stands for its tasks' run directories (OUTDIR/runs/<task>)."""
+    out: list[Path] = []
+    for o in map(Path, outdirs):
+        if (o / ".mlffbench-sweep").is_file() and (o / "results.json").is_file():
+            tasks = read_json(o / "results.json").get("tasks", {})
+            out += [o / t["dir"] for t in tasks.values() if t.get("results") is not None]
+        else:
+            out.append(o)
+    return out
+
+
 def load_runs(outdirs: list[str | Path]) -> list[Run]:
-    """Every OUTDIR loaded, labels made unique (a repeated label gets ' #2', ' #3')."""
+    """Every OUTDIR loaded (a sweep: each of its runs), labels made unique (a repeated label gets
+    ' #2', ' #3')."""
     runs: list[Run] = []
     seen: dict[str, int] = {}
-    for o in outdirs:
+    for o in expand_sweeps(outdirs):
         res, man = load_run(o)
         label = run_label(Path(o), res)
         seen[label] = seen.get(label, 0) + 1
