@@ -38,9 +38,6 @@ class Relaxed:
     iterations: int
 
 
-FD_NEWTON_MAX_DOF = 300  # most coordinates polished with a finite-difference Hessian (no autodiff)
-
-
 def relax_positions(potential: Potential, positions, box, fmax: float = 1e-8, max_steps: int = 5000,
                     skin: float = 0.5, newton_max_dof: int = 3000) -> Relaxed:
     """Minimise the energy over positions at fixed box.
@@ -48,8 +45,7 @@ def relax_positions(potential: Potential, positions, box, fmax: float = 1e-8, ma
     L-BFGS first; near the minimum the total energy (a sum of ~10^3 terms) changes by less than
     its own round-off, which stalls any line search on energies around 1e-6 epsilon/sigma, so the
     last digits come from Newton steps with the exact autodiff Hessian (systems up to
-    `newton_max_dof` coordinates; without autodiff, finite differences up to FD_NEWTON_MAX_DOF,
-    beyond which the L-BFGS result stands and `converged` says whether it reached fmax).
+    `newton_max_dof` coordinates).
 
     Args:
         fmax: convergence threshold on the largest force component (epsilon/sigma).
@@ -89,10 +85,7 @@ def relax_positions(potential: Potential, positions, box, fmax: float = 1e-8, ma
         R = np.asarray(res.x).reshape(shape)
         e, g, _ = value_and_grad(jnp.asarray(R.reshape(-1)))
         max_force = float(np.max(np.abs(np.asarray(g))))
-        # a finite-difference Hessian costs 2 x 3N calculator calls per Newton step (1530 for a
-        # 255-atom vacancy cell): polish only small cells of a potential without autodiff
-        max_dof = newton_max_dof if potential.capabilities.autodiff else min(newton_max_dof, FD_NEWTON_MAX_DOF)
-        if max_force > fmax and R.size <= max_dof:
+        if max_force > fmax and R.size <= newton_max_dof:
             R, e, max_force, n_newton = _polish_minimum(potential, R, box_j, spec, nbrs, fmax)
             iterations += n_newton
         return Relaxed(positions=R, energy=float(e), max_force=max_force,
