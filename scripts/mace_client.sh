@@ -85,7 +85,7 @@ YAML
 stage install install
 stage data data
 # MACE's own loader reads generate's dataset.extxyz as written (energy/forces/stress keys), bit for bit
-stage mace-reads "$VENV/bin/python" examples/mace_reads_dataset.py "$OUT/data/dataset.extxyz" 2>/dev/null
+stage mace-reads "$VENV/bin/python" examples/mace_reads_dataset.py "$OUT/data/dataset.extxyz"
 stage train train
 spec
 stage md "$MLFF" md --model "$OUT/mace.yaml" -c "$OUT/md.yaml" -o "$OUT/md" --overwrite
