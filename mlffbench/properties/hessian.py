@@ -30,6 +30,7 @@ import numpy as np
 
 from mlffbench.neighbors import NeighborSpec
 from mlffbench.potentials.base import Potential
+from mlffbench.sharding import shard_batch
 
 AUTODIFF, FINITE_DIFFERENCE = "autodiff", "finite-difference"
 
@@ -118,7 +119,7 @@ def _autodiff_columns(potential: Potential, x, box, nbrs, chunk: int) -> np.ndar
         block = eye[k:k + c]
         if len(block) < c:
             block = np.concatenate([block, np.zeros((c - len(block), n))])
-        cols.append(np.asarray(_hvp_columns(potential, x, box, nbrs, jnp.asarray(block))))
+        cols.append(np.asarray(_hvp_columns(potential, x, box, nbrs, shard_batch(jnp.asarray(block)))))
     return np.concatenate(cols)[:n].T
 
 
@@ -138,7 +139,7 @@ def _finite_difference(potential: Potential, x: np.ndarray, box, nbrs, h: float,
     if caps.jit and caps.batched:
         pad = (-len(displaced)) % chunk
         padded = np.concatenate([displaced, np.repeat(displaced[-1:], pad, axis=0)])
-        F = np.concatenate([np.asarray(_forces_batch(potential, jnp.asarray(padded[k:k + chunk]), box, nbrs))
+        F = np.concatenate([np.asarray(_forces_batch(potential, shard_batch(jnp.asarray(padded[k:k + chunk])), box, nbrs))
                             for k in range(0, len(padded), chunk)])[:len(displaced)]
     else:
         f = jax.jit(_forces_flat, static_argnums=0) if caps.jit else _forces_flat

@@ -36,6 +36,7 @@ from mlffbench.dynamics.minimize import FIRE, cap_displacement, fire_step, newto
 from mlffbench.errors import SimulationError
 from mlffbench.neighbors import batched_update
 from mlffbench.properties.hessian import hessian
+from mlffbench.sharding import constrain_batch
 
 Array = jnp.ndarray
 
@@ -438,7 +439,7 @@ def potential_batched_ef(potential, box, skin: float = 0.5, capacity_multiplier:
 
     def batched_ef(Xi, nbrs):
         nbrs = update_all(Xi, nbrs)
-        E, F = jax.vmap(one)(Xi, nbrs)
+        E, F = jax.vmap(one)(constrain_batch(Xi), nbrs)  # images over devices
         return E.astype(jnp.float64), F.astype(jnp.float64), nbrs
 
     return batched_ef, aux_init, aux_overflow
