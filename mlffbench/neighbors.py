@@ -33,7 +33,14 @@ Array = jnp.ndarray
 FORMATS = {
     "full": partition.NeighborListFormat.Sparse,
     "half": partition.NeighborListFormat.OrderedSparse,
+    "dense": partition.NeighborListFormat.Dense,
 }
+
+
+def is_dense(nbrs) -> bool:
+    """True for a minimum-image list in jax-md's Dense layout: idx (N, K), row i the neighbours
+    of atom i (each pair in both rows), padded with N. Static (the format is not traced)."""
+    return getattr(nbrs, "format", None) == partition.NeighborListFormat.Dense and not hasattr(nbrs, "shifts")
 
 
 def as_box_matrix(box) -> np.ndarray:
@@ -130,6 +137,7 @@ def _cell_list_fns(box, cutoff: float, skin: float, fmt: str, capacity_multiplie
     nc = cells_per_side(box, cutoff, skin)
     n_cells = int(np.prod(nc))
     stencil_d = _HALF_STENCIL if fmt == "half" else _FULL_STENCIL
+    dense = fmt == "dense"
     c3 = np.stack(np.unravel_index(np.arange(n_cells), tuple(nc)), axis=-1)
     stencil = np.ravel_multi_index(tuple(np.mod(c3[:, None, :] + stencil_d[None], nc).transpose(2, 0, 1)),
                                    tuple(nc)).astype(np.int32)  # (n_cells, S)
@@ -174,7 +182,21 @@ def _cell_list_fns(box, cutoff: float, skin: float, fmt: str, capacity_multiplie
         valid = valid & jnp.where(own[None, :], cand > atom if fmt == "half" else cand != atom, True)
         return cand, valid, jnp.max(counts) > M
 
+    def build_dense(R, error, cell_capacity: int, max_occupancy: int, ref_dtype):
+        """idx (N, max_occupancy): each atom's candidates that pass, compacted into its row."""
+        N = R.shape[0]
+        cand, valid, cell_overflow = candidates(R, cell_capacity)
+        pos = jnp.cumsum(valid, axis=1, dtype=jnp.int32) - 1
+        target = jnp.where(valid, pos, max_occupancy)
+        rows = jnp.broadcast_to(jnp.arange(N, dtype=jnp.int32)[:, None], cand.shape)
+        idx = jnp.full((N, max_occupancy), N, jnp.int32).at[rows, target].set(cand, mode="drop")
+        error = error.update(partition.PEC.CELL_LIST_OVERFLOW, cell_overflow)
+        error = error.update(partition.PEC.NEIGHBOR_LIST_OVERFLOW, jnp.max(pos[:, -1]) + 1 > max_occupancy)
+        return partition.NeighborList(idx, R.astype(ref_dtype), error, cell_capacity, max_occupancy, fmt_enum, None, None, update)
+
     def build(R, error, cell_capacity: int, max_occupancy: int, ref_dtype):
+        if dense:
+            return build_dense(R, error, cell_capacity, max_occupancy, ref_dtype)
         N = R.shape[0]
         cand, valid, cell_overflow = candidates(R, cell_capacity)
         flat = valid.reshape(-1)
@@ -197,7 +219,9 @@ def _cell_list_fns(box, cutoff: float, skin: float, fmt: str, capacity_multiplie
         return lax.cond(need, lambda r: build(r, nbrs.error, nbrs.cell_list_capacity, nbrs.max_occupancy,
                                               ref_dtype), lambda r: nbrs, R)
 
-    count = jax.jit(lambda R, M: jnp.sum(candidates(R, M)[1]), static_argnums=1)
+    # pairs listed: in all (sparse layouts), or in the fullest row (dense)
+    count = jax.jit(lambda R, M: (jnp.max(jnp.sum(candidates(R, M)[1], axis=1)) if dense
+                                  else jnp.sum(candidates(R, M)[1])), static_argnums=1)
     ids = jax.jit(lambda R: cell_ids(fractional(R)))
     build_jit = jax.jit(build, static_argnums=(2, 3, 4))
 
@@ -207,12 +231,21 @@ def _cell_list_fns(box, cutoff: float, skin: float, fmt: str, capacity_multiplie
         cid = np.asarray(ids(R))
         M = bucket(int(np.ceil(np.bincount(cid, minlength=n_cells).max() * capacity_multiplier)) + extra_capacity)
         n_pairs = int(count(R, M))
-        limit = N * (N - 1) // 2 if fmt == "half" else N * (N - 1)
-        cap = min(bucket(int(n_pairs * capacity_multiplier) + N * extra_capacity), limit)
+        if dense:  # one atom's count fluctuates less than a total; overflow re-allocates anyway
+            cap = bucket(int(np.ceil(n_pairs * dense_multiplier(capacity_multiplier))) + extra_capacity)
+        else:
+            limit = N * (N - 1) // 2 if fmt == "half" else N * (N - 1)
+            cap = min(bucket(int(n_pairs * capacity_multiplier) + N * extra_capacity), limit)
         error = partition.PartitionError(jnp.zeros((), jnp.uint8))
         return build_jit(R, error, M, cap, R.dtype)
 
     return allocate, update
+
+
+def dense_multiplier(capacity_multiplier: float) -> float:
+    """Head room of a dense list's row (neighbours of the fullest atom): the square root of the
+    sparse layouts' multiplier (1.3 -> 1.14), since every padded slot is computed by the kernel."""
+    return float(np.sqrt(max(capacity_multiplier, 1.0)))
 
 
 def neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
@@ -226,7 +259,9 @@ def neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
         box: (3,) or (3,3) reduced box.
         cutoff: interaction cutoff (reduced).
         skin: extra search distance; the list is rebuilt when an atom moved more than skin/2.
-        fmt: 'half' (each pair once, cheapest for pair potentials) or 'full' (message passing).
+        fmt: 'half' (each pair once), 'full' (message passing) or 'dense' (per-atom rows,
+            jax-md's Dense layout: a pair kernel without scatters; small cells that need
+            explicit image shifts get a 'full' sparse multi-image list instead).
         fractional: positions are fractional coordinates (needed by jax-md's NPT).
         disable_cell_list: True forces all-pairs candidates; None picks automatically (for
             fractional coordinates jax-md's cell list is used from 1500 atoms).
@@ -244,7 +279,7 @@ def neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
     if multi:
         fns = custom_partition.neighbor_list_multi_image(
             None, box_j, r_cut, dr_threshold=dr, capacity_multiplier=capacity_multiplier,
-            fractional_coordinates=False, format=FORMATS[fmt])
+            fractional_coordinates=False, format=FORMATS["full" if fmt == "dense" else fmt])
         allocate, update = fns.allocate, fns.update
     elif not fractional and not disable_cell_list and cell_list_applies(box_m, cutoff, skin):
         allocate, update = _cell_list_fns(box_m, cutoff, skin, fmt, capacity_multiplier)
@@ -267,12 +302,12 @@ def _bucketed_allocate(allocate: Callable, fmt: str, R, extra_capacity: int = 0,
     """A jax-md all-pairs list padded to a `bucket` capacity (fewer distinct compiled shapes)."""
     nbrs = allocate(R, extra_capacity=extra_capacity, **kwargs)
     n = R.shape[0]
-    limit = n * (n - 1) // 2 if fmt == "half" else n * (n - 1)
+    limit = n * (n - 1) // 2 if fmt == "half" else (n if fmt == "dense" else n * (n - 1))
     return pad_to_capacity(nbrs, min(bucket(capacity(nbrs)), limit))
 
 
 def capacity(nbrs) -> int:
-    """Number of edge slots of a sparse (full or half) neighbour list."""
+    """Number of edge slots of a sparse (full or half) neighbour list; slots per atom (dense)."""
     return int(nbrs.max_occupancy)
 
 
@@ -290,6 +325,9 @@ def pad_to_capacity(nbrs, n_slots: int):
     extra = n_slots - have
     n_atoms = nbrs.reference_position.shape[0]
     idx = nbrs.idx
+    if is_dense(nbrs):  # (N, K): more slots per atom
+        return dataclasses.replace(nbrs, idx=jnp.pad(idx, ((0, 0), (0, extra)), constant_values=n_atoms),
+                                   max_occupancy=n_slots)
     if isinstance(idx, tuple):  # multi-image list: (receivers, senders) and per-edge image shifts
         idx = tuple(jnp.pad(a, (0, extra), constant_values=n_atoms) for a in idx)
         shifts = jnp.pad(nbrs.shifts, ((0, extra), (0, 0)))
@@ -354,9 +392,21 @@ def forced_rebuild(update: Callable, half_cell, R, nbrs):
 
 
 def edge_index(nbrs) -> tuple[Array, Array]:
-    """(receivers i, senders j), each shape (E,). Padded slots hold N."""
+    """(receivers i, senders j), each shape (E,). Padded slots hold N. A dense list's edges are
+    its rows flattened (E = N K; i the row's atom, j the neighbour)."""
     idx = nbrs.idx
+    if is_dense(nbrs):
+        n, k = idx.shape
+        return jnp.broadcast_to(jnp.arange(n, dtype=idx.dtype)[:, None], (n, k)).reshape(-1), idx.reshape(-1)
     return idx[0], idx[1]
+
+
+def rows_times_box_t(u: Array, box: Array) -> Array:
+    """u @ box.T for u (..., 3) as three broadcast multiply-adds. In the dense LJ kernel (no
+    autodiff through it) XLA on CPU fuses this with the gather around it: the force call at
+    N = 4000 ran ~3x faster than with a (N, K, 3) x (3, 3) dot. Not in `edge_vectors`: under
+    autodiff of a sparse list the same form measured 1.5-4x slower than the dot."""
+    return u[..., 0:1] * box[:, 0] + u[..., 1:2] * box[:, 1] + u[..., 2:3] * box[:, 2]
 
 
 def edge_vectors(R: Array, box: Array, nbrs) -> tuple[Array, Array, Array, Array]:

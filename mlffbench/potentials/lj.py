@@ -9,14 +9,22 @@
 The pair function is jax-md's `energy.lennard_jones`; the switch is
 `energy.multiplicative_isotropic_cutoff`. Parameters are passed as float64 arrays because jax-md
 casts Python floats to float32 even in x64 mode (a 1e-8 relative energy error in argon units).
+
+The default list layout is 'dense' (jax-md's Dense: one row of neighbours per atom, each pair in
+both rows), evaluated by `dense_pair_energy`: its custom JVP returns the analytic forces (row sums,
+no scatter-add) and the box derivative, so -grad E costs one pass over the pairs. A sparse list
+('half', 'full', and the multi-image lists of small cells) goes through `edge_vectors` and autodiff.
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+from jax import lax
 from jax_md import energy as jmd_energy
+from jax_md import partition
 
-from mlffbench.neighbors import edge_vectors, safe_norm
+from mlffbench.neighbors import edge_vectors, is_dense, rows_times_box_t, safe_norm
 from mlffbench.potentials.base import Potential
 
 VARIANTS = ("lj/cut", "lj/cut/shift", "lj/smooth")
@@ -48,9 +56,49 @@ def lj_pair_function(variant: str, sigma: float = 1.0, epsilon: float = 1.0, cut
     return truncated
 
 
+def dense_pair_energy(phi, cutoff: float):
+    """E(R, box, idx) = 1/2 sum_i sum_k phi(|d_ik|) for a dense list idx (N, K) (padded with N),
+    d_ik the minimum-image vector from atom i to idx[i, k]; phi zero at and beyond `cutoff`.
+
+    Its JVP is analytic: dE/dR_i = -sum_k phi'(r_ik) d_ik / r_ik (a row sum: the list holds every
+    pair in both rows, and d_ki = -d_ik exactly, since fractional differences are negated
+    exactly) and dE/dbox = -sum_ik (dphi/dd_ik) n_ik^T with n_ik the integer image of the edge
+    (d = r_j - r_i - box n). So forces cost no scatter-add; second derivatives (Hessians) and the
+    strain derivative (stress) go through the same rule. Units: reduced; R (N, 3), box (3, 3).
+    """
+    rc2 = float(cutoff) ** 2
+
+    def pair_terms(R, box, idx):
+        n_atoms = R.shape[0]
+        S = R @ jnp.linalg.inv(box).T
+        df = S[jnp.minimum(idx, n_atoms - 1)] - S[:, None, :]
+        image = lax.stop_gradient(jnp.round(df))
+        d = rows_times_box_t(df - image, box)
+        r2 = jnp.sum(d * d, axis=-1)
+        ok = (idx < n_atoms) & (r2 < rc2)
+        r = jnp.sqrt(jnp.where(ok, r2, 1.0))
+        e, de_dr = jax.jvp(phi, (r,), (jnp.ones_like(r),))
+        return jnp.where(ok, e, 0.0), jnp.where(ok, de_dr / r, 0.0), d, image
+
+    @jax.custom_jvp
+    def energy(R, box, idx):
+        return 0.5 * jnp.sum(pair_terms(R, box, idx)[0])
+
+    @energy.defjvp
+    def energy_jvp(primals, tangents):
+        R, box, idx = primals
+        dR, dbox, _ = tangents
+        e, g, d, image = pair_terms(R, box, idx)  # g = phi'(r) / r
+        grad_R = -jnp.sum(g[..., None] * d, axis=1)  # dE/dR = -F, (N, 3)
+        grad_box = -0.5 * jnp.einsum("ik,ika,ikb->ab", g, d, image)
+        return 0.5 * jnp.sum(e), jnp.sum(grad_R * dR) + jnp.sum(grad_box * dbox)
+
+    return energy
+
+
 def lennard_jones(variant: str = "lj/cut/shift", sigma: float = 1.0, epsilon: float = 1.0,
                   cutoff: float = 2.5, r_onset: float | None = None, dtype=jnp.float64,
-                  neighbor_format: str = "half") -> Potential:
+                  neighbor_format: str = "dense") -> Potential:
     """LJ as a `Potential` in reduced units (sigma, epsilon given relative to the unit system).
 
     Args:
@@ -58,10 +106,14 @@ def lennard_jones(variant: str = "lj/cut/shift", sigma: float = 1.0, epsilon: fl
         sigma, epsilon: LJ parameters in reduced units (1, 1 for argon in argon units).
         cutoff: rc in reduced units (default 2.5 sigma).
         r_onset: start of the switch for 'lj/smooth' (default 0.8 rc).
-        neighbor_format: 'half' lists each pair once (fastest); 'full' for tests of both layouts.
+        neighbor_format: 'dense' (default, fastest: per-atom rows, analytic forces), 'half'
+            (each pair once) or 'full' (both directions), the sparse layouts through autodiff.
     """
     phi = lj_pair_function(variant, sigma, epsilon, cutoff, r_onset, dtype)
-    weight = 1.0 if neighbor_format == "half" else 0.5
+    dense_energy = dense_pair_energy(phi, cutoff)
+
+    def weight(nbrs) -> float:  # 1 when each pair is listed once, 1/2 when listed both ways
+        return 1.0 if getattr(nbrs, "format", None) == partition.NeighborListFormat.OrderedSparse else 0.5
 
     def pair_energies(R, box, nbrs):
         dR, mask, i, j = edge_vectors(R, box, nbrs)
@@ -69,13 +121,15 @@ def lennard_jones(variant: str = "lj/cut/shift", sigma: float = 1.0, epsilon: fl
         return jnp.where(mask, phi(r), 0.0), i, j
 
     def energy_fn(R, box, nbrs):
+        if is_dense(nbrs):
+            return dense_energy(R, box, nbrs.idx)
         e, _, _ = pair_energies(R, box, nbrs)
-        return weight * jnp.sum(e)
+        return weight(nbrs) * jnp.sum(e)
 
     def per_atom_energy_fn(R, box, nbrs):
         e, i, j = pair_energies(R, box, nbrs)
         n = R.shape[0]
-        half = 0.5 * weight * e
+        half = 0.5 * weight(nbrs) * e
         return jnp.zeros(n, e.dtype).at[i].add(half).at[j].add(half)
 
     params = {"variant": variant, "sigma": sigma, "epsilon": epsilon, "cutoff": cutoff}
