@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import time
 from pathlib import Path
 
@@ -113,6 +115,8 @@ def main() -> None:
     args.out.write_text(json.dumps({"benchmark": "md_throughput", "potential": "lj/cut/shift rc=2.5",
                                     "timestep_tau": DT, "skin_sigma": SKIN, "kT": KT,
                                     "device": device_description(), "versions": package_versions(),
+                                    "load_average_1_5_15": list(os.getloadavg()),
+                                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                                     "results": rows, "neighbor_rebuild": rebuilds}, indent=2))
     print(f"wrote {args.out}")
 
