@@ -60,10 +60,26 @@ def frame_predict_fn(module, conservative: bool, n_atoms: int) -> Callable:
     return predict
 
 
+def output_scale(std: dict) -> float:
+    """The one scale (epsilon/sigma) that turns normalised forces into physical ones.
+
+    The trainer compares -dE'/dR (conservative, undone by `energy_scale` in `make_potential`) and f'
+    (direct, undone by `force_scale`) with F / force_scale, so both scales must be one quantity
+    (energy_scale = force_scale * 1 sigma, see `training.data.standardization`). Raises ValueError
+    when they differ, rather than silently training one scale and predicting with another.
+    """
+    escale, fscale = float(std["energy_scale"]), float(std["force_scale"])
+    if not np.isclose(escale, fscale, rtol=1e-12, atol=0.0):
+        raise ValueError(f"standardization: energy_scale {escale} != force_scale {fscale} (epsilon/sigma, "
+                         "1 sigma length unit); the trainer needs them equal")
+    return fscale
+
+
 def make_loss(module, conservative: bool, loss_cfg: LossConfig, std: dict, n_atoms: int, dtype) -> Callable:
     """(params, batch) -> (loss, (energy_err_per_atom, force_err)) in standardised units."""
     predict = frame_predict_fn(module, conservative, n_atoms)
-    shift, escale, fscale = std["energy_shift"], std["energy_scale"], std["force_scale"]
+    shift = std["energy_shift"]
+    escale = fscale = output_scale(std)
     use_energy = conservative and loss_cfg.energy_weight > 0
     err = jnp.square if loss_cfg.kind == "mse" else jnp.abs
 
@@ -176,13 +192,14 @@ def predict_graphs(predictor, params, graphs: GraphSet, std: dict, batch_size: i
     """
     n = len(graphs)
     N = graphs.n_atoms
+    scale = output_scale(std)
     E, F = np.zeros(n), np.zeros((n, N, 3))
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
         pad = np.concatenate([idx, np.full(batch_size - len(idx), idx[0])])
         e, f = predictor(params, {k: jnp.asarray(v) for k, v in graphs.take(pad).items()})
-        E[idx] = np.asarray(e, np.float64)[: len(idx)] * std["energy_scale"] + N * std["energy_shift"]
-        F[idx] = np.asarray(f, np.float64)[: len(idx)] * std["force_scale"]
+        E[idx] = np.asarray(e, np.float64)[: len(idx)] * scale + N * std["energy_shift"]
+        F[idx] = np.asarray(f, np.float64)[: len(idx)] * scale
     return E, F
 
 
