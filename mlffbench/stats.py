@@ -79,3 +79,54 @@ def bootstrap(statistic: Callable[[np.ndarray], float], data: np.ndarray, n_resa
         return point, float("nan"), (float("nan"), float("nan"))
     return point, float(values.std(ddof=1)), (float(np.percentile(values, 2.5)),
                                                float(np.percentile(values, 97.5)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Committee calibration: does the spread of the members track the true error?
+# ----------------------------------------------------------------------------------------------
+def committee_force_spread(member_forces: np.ndarray) -> np.ndarray:
+    """RMS over atoms of the per-atom committee force spread, per configuration.
+
+    member_forces: (K, C, N, 3) forces of K members at C configurations (any force unit).
+    Returns (C,): sqrt(mean_i sum_a var_k F[k, c, i, a]) with the sample variance (ddof=1);
+    zero for identical members. K < 2 gives NaN (no spread)."""
+    F = np.asarray(member_forces, dtype=float)
+    if F.shape[0] < 2:
+        return np.full(F.shape[1], np.nan)
+    D = F - F[:1]  # shift-invariant; identical members give exactly 0 (no round-off in the mean)
+    return np.sqrt(D.var(axis=0, ddof=1).sum(axis=-1).mean(axis=-1))
+
+
+def force_rms_error(forces: np.ndarray, true_forces: np.ndarray) -> np.ndarray:
+    """RMS over atoms of |F - F_true| per configuration: (C, N, 3), (C, N, 3) -> (C,)."""
+    d = np.asarray(forces, dtype=float) - np.asarray(true_forces, dtype=float)
+    return np.sqrt((d ** 2).sum(axis=-1).mean(axis=-1))
+
+
+def calibration(spread: Sequence[float], error: Sequence[float]) -> dict:
+    """How well a committee's spread predicts its true error over C configurations.
+
+    spread, error: (C,) per-configuration spread and true error (same unit).
+    Returns {'ratio': spread/error per configuration (NaN where the error is 0), 'mean_ratio':
+    mean of the finite ratios, 'spearman': rank correlation of spread and error (scipy.stats.
+    spearmanr; None with fewer than 3 configurations or a constant series), 'spearman_p', 'n',
+    'applicable': False with 'reason' when the spread or the error is zero everywhere (identical
+    members, or a committee of the reference itself): then the statistic does not exist.
+    A ratio of 1 is a calibrated committee, < 1 an over-confident one."""
+    s, e = np.asarray(spread, dtype=float).ravel(), np.asarray(error, dtype=float).ravel()
+    out: dict = {"n": int(s.size), "applicable": True, "reason": ""}
+    if s.size == 0 or not np.any(s > 0):
+        out.update(applicable=False, reason="zero committee spread everywhere (identical members)")
+    elif not np.any(e > 0):
+        out.update(applicable=False, reason="zero error everywhere (the committee reproduces the reference)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(e > 0, s / np.where(e > 0, e, 1.0), np.nan)
+    finite = ratio[np.isfinite(ratio)]
+    out["ratio"] = [float(r) for r in ratio]
+    out["mean_ratio"] = float(finite.mean()) if finite.size and out["applicable"] else None
+    rho = p = None
+    if out["applicable"] and s.size >= 3 and np.ptp(s) > 0 and np.ptp(e) > 0:
+        r = _st.spearmanr(s, e)
+        rho, p = float(r.statistic), float(r.pvalue)
+    out["spearman"], out["spearman_p"] = rho, p
+    return out
