@@ -52,7 +52,7 @@ def _rel(a, b):
 
 
 @pytest.mark.parametrize("name,s", CONFIGS, ids=[c[0] for c in CONFIGS])
-@pytest.mark.parametrize("fmt", ["half", "full"])
+@pytest.mark.parametrize("fmt", ["dense", "half", "full"])
 def test_shifted_and_smooth_match_ase(name, s, fmt):
     # ASE's LennardJones(smooth=False) is truncated *and shifted*; smooth=True is jax-md's switch
     for variant, smooth in (("lj/cut/shift", False), ("lj/smooth", True)):
@@ -64,11 +64,12 @@ def test_shifted_and_smooth_match_ase(name, s, fmt):
 
 
 @pytest.mark.parametrize("name,s", CONFIGS, ids=[c[0] for c in CONFIGS])
-def test_cut_and_shift_match_lammps(name, s):
+@pytest.mark.parametrize("fmt", ["dense", "half"])
+def test_cut_and_shift_match_lammps(name, s, fmt):
     from mlffbench.peers import lammps_lj
 
     for variant, shift in (("lj/cut", False), ("lj/cut/shift", True)):
-        e, f, st = _ours(variant, s)
+        e, f, st = _ours(variant, s, fmt)
         el, fl, sl = lammps_lj.energy_forces_stress(s.positions, s.box, RC, shift)
         assert abs(e - el) / abs(el) <= 1e-10, variant
         assert _rel(f, fl) <= 1e-10, variant
@@ -76,10 +77,10 @@ def test_cut_and_shift_match_lammps(name, s):
 
 
 def test_neighbor_lists_find_every_pair():
-    """Our edges (both list kinds) equal a brute-force image enumeration in numpy."""
-    for n in (3, 4):
+    """Our edges (full and dense per-atom rows) equal a brute-force image enumeration in numpy."""
+    for n, fmt in ((3, "full"), (4, "full"), (4, "dense"), (5, "dense")):
         s = random_displacements(fcc(n, 1.55), 0.1, 7)
-        pot = lennard_jones(neighbor_format="full")
+        pot = lennard_jones(neighbor_format=fmt)
         from mlffbench.neighbors import edge_vectors
 
         nbrs = pot.neighbors(s.box, skin=0.0).allocate(jnp.asarray(s.positions))
@@ -87,7 +88,7 @@ def test_neighbor_lists_find_every_pair():
         r = np.linalg.norm(np.asarray(dR)[np.asarray(mask)], axis=1)
         ours = np.sort(r[r < RC])
         ref = np.sort([np.linalg.norm(d) for _, _, d in brute_force_pairs(s.positions, s.box, RC)])
-        assert len(ours) == len(ref)
+        assert len(ours) == len(ref), fmt
         np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
 
 
