@@ -72,7 +72,7 @@ def test_smooth_lj_battery_compares_and_scores(smooth_run):
 
 
 def test_smooth_lj_errors_match_independent_lattice_sums(smooth_run):
-    """The switch removes attraction between 0.8 rc and rc: a weaker, larger crystal than lj/cut/shift."""
+    """The switch removes attraction between 0.8 rc and rc: a weaker crystal than lj/cut/shift (a0 0.055 % smaller)."""
     a_s, e_s = _lattice(True)
     a_c, e_c = _lattice(False)
     b = smooth_run["benchmarks"]
