@@ -10,18 +10,40 @@ from mlffbench.benchmarks._workflow import _plot, available, memo_call, sub_conf
 # ----------------------------------------------------------------------------------------------
 # Phonon DOS at 0 K and at finite temperature: `mlffbench pdos`
 # ----------------------------------------------------------------------------------------------
-def _pdos_run(potential, ctx: BenchContext, zero_k: bool, finite_t: bool) -> dict:
-    from mlffbench.workflows.pdos import PdosConfig, run_one, write_outputs
+def _pdos_run(potential, ctx: BenchContext, zero_k: bool, finite_t: bool,
+              lattice_constant: float | None = None, subdir: str = "") -> dict:
+    """The `pdos` workflow for ONE potential (memoised per config and lattice constant, sigma;
+    None = the config's / the potential's own a0); outputs under ctx.workdir / subdir."""
+    from mlffbench.workflows.pdos import run_one, write_outputs
 
-    cfg = sub_config(PdosConfig, ctx, {"seed": ctx.seed, "progress": False,
-                                       "zero_kelvin.enabled": zero_k, "finite_temperature.enabled": finite_t},
-                     potential=potential)
-    res = memo_call(ctx, ("pdos", cfg.model_dump_json()), lambda: run_one(potential, cfg, log=lambda m: None))
+    cfg = _pdos_config(potential, ctx, zero_k, finite_t)
+    res = memo_call(ctx, ("pdos", cfg.model_dump_json(), lattice_constant),
+                    lambda: run_one(potential, cfg, lattice_constant, log=lambda m: None))
     try:
-        write_outputs(ctx.workdir, res, None, cfg.units.unit_system(), potential.name)
+        (ctx.workdir / subdir).mkdir(parents=True, exist_ok=True)
+        write_outputs(ctx.workdir / subdir, res, None, cfg.units.unit_system(), potential.name)
     except Exception:
         pass
     return res
+
+
+def _pdos_config(potential, ctx: BenchContext, zero_k: bool, finite_t: bool):
+    from mlffbench.workflows.pdos import PdosConfig
+
+    return sub_config(PdosConfig, ctx, {"seed": ctx.seed, "progress": False,
+                                        "zero_kelvin.enabled": zero_k, "finite_temperature.enabled": finite_t},
+                      potential=potential)
+
+
+def reference_lattice_constant(potential, ctx: BenchContext) -> float | None:
+    """LJ's 0 K a0 (sigma) exactly as the reference's own `pdos` run finds it (the config's
+    zero_kelvin.lattice_constant, else its relaxed a0), when the settings ask for the model's second
+    evaluation at it (`at_reference_a0`, model role, a reference potential); None otherwise."""
+    if not getattr(ctx.settings, "at_reference_a0", False) or ctx.role != "model" or ctx.reference_potential is None:
+        return None
+    from mlffbench.workflows.pdos import crystal_lattice_constant
+
+    return crystal_lattice_constant(ctx.reference_potential, _pdos_config(potential, ctx, True, False))[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -94,10 +116,10 @@ def _thz(pair: dict) -> dict:
     return value(pair["THz"], "THz", reduced=pair["reduced"])
 
 
-def run_pdos_0k(potential, ctx: BenchContext) -> dict:
+def zero_kelvin_raw(zk: dict) -> dict:
+    """The raw numbers `compare_pdos_0k` reads, from a `workflows.pdos.zero_kelvin` result (JSON-able)."""
     import numpy as np
 
-    zk = _pdos_run(potential, ctx, True, False)["zero_kelvin"]
     s = zk["summary"]
     raw = {"nu_max": _thz(s["nu_max"]), "nu_mean": _thz(s["nu_mean"]),
            "nu2_mean": value(s["nu2_mean"]["THz^2"], "THz^2", reduced=s["nu2_mean"]["reduced"]),
@@ -109,12 +131,36 @@ def run_pdos_0k(potential, ctx: BenchContext) -> dict:
     for point in ("X", "L"):
         for k, (thz, red) in enumerate(zip(s[f"nu_{point}"]["THz"], s[f"nu_{point}"]["reduced"]), 1):
             raw[f"nu_{point}_{k}"] = value(thz, "THz", reduced=red)
-    if s["n_imaginary_modes"]:
-        raise BenchmarkFailed(f"{s['n_imaginary_modes']} imaginary modes on the q-mesh (crystal unstable)", raw)
+    return raw
+
+
+def run_pdos_0k(potential, ctx: BenchContext) -> dict:
+    """0 K phonons of ONE potential at its own a0 and, for the model when `at_reference_a0` is set,
+    at LJ's a0 too (raw['at_reference_a0']; {'failed': reason} when unstable there)."""
+    raw = zero_kelvin_raw(_pdos_run(potential, ctx, True, False)["zero_kelvin"])
+    a_ref = reference_lattice_constant(potential, ctx)
+    if a_ref is not None:
+        at = zero_kelvin_raw(_pdos_run(potential, ctx, True, False, a_ref, "at_reference_a0")["zero_kelvin"])
+        at["lattice_constant_source"] = "reference (LJ) 0 K a0"
+        if at["n_imaginary_modes"]:
+            at["failed"] = f"{at['n_imaginary_modes']} imaginary modes on the q-mesh at LJ's a0"
+        raw["at_reference_a0"] = at
+    if raw["n_imaginary_modes"]:
+        raise BenchmarkFailed(f"{raw['n_imaginary_modes']} imaginary modes on the q-mesh (crystal unstable)", raw)
     return raw
 
 
 def compare_pdos_0k(model: dict, ref: dict) -> dict:
+    """DOS W1, nu_max, moment and X/L errors of the model against the reference, at the model's own
+    a0 and (suffix `_at_lj_a0`, when the model has a usable `at_reference_a0` block) at LJ's a0."""
+    out = _compare_pdos_0k_one(model, ref)
+    at_ref = model.get("at_reference_a0") or {}
+    if "summary" in at_ref and "failed" not in at_ref:
+        out.update({f"{k}_at_lj_a0": v for k, v in _compare_pdos_0k_one(at_ref, ref).items()})
+    return out
+
+
+def _compare_pdos_0k_one(model: dict, ref: dict) -> dict:
     import numpy as np
 
     def arrays(raw):
@@ -134,7 +180,8 @@ def compare_pdos_0k(model: dict, ref: dict) -> dict:
 
 
 def _dos(ax, model, ref):
-    for raw, label, st in ((ref, "LJ", "-"), (model, "model", "--")):
+    at_ref = (model or {}).get("at_reference_a0")
+    for raw, label, st in ((ref, "LJ", "-"), (model, "model", "--"), (at_ref, "model at LJ's a0", ":")):
         if raw and "grid" in raw:
             tau = raw["nu_max"]["value"] / raw["nu_max"]["reduced"]  # THz per 1/tau
             ax.plot([g * tau for g in raw["grid"]], [d / tau for d in raw["dos"]], st, label=label)
@@ -149,11 +196,17 @@ register(Benchmark("pdos_0k", "phonon DOS at 0 K", run_pdos_0k, compare_pdos_0k,
                    reference_values={"nu_max": {"rel": 1e-7}, "nu_mean": {"rel": 1e-7}, "nu2_mean": {"rel": 1e-7},
                                      "nu_X_*": {"rel": 1e-7}, "nu_L_*": {"rel": 1e-7}},
                    description="exact-Hessian force constants of the relaxed supercell, q-mesh DOS (Gaussian); "
-                               "W1 distance over LJ's nu_max, nu_max, moments, nu at X and L.",
+                               "W1 distance over LJ's nu_max, nu_max, moments, nu at X and L; at the model's "
+                               "own a0 and (at_reference_a0) at LJ's a0.",
                    metrics={"dos_w1_rel": Metric("1", 0.01, 0.2,
                                       "Wasserstein-1 of the DOS over LJ's nu_max: 1% is below the smearing width; 20% moves the whole spectrum"),
                             "nu_max_rel_error": Metric("1", 0.01, 0.2,
-                                      '1% in the highest frequency is below experimental resolution; 20% changes Debye temperature-level physics')}, order=70))
+                                      '1% in the highest frequency is below experimental resolution; 20% changes Debye temperature-level physics'),
+                            "dos_w1_rel_at_lj_a0": Metric("1", 0.01, 0.2,
+                                      "the same at LJ's lattice constant: the model's force constants without its a0 error"),
+                            "nu_max_rel_error_at_lj_a0": Metric("1", 0.01, 0.2,
+                                      "the same at LJ's lattice constant: the model's force constants without its a0 error")},
+                   order=70))
 
 
 def run_pdos_finite_t(potential, ctx: BenchContext) -> dict:
