@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mlffbench.stats import calibration, committee_force_spread, force_rms_error
 
@@ -58,3 +59,86 @@ def test_identical_members_give_zero_spread_and_no_statistic():
     assert c["mean_ratio"] is None and c["spearman"] is None
     assert not calibration([0.1, 0.2, 0.3], [0.0, 0.0, 0.0])["applicable"]
     assert np.all(np.isnan(committee_force_spread(members[:1])))  # one member: no spread
+
+
+# ----------------------------------------------------------------------------------------------
+# the calibration benchmark on a committee of two LJ variants (no training)
+# ----------------------------------------------------------------------------------------------
+NEB_TINY = {"system.supercell": 2, "string.n_images": 5, "string.tol": 1e-3, "string.saddle_polish": False,
+            "htst.enabled": False}
+
+
+def _execute(model, tmp_path, same=False):
+    from mlffbench.benchmarks import WorkflowSettings, battery
+    from mlffbench.benchmarks import runner as run_wf
+    from mlffbench.benchmarks.scoring import load_thresholds
+    from mlffbench.potentials import load_potential
+
+    lj = load_potential("lj")
+    cfg = run_wf.RunConfig()
+    base = {"units": cfg.units.unit_system(), "seed": 0, "mode": "quick", "dataset": None, "dataset_path": None,
+            "reference_potential": lj, "progress": False, "run_config": cfg}
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    bench = battery()["calibration"]
+    return run_wf.execute(bench, WorkflowSettings(overrides=NEB_TINY), model, lj, same, tmp_path, base, ({}, {}),
+                          load_thresholds())
+
+
+def _ase_forces(atoms, smooth):
+    """ASE's LennardJones in metal units (Ar epsilon, sigma; rc = 2.5 sigma; lj/smooth: ro = 0.8 rc)."""
+    from ase.calculators.lj import LennardJones
+
+    from mlffbench.units import ARGON
+
+    s, e = ARGON.sigma_angstrom, ARGON.epsilon_ev
+    atoms = atoms.copy()
+    atoms.calc = LennardJones(sigma=s, epsilon=e, rc=2.5 * s, ro=2.0 * s, smooth=smooth)
+    return atoms.get_forces()
+
+
+def test_committee_of_two_lj_variants_spread_matches_ase_and_ratio_is_sqrt2(tmp_path):
+    """Members lj/cut/shift and lj/smooth, reference lj/cut/shift (= member 0): with d = F1 - F0 the
+    member mean's error is |d|/2 and the K=2 sample spread |d|/sqrt(2), so spread/error = sqrt(2) at
+    every configuration and the rank correlation is 1. The spread is recomputed independently from
+    ASE's LennardJones forces at the images the benchmark wrote."""
+    from ase.io import read
+
+    from mlffbench.benchmarks import PASSED
+    from mlffbench.potentials import load_potential
+    from mlffbench.potentials.committee import make_committee
+
+    committee = make_committee([load_potential("lj"), load_potential("lj/smooth")])
+    res = _execute(committee, tmp_path / "b")
+    assert res["state"] == PASSED, res["reason"]
+    raw, m = res["model"], res["metrics"]
+    images = read(str(tmp_path / "b" / "model" / "images.extxyz"), index=":")
+    saddle = read(str(tmp_path / "b" / "model" / "saddle.extxyz"))
+    assert raw["n_images"] == len(images) == 5
+    ase_spread, ase_error = [], []
+    for atoms in [*images, saddle]:
+        F0, F1 = _ase_forces(atoms, False), _ase_forces(atoms, True)
+        d = F1 - F0
+        ase_spread.append(np.sqrt(np.mean(np.sum(np.var(np.stack([F0, F1]), axis=0, ddof=1), axis=-1))))
+        ase_error.append(np.sqrt(np.mean(np.sum((d / 2) ** 2, axis=-1))))
+    assert raw["spread_path"]["unit"] == "eV/Å"
+    np.testing.assert_allclose(raw["spread_path"]["value"], ase_spread[:-1], rtol=1e-6)
+    np.testing.assert_allclose(raw["error_path"]["value"], ase_error[:-1], rtol=1e-6)
+    np.testing.assert_allclose(raw["spread_saddle"]["value"], ase_spread[-1], rtol=1e-6)
+    np.testing.assert_allclose(raw["spread_vacancy"]["value"], ase_spread[0], rtol=1e-6)
+    assert min(ase_spread) > 0  # the variants differ inside the switch region: a real spread
+    for name in ("spread_to_error_ratio_path", "spread_to_error_ratio_saddle", "spread_to_error_ratio_vacancy"):
+        assert m[name]["value"] == pytest.approx(np.sqrt(2.0), rel=1e-9), name
+    assert m["spread_error_rank_correlation"]["value"] == pytest.approx(1.0, abs=1e-12)
+    assert m["spread_to_error_log10_ratio_path"]["value"] == pytest.approx(np.log10(np.sqrt(2.0)), rel=1e-9)
+    assert 0.0 < m["spread_to_error_log10_ratio_path"]["score"] < 1.0 and res["score"] is not None
+    assert res["reference"].get("note") and "members" not in res["model"]  # one run on the whole committee
+
+
+def test_single_model_and_lj_itself_are_not_run_with_the_reason(tmp_path):
+    from mlffbench.benchmarks import NOT_RUN
+    from mlffbench.potentials import load_potential
+
+    for i, (model, same) in enumerate(((load_potential("lj/smooth"), False), (load_potential("lj"), True))):
+        res = _execute(model, tmp_path / f"s{i}", same=same)
+        assert res["state"] == NOT_RUN and "needs a committee" in res["reason"], res
+        assert not (tmp_path / f"s{i}" / "model" / "images.extxyz").exists()  # nothing was computed

@@ -148,6 +148,8 @@ class Benchmark:
         {'abs': x, 'rel': y}} - the LJ values scripts/make_reference.py stores in reference_data/
         and `mlffbench check` compares (tolerances: float64 round-off across platforms, not physics).
     order: position in the battery (cheap sanity first, then statics, phonons, barriers, dynamics).
+    whole_committee: `run` gets the whole committee once (e.g. to measure its spread) instead of
+        each member; its `compare` reads that one raw result.
     version: bump when the numbers it produces change (it enters the resume key).
     """
 
@@ -166,6 +168,7 @@ class Benchmark:
     metrics: dict = field(default_factory=dict)
     requires: tuple = ()
     order: float = 100.0
+    whole_committee: bool = False
 
     def __post_init__(self) -> None:
         if self.needs_energy and "energy" not in self.requires:

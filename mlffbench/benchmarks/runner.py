@@ -253,9 +253,9 @@ def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: 
     if state != PASSED:
         return finish(state, why if state == NOT_RUN else f"reference (LJ): {why}", final)
     members = committee_members(model)
-    if same:
+    if same and not bench.whole_committee:
         m_state, m_why, res.model, m_final = PASSED, "", res.reference, True
-    elif len(members) == 1:
+    elif len(members) == 1 or bench.whole_committee:
         m_state, m_why, res.model, m_final = stage("model", model, memos[0])
     else:  # a committee: every member through the same code, then mean +- spread of each metric
         raws = []
@@ -269,7 +269,7 @@ def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: 
     if m_state != PASSED:
         return finish(m_state, m_why if m_state == NOT_RUN else f"model: {m_why}", m_final)
     try:
-        if len(members) > 1 and not same:
+        if len(members) > 1 and not same and not bench.whole_committee:
             metrics = committee_metrics([bench.compare(raw, res.reference) for raw in res.model["members"]])
         else:
             metrics = bench.compare(res.model, res.reference)
