@@ -86,6 +86,13 @@ stage install install
 stage data data
 # MACE's own loader reads generate's dataset.extxyz as written (energy/forces/stress keys), bit for bit
 stage mace-reads "$VENV/bin/python" examples/mace_reads_dataset.py "$OUT/data/dataset.extxyz"
+# so does NequIP's own ASEDataset (opt-in, NEQUIP_READS=1: a venv of its own, ~1.3 GB, ~2 min to install)
+if [ "${NEQUIP_READS:-0}" = 1 ]; then
+  NQ=${NEQUIP_VENV:-build/nequip-venv}
+  [ -x "$NQ/bin/nequip-train" ] || { python3.11 -m venv "$NQ" && "$NQ/bin/pip" install -q \
+    $( [ -d /opt/wheels ] && echo --find-links /opt/wheels ) torch==2.13.0 nequip==0.19.1; }
+  stage nequip-reads "$NQ/bin/python" examples/nequip_reads_dataset.py "$OUT/data/dataset.extxyz"
+fi
 stage train train
 spec
 stage md "$MLFF" md --model "$OUT/mace.yaml" -c "$OUT/md.yaml" -o "$OUT/md" --overwrite
