@@ -96,7 +96,7 @@ def _ase_forces(atoms, smooth):
     return atoms.get_forces()
 
 
-def test_committee_of_two_lj_variants_spread_matches_ase_and_ratio_is_sqrt2(tmp_path):
+def test_committee_of_two_lj_variants_spread_matches_ase_and_ratio_is_sqrt2(tmp_path, monkeypatch):
     """Members lj/cut/shift and lj/smooth, reference lj/cut/shift (= member 0): with d = F1 - F0 the
     member mean's error is |d|/2 and the K=2 sample spread |d|/sqrt(2), so spread/error = sqrt(2) at
     every configuration and the rank correlation is 1. The spread is recomputed independently from
@@ -107,12 +107,20 @@ def test_committee_of_two_lj_variants_spread_matches_ase_and_ratio_is_sqrt2(tmp_
     from mlffbench.potentials import load_potential
     from mlffbench.potentials.committee import make_committee
 
+    from mlffbench.benchmarks import runner as run_wf
+
     committee = make_committee([load_potential("lj"), load_potential("lj/smooth")])
-    res = _execute(committee, tmp_path / "b")
+    real = run_wf.load_model
+    monkeypatch.setattr(run_wf, "load_model", lambda cfg, spec: committee if spec == "two-lj" else real(cfg, spec))
+    cfg = run_wf.RunConfig(benchmarks={"calibration": {"overrides": NEB_TINY}})
+    doc = run_wf.run_battery(cfg, tmp_path / "run", model_spec="two-lj", select=["calibration"], log=lambda m: None)
+    res = doc["benchmarks"]["calibration"]
     assert res["state"] == PASSED, res["reason"]
+    assert "calibration" in (tmp_path / "run" / "scorecard.md").read_text()
     raw, m = res["model"], res["metrics"]
-    images = read(str(tmp_path / "b" / "model" / "images.extxyz"), index=":")
-    saddle = read(str(tmp_path / "b" / "model" / "saddle.extxyz"))
+    where = tmp_path / "run" / "benchmarks" / "calibration" / "model"
+    images = read(str(where / "images.extxyz"), index=":")
+    saddle = read(str(where / "saddle.extxyz"))
     assert raw["n_images"] == len(images) == 5
     ase_spread, ase_error = [], []
     for atoms in [*images, saddle]:
@@ -142,3 +150,20 @@ def test_single_model_and_lj_itself_are_not_run_with_the_reason(tmp_path):
         res = _execute(model, tmp_path / f"s{i}", same=same)
         assert res["state"] == NOT_RUN and "needs a committee" in res["reason"], res
         assert not (tmp_path / f"s{i}" / "model" / "images.extxyz").exists()  # nothing was computed
+
+
+def test_identical_members_report_no_ratio_and_no_score():
+    """A committee of identical members has no spread: the metrics carry no value and the reason,
+    and nothing is scored (calibration() itself is checked on synthetic data above)."""
+    from mlffbench.benchmarks import battery
+    from mlffbench.benchmarks.calibration import compare_calibration
+    from mlffbench.benchmarks.scoring import load_thresholds, score_metrics
+
+    cal = calibration(np.zeros(5), np.ones(5))
+    raw = {"calibration": {k: v for k, v in cal.items() if k != "ratio"}, "ratio_saddle": None, "ratio_vacancy": None}
+    m = compare_calibration(raw, {})
+    assert set(m) == set(battery()["calibration"].metrics)
+    assert all(q["value"] is None for q in m.values())
+    assert "identical" in m["spread_to_error_ratio_path"]["reason"]
+    _, score = score_metrics("calibration", m, load_thresholds())
+    assert score is None
