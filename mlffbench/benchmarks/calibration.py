@@ -26,20 +26,36 @@ from mlffbench.io import value
 NEEDS_COMMITTEE = "needs a committee (a model trained with ensemble: members >= 2)"
 
 
+def _force_series(potential, fn, configs: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """fn(potential, R, box, nbrs) -> forces, at each of `configs` (C, N, 3): one jitted step,
+    the neighbour list allocated once (at configs[0]) and updated (re-allocated on overflow)."""
+    import jax
+    import jax.numpy as jnp
+
+    boxj = jnp.asarray(box)
+    spec = potential.neighbors(boxj, n_atoms=configs.shape[1])
+    step = jax.jit(lambda R, nb: (lambda nb2: (nb2, fn(potential, R, boxj, nb2)))(spec.update(R, nb)))
+    nbrs, out = spec.allocate(jnp.asarray(configs[0])), []
+    for R in configs:
+        R = jnp.asarray(R)
+        new, F = step(R, nbrs)
+        if bool(new.did_buffer_overflow):
+            new = spec.allocate(R)
+            F = fn(potential, R, boxj, new)
+        nbrs = new
+        out.append(np.asarray(F, dtype=float))
+    return np.stack(out)
+
+
 def member_and_reference_forces(committee, reference, configs: np.ndarray, box: np.ndarray
                                 ) -> tuple[np.ndarray, np.ndarray]:
     """Every member's forces and the reference's at each configuration.
 
     configs: (C, N, 3) positions (sigma); box: (3, 3) sigma, columns the cell vectors.
     Returns (member forces (K, C, N, 3), reference forces (C, N, 3)), epsilon/sigma, float64."""
-    N = configs.shape[1]
-    spec_m = committee.neighbors(box, n_atoms=N)
-    spec_r = reference.neighbors(box, n_atoms=N)
-    Fm, Fr = [], []
-    for R in configs:
-        Fm.append(np.asarray(committee.evaluate_members(R, box, spec_m.allocate(R)).forces, dtype=float))
-        Fr.append(np.asarray(reference.forces(R, box, spec_r.allocate(R)), dtype=float))
-    return np.stack(Fm, axis=1), np.stack(Fr)
+    Fm = _force_series(committee, lambda p, R, b, nb: p.evaluate_members(R, b, nb).forces, configs, box)
+    Fr = _force_series(reference, lambda p, R, b, nb: p.forces(R, b, nb), configs, box)
+    return np.moveaxis(Fm, 1, 0), Fr
 
 
 def _neb_settings(ctx: BenchContext) -> WorkflowSettings:
