@@ -28,7 +28,7 @@ SCHEMAS = {"generate": GenerateConfig, "train": TrainConfig, "md": MDRunConfig, 
 # the workflow config each workflow benchmark builds (benchmarks/<family>.py: sub_config(...))
 BENCH_SCHEMA = {"integrity": CheckModelConfig, "md_stability": MDRunConfig, "pdos_0k": PdosConfig,
                 "pdos_finite_t": PdosConfig, "migration_barrier": NebConfig, "htst_rate": NebConfig,
-                "hop_rates": VacancyConfig}
+                "hop_rates": VacancyConfig, "calibration": NebConfig}
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 RUNS = [p for p in CONFIGS if p.name.startswith("run-")]
 
