@@ -102,3 +102,69 @@ def test_report_renders_failed_not_run_and_scored_benchmarks_with_missing_plots(
         assert code == 0, out
         text = (tmp_path / f"r.{fmt}").read_text()
         assert "lattice_constant" in text and "cohesive_energy" in text and "did not converge" in text
+
+
+# --- the battery on a tiny trained model (`mlffbench run --model DIR`, as a user runs it)
+TRAINED_CHEAP = ["lattice_constant", "cohesive_energy"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> dict:
+    """A 1-block, 8-feature SchNet trained 20 epochs on 32-atom LJ crystals, then the cheap crystal
+    benchmarks on it through the CLI."""
+    from mlffbench.config import validate
+    from mlffbench.io import save_dataset_npz
+    from mlffbench.training.config import TrainConfig
+    from mlffbench.training.toy import lj_toy_dataset
+    from mlffbench.workflows.train import run_train
+
+    root = tmp_path_factory.mktemp("trained")
+    save_dataset_npz(root / "d.npz", lj_toy_dataset(2, kTs=(0.05, 0.1, 0.08, 0.5), frames_per_T=4, seed=1))
+    cfg = validate(TrainConfig, {
+        "seed": 3, "units": {"system": "lj"},
+        "model": {"architecture": "schnet", "hparams": {"features": 8, "n_blocks": 1, "n_basis": 8}},
+        "splits": {"train": {"trajectories": [0, 1]}, "val": {"trajectories": [2]},
+                   "test": {"hot": {"temperature_K": [0.4, 1.0]}}},
+        "loss": {"energy_weight": 0.1},
+        "optim": {"epochs": 20, "batch_size": 4, "learning_rate": 0.01, "warmup_epochs": 0, "patience": 100}})
+    run_train(cfg, root / "d.npz", root / "train")
+    out = root / "run"
+    args = ["run", "-c", str(ROOT / "configs" / "run-quick.yaml"), "-o", str(out), "-m", str(root / "train" / "model"),
+            "-q"] + [x for name in TRAINED_CHEAP for x in ("-b", name)]
+    code, log = run_cli(args)
+    assert code == 0, log
+    return json.loads((out / "results.json").read_text())
+
+
+def test_trained_model_battery_declared_metrics_and_scores(trained_run):
+    reg = battery()
+    for name in TRAINED_CHEAP:
+        res = trained_run["benchmarks"][name]
+        assert res["state"] == PASSED, (name, res.get("reason"))
+        assert set(res["metrics"]) == set(reg[name].metrics), (name, sorted(res["metrics"]))
+        for metric, decl in reg[name].metrics.items():
+            m = res["metrics"][metric]
+            assert m["unit"] == decl.unit, (name, metric)
+            if decl.scored:
+                assert 0.0 <= m["score"] <= 1.0, (name, metric, m)
+        assert 0.0 <= res["score"] <= 1.0
+
+
+def test_trained_model_compare_equals_raw_differences_and_lj_equals_lattice_sum(trained_run):
+    """Each metric recomputed from the two raw values in results.json; LJ's raw values against an
+    independent numpy lattice sum of lj/cut/shift (exact for a periodic cell with L > 2 rc)."""
+    b = trained_run["benchmarks"]
+    a_m = b["lattice_constant"]["model"]["lattice_constant"]
+    a_r = b["lattice_constant"]["reference"]["lattice_constant"]
+    met = b["lattice_constant"]["metrics"]
+    assert abs(met["lattice_constant_error"]["value"] - (a_m["value"] - a_r["value"])) < 1e-12
+    assert abs(met["lattice_constant_rel_error"]["value"] - abs(a_m["value"] - a_r["value"]) / a_r["value"]) < 1e-12
+    e_m = b["cohesive_energy"]["model"]["cohesive_energy"]
+    e_r = b["cohesive_energy"]["reference"]["cohesive_energy"]
+    met = b["cohesive_energy"]["metrics"]
+    assert abs(met["cohesive_energy_error"]["value"] - (e_m["value"] - e_r["value"]) * 1e3) < 1e-9
+    assert abs(met["cohesive_energy_rel_error"]["value"] - abs(e_m["value"] - e_r["value"]) / abs(e_r["value"])) < 1e-12
+    a_c, e_c = _lattice(False)
+    assert abs(a_r["reduced"] - a_c) < 1e-5 * a_c
+    assert abs(e_r["reduced"] - (-e_c)) < 1e-6 * abs(e_c)
+    assert abs(a_m["reduced"] - a_c) > 1e-6  # the model is not LJ: a real comparison
