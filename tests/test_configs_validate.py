@@ -11,6 +11,7 @@ import pytest
 from mlffbench.benchmarks import WorkflowSettings
 from mlffbench.benchmarks.runner import RunConfig, bench_settings
 from mlffbench.benchmarks.study import StudyConfig
+from mlffbench.benchmarks.sweep import SweepConfig
 from mlffbench.cg.config import CGConfig
 from mlffbench.config import load_config, load_stage_config
 from mlffbench.potentials.external import read_spec
@@ -24,7 +25,8 @@ from mlffbench.workflows.vacancy import VacancyConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = {"generate": GenerateConfig, "train": TrainConfig, "md": MDRunConfig, "pdos": PdosConfig,
-           "neb": NebConfig, "vacancy": VacancyConfig, "cg": CGConfig, "run": RunConfig, "study": StudyConfig}
+           "neb": NebConfig, "vacancy": VacancyConfig, "cg": CGConfig, "run": RunConfig, "study": StudyConfig,
+           "sweep": SweepConfig}
 # the workflow config each workflow benchmark builds (benchmarks/<family>.py: sub_config(...))
 BENCH_SCHEMA = {"integrity": CheckModelConfig, "md_stability": MDRunConfig, "pdos_0k": PdosConfig,
                 "pdos_finite_t": PdosConfig, "migration_barrier": NebConfig, "htst_rate": NebConfig,
