@@ -13,6 +13,7 @@ from mlffbench.benchmarks.pdos import compare_pdos_0k, run_pdos_0k
 from mlffbench.potentials import load_potential
 from mlffbench.properties import phonons as ph
 from mlffbench.units import ARGON
+from phonopy_reference import phonopy_with_ase_lj
 
 RC = 2.5
 MESH = 6
@@ -35,24 +36,7 @@ def _phonopy_nu_max(a0, smooth):
     """Highest frequency (reduced, angular / 2 pi) on the workflow's Gamma-centred MESH^3 q-mesh from
     phonopy finite displacements with ASE's LennardJones (rc 2.5, smooth: switch from 0.8 rc) in the
     same 3x3x3 conventional supercell."""
-    from ase import Atoms
-    from ase.calculators.lj import LennardJones
-    from phonopy import Phonopy
-    from phonopy.structure.atoms import PhonopyAtoms
-
-    unit = PhonopyAtoms(symbols=["Ar"] * 4, cell=np.eye(3) * a0,
-                        scaled_positions=[[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]], masses=[1.0] * 4)
-    phn = Phonopy(unit, supercell_matrix=np.eye(3, dtype=int) * 3, primitive_matrix="F")
-    phn.unit_conversion_factor = 1.0
-    phn.generate_displacements(distance=1e-3)
-    calc = LennardJones(sigma=1.0, epsilon=1.0, rc=RC, ro=0.8 * RC, smooth=smooth)
-    forces = []
-    for sc in phn.supercells_with_displacements:
-        atoms = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
-        atoms.calc = calc
-        forces.append(atoms.get_forces())
-    phn.forces = forces
-    phn.produce_force_constants()
+    phn = phonopy_with_ase_lj(a0, smooth, supercell=3)
     prim = ph.fcc_primitive_cell(a0)
     q = ph.mesh_qpoints(prim, MESH, True)
     phn.run_qpoints(q @ prim / (2 * math.pi))  # phonopy: primitive reciprocal coordinates

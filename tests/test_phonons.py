@@ -13,6 +13,7 @@ import mlffbench  # noqa: F401  (x64)
 from mlffbench.potentials import Capabilities, Potential, lennard_jones
 from mlffbench.properties import phonons as ph
 from mlffbench.structures import fcc
+from phonopy_reference import phonopy_with_ase_lj
 
 # a0 of lj/cut/shift rc = 2.5 from the minimiser is 1.5496034 sigma; the tests take it from the
 # lattice sum of the pair potential (numpy, independent of the code under test).
@@ -54,27 +55,8 @@ def fc_bravais(lj, a0):
 
 
 def _phonopy(a0, smooth=False):
-    """phonopy finite displacements (1e-3 sigma) with ASE's LennardJones (rc = 2.5; smooth: ASE's
-    switch from ro = 0.8 rc, as lj/smooth), masses 1."""
-    from ase import Atoms
-    from ase.calculators.lj import LennardJones
-    from phonopy import Phonopy
-    from phonopy.structure.atoms import PhonopyAtoms
-
-    unit = PhonopyAtoms(symbols=["Ar"] * 4, cell=np.eye(3) * a0,
-                        scaled_positions=[[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]], masses=[1.0] * 4)
-    phn = Phonopy(unit, supercell_matrix=np.eye(3, dtype=int) * 4, primitive_matrix="F")
-    phn.unit_conversion_factor = 1.0  # frequencies = sqrt(eigenvalue): angular, reduced units
-    phn.generate_displacements(distance=1e-3)
-    calc = LennardJones(sigma=1.0, epsilon=1.0, rc=RC, ro=0.8 * RC, smooth=smooth)
-    forces = []
-    for sc in phn.supercells_with_displacements:
-        atoms = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
-        atoms.calc = calc
-        forces.append(atoms.get_forces())
-    phn.forces = forces
-    phn.produce_force_constants()
-    return phn
+    """phonopy + ASE LennardJones in the 4x4x4 supercell (tests/phonopy_reference.py)."""
+    return phonopy_with_ase_lj(a0, smooth, supercell=4)
 
 
 @pytest.fixture(scope="module")
