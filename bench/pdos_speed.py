@@ -58,8 +58,19 @@ def ours(potential, mesh: int, sigma: float, fd_step: float | None = None) -> di
             "dos_checksum": float(np.trapezoid(dos, grid))}
 
 
-def phonopy_ase(mesh: int, sigma: float) -> dict:
+def _displacement_forces(phn, calc) -> list:
+    """Forces (calculator units) of every phonopy displaced supercell, one calculator call each."""
     from ase import Atoms
+
+    forces = []
+    for sc in phn.supercells_with_displacements:
+        atoms = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
+        atoms.calc = calc
+        forces.append(atoms.get_forces())
+    return forces
+
+
+def phonopy_ase(mesh: int, sigma: float) -> dict:
     from ase.calculators.lj import LennardJones
     from phonopy import Phonopy
     from phonopy.structure.atoms import PhonopyAtoms
@@ -70,12 +81,7 @@ def phonopy_ase(mesh: int, sigma: float) -> dict:
     phn = Phonopy(unit, supercell_matrix=np.eye(3, dtype=int) * 4, primitive_matrix="F")
     phn.unit_conversion_factor = 1.0 / (2 * math.pi)  # sqrt(eigenvalue) / 2 pi: nu in 1/tau
     phn.generate_displacements(distance=1e-3)
-    calc = LennardJones(sigma=1.0, epsilon=1.0, rc=2.5, smooth=False)
-    forces = []
-    for sc in phn.supercells_with_displacements:
-        atoms = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
-        atoms.calc = calc
-        forces.append(atoms.get_forces())
+    forces = _displacement_forces(phn, LennardJones(sigma=1.0, epsilon=1.0, rc=2.5, smooth=False))
     t1 = time.perf_counter()
     phn.forces = forces
     phn.produce_force_constants()
@@ -110,7 +116,6 @@ def ase_lj_potential():
 def phonopy_same_calculator(mesh: int, sigma: float, step_A: float) -> dict:
     """phonopy (symmetry-reduced displacements, symmetrised force constants, irreducible q-mesh)
     driven by ASE's LennardJones in eV and Å; frequencies converted to 1/tau of argon."""
-    from ase import Atoms
     from ase.calculators.lj import LennardJones
     from phonopy import Phonopy
     from phonopy.structure.atoms import PhonopyAtoms
@@ -123,12 +128,7 @@ def phonopy_same_calculator(mesh: int, sigma: float, step_A: float) -> dict:
     # sqrt(eV / (Å^2 amu)) -> 1/tau (tau = sigma sqrt(m / epsilon)), / 2 pi: nu in 1/tau
     phn.unit_conversion_factor = ASE_LJ["sigma"] * math.sqrt(ARGON_MASS_AMU / ASE_LJ["epsilon"]) / (2 * math.pi)
     phn.generate_displacements(distance=step_A)
-    calc = LennardJones(**ASE_LJ)
-    forces = []
-    for sc in phn.supercells_with_displacements:
-        atoms = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
-        atoms.calc = calc
-        forces.append(atoms.get_forces())
+    forces = _displacement_forces(phn, LennardJones(**ASE_LJ))
     t1 = time.perf_counter()
     phn.forces = forces
     phn.produce_force_constants()
