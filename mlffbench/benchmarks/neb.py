@@ -18,23 +18,9 @@ def _neb_doc(potential, ctx: BenchContext, extra: dict | None = None, subdir: st
 
     def go():
         where.mkdir(parents=True, exist_ok=True)
-        doc = run_neb(potential, cfg, where, model_spec=potential.name)
-        doc["_path_reduced"] = _path_images(where / "images.extxyz", cfg)  # memo only (calibration)
-        return doc
+        return run_neb(potential, cfg, where, model_spec=potential.name)
 
     return memo_call(ctx, ("neb", cfg.model_dump_json()), go)
-
-
-def _path_images(path, cfg) -> dict:
-    """The converged string's images in reduced units, read back from the workflow's images.extxyz:
-    {'positions': (M, N, 3) sigma, 'box': (3, 3) sigma, columns are the cell vectors}."""
-    import numpy as np
-    from ase.io import read
-
-    L = cfg.units.unit_system().scale("length")
-    frames = read(str(path), index=":")
-    return {"positions": np.stack([a.get_positions() / L for a in frames]),
-            "box": np.asarray(frames[0].get_cell()).T / L}
 
 
 def run_migration_barrier(potential, ctx: BenchContext) -> dict:

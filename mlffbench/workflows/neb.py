@@ -334,4 +334,8 @@ def run_neb(potential: Potential, cfg: NebConfig, outdir: Path, progress_factory
     out["timings"]["total_s"] = time.perf_counter() - t0
     write_json(outdir / "manifest.json", manifest("neb", cfg, None, potential.precision,
                                                   out["timings"], model=model_spec))
+    # in memory only (result.json is written above): the converged images, sigma, for callers that
+    # evaluate other potentials along the same path (the calibration benchmark)
+    doc["_path_reduced"] = {"positions": np.asarray(out["string"].images, dtype=float),
+                            "box": np.asarray(out["box"], dtype=float)}
     return doc
