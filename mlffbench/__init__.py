@@ -12,6 +12,12 @@ import warnings
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
+# jax-md's __init__ imports rigid_body and nn (e3nn_jax, sympy, optax: ~4 s) eagerly, and mlffbench
+# uses neither: load them only if touched (see _lazy_imports). Must precede any jax_md import.
+from mlffbench import _lazy_imports  # noqa: E402
+
+_lazy_imports.install()
+
 from pathlib import Path  # noqa: E402
 
 
