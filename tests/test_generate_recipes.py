@@ -136,6 +136,40 @@ def test_training_edges_ignore_the_ghost(generated):
     assert sorted(zip(recv.tolist(), send.tolist())) == sorted(zip(i.tolist(), j.tolist()))
 
 
+def test_ghost_padded_frame_predicts_the_real_atoms_energy(generated, tmp_path):
+    """The trainer's energy of a ghost-padded vacancy frame equals the saved model's `Potential` on
+    the N-1 real atoms alone (no ghost): the ghost's isolated-atom energy is masked out. Without
+    the mask the two differ by that energy (checked too, so this can fail)."""
+    import jax
+    import jax.numpy as jnp
+
+    from mlffbench.potentials.gnn import build_module, entry, init_params, load_model_potential, save_model
+    from mlffbench.training.data import build_graphs, standardization
+    from mlffbench.training.trainer import batch_predictor, predict_graphs
+
+    _, ds, _ = generated
+    N = ds.positions.shape[1]
+    f = int(np.flatnonzero(ds.trajectory == VACANCY_TRAJECTORY)[0])
+    arch, hp = "schnet", {"features": 8, "n_blocks": 1, "n_basis": 8}
+    params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), init_params(arch, hp, seed=3))
+    std = standardization(ds, np.arange(len(ds.positions)), use_energy=True)
+    save_model(tmp_path / "m", arch, hp, params, std)
+    pot = load_model_potential(tmp_path / "m", dtype="float64")
+    g = build_graphs(ds, np.array([f]), pot.cutoff, entry(arch).neighbor_format == "half")
+    assert g.atom_mask[0].tolist() == [True] * (N - 1) + [False]
+    predictor = batch_predictor(build_module(arch, hp), True, N, jnp.float64)
+    E_masked, F_masked = predict_graphs(predictor, params, g, std, batch_size=1)
+    R, box = jnp.asarray(ds.positions[f, : N - 1]), jnp.asarray(ds.box[f])
+    nb = pot.neighbors(np.asarray(box), skin=0.3, n_atoms=N - 1).allocate(R)
+    ev = pot.evaluate(R, box, nb)
+    assert abs(E_masked[0] - float(ev.energy)) < 1e-9 * abs(float(ev.energy))
+    assert np.max(np.abs(F_masked[0, : N - 1] - np.asarray(ev.forces))) < 1e-9
+    assert np.all(F_masked[0, N - 1] == 0)
+    g.atom_mask = None  # every atom counted: the ghost adds its isolated-atom energy and one shift
+    E_unmasked, _ = predict_graphs(predictor, params, g, std, batch_size=1)
+    assert abs(E_unmasked[0] - E_masked[0]) > 1e-6
+
+
 def test_training_reads_vacancy_and_strain_frames(generated, tmp_path):
     from mlffbench.config import load_stage_config
     from mlffbench.workflows.train import TrainConfig, run_train

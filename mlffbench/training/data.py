@@ -22,7 +22,9 @@ class GraphSet:
     """Frames ready for batching (F frames, N atoms, E padded edges), reduced units.
 
     positions (F, N, 3), box (F, 3, 3), receivers/senders (F, E) int32, shifts (F, E, 3) float,
-    mask (F, E) bool, energy (F,), forces (F, N, 3), kT_target (F,), index (F,) into the dataset.
+    mask (F, E) bool, energy (F,), forces (F, N, 3), kT_target (F,), index (F,) into the dataset,
+    atom_mask (F, N) bool: real atoms (False for the ghost padding of a vacancy frame, see
+    `generate`'s vacancies.in_dataset); None = every atom is real.
     """
 
     positions: np.ndarray
@@ -35,6 +37,7 @@ class GraphSet:
     forces: np.ndarray
     kT_target: np.ndarray
     index: np.ndarray
+    atom_mask: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -47,7 +50,13 @@ class GraphSet:
         """Batch arrays for frames `idx` (the inputs of the jitted step)."""
         return {"R": self.positions[idx], "box": self.box[idx], "recv": self.receivers[idx],
                 "send": self.senders[idx], "shifts": self.shifts[idx], "mask": self.mask[idx],
-                "E": self.energy[idx], "F": self.forces[idx]}
+                "E": self.energy[idx], "F": self.forces[idx], "atoms": self.real_atoms()[idx]}
+
+    def real_atoms(self) -> np.ndarray:
+        """(F, N) bool: which atoms are real (all of them unless the frames are ghost-padded)."""
+        if self.atom_mask is None:
+            return np.ones(self.positions.shape[:2], bool)
+        return self.atom_mask
 
 
 def frame_edges(positions: np.ndarray, box: np.ndarray, cutoff: float, half: bool):
@@ -113,9 +122,10 @@ def build_graphs(ds: Dataset, index: np.ndarray, cutoff: float, half: bool,
         n = len(i)
         recv[f, :n], send[f, :n], shifts[f, :n], mask[f, :n] = i, j, S, True
     R = ds.positions[index]  # ghost atoms (NaN) have no edges; a finite placeholder keeps jit finite
-    return GraphSet(positions=np.where(np.isfinite(R), R, 0.0), box=ds.box[index], receivers=recv, senders=send,
+    real = np.all(np.isfinite(R), axis=-1)
+    return GraphSet(positions=np.where(real[..., None], R, 0.0), box=ds.box[index], receivers=recv, senders=send,
                     shifts=shifts, mask=mask, energy=ds.energy[index], forces=ds.forces[index],
-                    kT_target=ds.kT_target[index], index=np.asarray(index))
+                    kT_target=ds.kT_target[index], index=np.asarray(index), atom_mask=real)
 
 
 def all_edges(ds: Dataset, index, cutoff: float, half: bool) -> dict:
@@ -129,12 +139,12 @@ def standardization(ds: Dataset, train_index: np.ndarray, use_energy: bool) -> d
     energy_shift: mean energy per atom (epsilon), 0 when energies are not used (force matching);
     force_scale: RMS force component (epsilon/sigma); energy_scale = force_scale * 1 sigma.
     """
-    n_atoms = ds.positions.shape[1]
+    n_real = np.sum(np.all(np.isfinite(ds.positions[train_index]), axis=-1), axis=-1)  # ghost-padded frames
     F = ds.forces[train_index]
     f_rms = float(np.sqrt(np.mean(F ** 2)))
     if not np.isfinite(f_rms) or f_rms <= 0:
         raise UserError("training frames have zero or non-finite forces; cannot standardise")
-    shift = float(np.mean(ds.energy[train_index]) / n_atoms) if use_energy else 0.0
+    shift = float(np.mean(ds.energy[train_index] / n_real)) if use_energy else 0.0
     return {"energy_shift": shift, "energy_scale": f_rms, "force_scale": f_rms,
             "units": {"energy_shift": "epsilon/atom", "energy_scale": "epsilon", "force_scale": "epsilon/sigma"}}
 

@@ -40,22 +40,27 @@ CHECKPOINT = "checkpoint.msgpack"
 
 
 def frame_predict_fn(module, conservative: bool, n_atoms: int) -> Callable:
-    """(params, R, box, recv, send, shifts, mask) -> (normalised energy sum, normalised forces (N,3))."""
+    """(params, R, box, recv, send, shifts, mask, atoms=None) -> (normalised energy sum, normalised forces (N,3)).
+
+    atoms: (N,) bool, the real atoms; a ghost atom (the padding of a vacancy frame) has no edges,
+    but a GNN still gives it the isolated-atom energy, so it is masked out of the sum.
+    """
 
     def edges(R, box, recv, send, shifts, mask):
         dR = R[send] - R[recv] + shifts.astype(R.dtype) @ box.T
         return jnp.where(mask[:, None], dR, 0.0)
 
     if conservative:
-        def predict(params, R, box, recv, send, shifts, mask):
+        def predict(params, R, box, recv, send, shifts, mask, atoms=None):
             def e_sum(Rx):
-                return jnp.sum(module.apply(params, edges(Rx, box, recv, send, shifts, mask), mask, recv, send,
-                                            n_atoms))
+                e_atom = module.apply(params, edges(Rx, box, recv, send, shifts, mask), mask, recv, send, n_atoms)
+                return jnp.sum(e_atom if atoms is None else jnp.where(atoms, e_atom, 0.0))
             e, g = jax.value_and_grad(e_sum)(R)
             return e, -g
     else:
-        def predict(params, R, box, recv, send, shifts, mask):
+        def predict(params, R, box, recv, send, shifts, mask, atoms=None):
             f = module.apply(params, edges(R, box, recv, send, shifts, mask), mask, recv, send, n_atoms)
+            f = f if atoms is None else jnp.where(atoms[:, None], f, 0.0)
             return jnp.asarray(jnp.nan, R.dtype), f
     return predict
 
@@ -86,15 +91,16 @@ def make_loss(module, conservative: bool, loss_cfg: LossConfig, std: dict, n_ato
     def loss_fn(params, batch):
         R = batch["R"].astype(dtype)
         box = batch["box"].astype(dtype)
-        e, f = jax.vmap(predict, in_axes=(None, 0, 0, 0, 0, 0, 0))(
-            params, R, box, batch["recv"], batch["send"], batch["shifts"], batch["mask"])
+        e, f = jax.vmap(predict, in_axes=(None, 0, 0, 0, 0, 0, 0, 0))(
+            params, R, box, batch["recv"], batch["send"], batch["shifts"], batch["mask"], batch["atoms"])
         f_ref = batch["F"].astype(dtype) / fscale
         f_term = jnp.mean(err(f - f_ref))
         loss = loss_cfg.force_weight * f_term
         e_term = jnp.zeros((), dtype)
         if use_energy:
-            e_ref = (batch["E"].astype(dtype) / n_atoms - shift) / escale
-            e_term = jnp.mean(err(e / n_atoms - e_ref))
+            n_real = jnp.sum(batch["atoms"], axis=-1).astype(dtype)  # N, or N-1 for a ghost-padded frame
+            e_ref = (batch["E"].astype(dtype) / n_real - shift) / escale
+            e_term = jnp.mean(err(e / n_real - e_ref))
             loss = loss + loss_cfg.energy_weight * e_term
         return loss, (e_term, f_term)
 
@@ -178,9 +184,9 @@ def batch_predictor(module, conservative: bool, n_atoms: int, dtype) -> Callable
 
     @jax.jit
     def run(params, batch):
-        return jax.vmap(predict, in_axes=(None, 0, 0, 0, 0, 0, 0))(
+        return jax.vmap(predict, in_axes=(None, 0, 0, 0, 0, 0, 0, 0))(
             params, batch["R"].astype(dtype), batch["box"].astype(dtype), batch["recv"], batch["send"],
-            batch["shifts"], batch["mask"])
+            batch["shifts"], batch["mask"], batch["atoms"])
 
     return run
 
@@ -197,8 +203,10 @@ def predict_graphs(predictor, params, graphs: GraphSet, std: dict, batch_size: i
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
         pad = np.concatenate([idx, np.full(batch_size - len(idx), idx[0])])
-        e, f = predictor(params, {k: jnp.asarray(v) for k, v in graphs.take(pad).items()})
-        E[idx] = np.asarray(e, np.float64)[: len(idx)] * scale + N * std["energy_shift"]
+        batch = graphs.take(pad)
+        n_real = np.sum(batch["atoms"], axis=-1)[: len(idx)] if "atoms" in batch else N
+        e, f = predictor(params, {k: jnp.asarray(v) for k, v in batch.items()})
+        E[idx] = np.asarray(e, np.float64)[: len(idx)] * scale + n_real * std["energy_shift"]
         F[idx] = np.asarray(f, np.float64)[: len(idx)] * scale
     return E, F
 
