@@ -204,7 +204,8 @@ def plot_study(table: dict, tasks: list[str], path: Path) -> None:
 
 
 def run_study(cfg: StudyConfig, outdir: Path, source: str = "config", overwrite: bool = False,
-              progress: bool = False, log: Callable[[str], None] = print) -> dict:
+              progress: bool = False, log: Callable[[str], None] = print,
+              recipes: list[str] | None = None) -> dict:
     """Every recipe's loop into OUTDIR/recipes/<task>, then the comparison. Resumable."""
     import shutil
 
@@ -219,6 +220,7 @@ def run_study(cfg: StudyConfig, outdir: Path, source: str = "config", overwrite:
         raise UserError(f"{source}: run: file not found: {cfg.run}")
     base = load_config(RunConfig, base_path)
     tasks = plan(cfg)
+    check_recipes(tasks, recipes, source)
     validate_recipes(cfg, base, tasks, source)
     if outdir.exists() and any(outdir.iterdir()) and not (outdir / MARKER).is_file():
         if not overwrite:
@@ -232,10 +234,14 @@ def run_study(cfg: StudyConfig, outdir: Path, source: str = "config", overwrite:
 
     docs = {}
     for k, (task, (recipe, frames)) in enumerate(tasks.items(), 1):
+        if recipes is not None and task not in recipes:
+            continue  # run by another process (`mlffbench study --recipe`, `mlffbench sweep`)
         log(f"[recipe {k}/{len(tasks)}] {task}: {frames} training frames, {cfg.members} members")
         rcfg = recipe_run_config(cfg, base, recipe, frames)
         docs[task] = run_battery(rcfg, outdir / "recipes" / task, select=cfg.benchmarks, progress=progress,
                                  log=lambda m, t=task: log(f"  {t}: {m}"), source=f"{source}: recipes.{task}")
+    if recipes is not None:  # some tasks only: no table (the run without --recipe writes it)
+        return {"tasks": {t: {"summary": d["summary"]} for t, d in docs.items()}, "table": None}
     table = compare_recipes(docs, cfg.baseline)
     names = list(tasks)
     doc = {"study_version": 1, "baseline": cfg.baseline, "frames": cfg.frames, "members": cfg.members,
@@ -250,3 +256,10 @@ def run_study(cfg: StudyConfig, outdir: Path, source: str = "config", overwrite:
     except Exception as exc:  # the table matters, the picture is a bonus
         log(f"study.png not written: {type(exc).__name__}: {exc}")
     return doc
+
+
+def check_recipes(tasks: dict, recipes: list[str] | None, source: str = "config") -> None:
+    """`recipes` (run only these tasks of `plan`; None = all) names tasks of the study, else UserError."""
+    unknown = [r for r in (recipes or []) if r not in tasks]
+    if unknown:
+        raise UserError(f"{source}: --recipe {unknown[0]!r} is not a task of the study (tasks: {', '.join(tasks)})")
