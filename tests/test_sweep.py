@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlffbench.benchmarks.sweep import SweepConfig, plan, run_sweep, task_command, task_env
+from mlffbench.benchmarks.sweep import SweepConfig, plan, run_sweep, study_tasks, task_command, task_env
 from mlffbench.config import resolve_path
 from mlffbench.errors import UserError
 
@@ -159,3 +159,50 @@ def test_jobqueue_cluster_object_without_a_batch_system():
         cluster.close()
     for line in ("#SBATCH -p cpu", "#SBATCH --account=abc", "#SBATCH -t 00:30:00", "--nthreads 1"):
         assert line in script
+
+
+def test_study_recipes_as_sweep_tasks_equal_the_serial_study(tmp_path):
+    """A study: section: one task per recipe (`mlffbench study --recipe`, on 2 workers at once),
+    then the study's table. Per-recipe numbers and the table equal the serial `mlffbench study`
+    bit for bit (tiny settings of tests/test_study.py: 2 recipes x 2 members, 4 frames)."""
+    from test_study import TINY_GENERATE, TINY_TRAIN
+
+    run_cfg, study_cfg = tmp_path / "run.yaml", tmp_path / "study.yaml"
+    run_cfg.write_text(yaml.safe_dump({
+        "generate": {"config": "configs/generate-quick.yaml", "overrides": TINY_GENERATE},
+        "train": {"config": "configs/train-quick.yaml", "overrides": TINY_TRAIN},
+        "benchmarks": {"lattice_constant": {"n_cells": 2}}}))
+    study_cfg.write_text(yaml.safe_dump({
+        "run": str(run_cfg), "frames": 4, "members": 2, "benchmarks": ["lattice_constant"],
+        "recipes": {"paper": {}, "hotter": {"overrides": {"protocol.ramp.stop": 90.0}}}}))
+    cfg = SweepConfig(study={"config": str(study_cfg), "recipes": "all"}, retries=1)
+    tasks = study_tasks(cfg)
+    assert sorted(t.recipe for t in tasks) == ["hotter", "paper"]
+    out = tmp_path / "sweep"
+    doc = run_sweep(cfg, out, workers=2, progress=False, log=lambda m: None)
+    assert doc["summary"] == {"computed": 2, "cached": 0, "failed": 0}, doc["summary"]
+    assert doc["study"]["status"] == "computed"
+
+    serial = tmp_path / "serial"
+    subprocess.run([sys.executable, "-m", "mlffbench", "study", "-c", str(study_cfg), "-o", str(serial), "-q"],
+                   env=task_env(), check=True, capture_output=True)
+    for t in tasks:
+        want = json.loads((serial / "recipes" / t.recipe / "results.json").read_text())
+        got = doc["tasks"][t.label]["results"]
+        assert got is not None and _numbers(got) == _numbers(want), t.recipe
+        assert got["benchmarks"]["lattice_constant"]["state"] == "passed"
+    want_table = json.loads((serial / "study.json").read_text())["table"]
+    assert json.loads((out / "study" / "study.json").read_text())["table"] == want_table
+    assert doc["study"]["study"]["table"] == want_table
+    assert set(want_table["lattice_constant"]["tasks"]) == {"paper", "hotter"}
+    assert (out / "study" / "study.md").read_text().split("## Time")[0] == \
+        (serial / "study.md").read_text().split("## Time")[0]
+
+
+def test_study_section_bad_recipe_nothing_written(tmp_path):
+    study_cfg = tmp_path / "study.yaml"
+    study_cfg.write_text(yaml.safe_dump({"recipes": {"paper": {}}}))
+    cfg = SweepConfig(study={"config": str(study_cfg), "recipes": ["paper", "nope"]})
+    with pytest.raises(UserError, match="nope") as exc:
+        run_sweep(cfg, tmp_path / "out", progress=False, log=lambda m: None)
+    assert "\n" not in str(exc.value) and not (tmp_path / "out").exists()

@@ -45,6 +45,7 @@ from mlffbench.errors import UserError
 from mlffbench.io import read_json, write_json
 
 MARKER = ".mlffbench-sweep"
+STUDY_DIR = "study"  # OUTDIR/study: the study's own OUTDIR
 SWEEP_VERSION = 1
 
 # One thread per task: XLA's CPU client, Eigen, OpenMP, MKL and OpenBLAS pools.
@@ -74,6 +75,16 @@ class JobqueueConfig(StrictModel):
     jobs: int = Field(1, ge=1)
 
 
+class StudySection(StrictModel):
+    """Study recipes as sweep tasks: config: a `mlffbench study` config; recipes: its task names
+    (recipes, 'paper@N' learning-curve points) or 'all'. One task per recipe (`mlffbench study
+    --recipe NAME` into OUTDIR/study), then, with 'all', the study's table and plot (`mlffbench study`
+    on the finished recipes: the serial command's output)."""
+
+    config: str
+    recipes: list[str] | Literal["all"] = "all"
+
+
 class SweepConfig(StrictModel):
     """Config of `mlffbench sweep` (see configs/sweep-quick.yaml).
 
@@ -84,21 +95,25 @@ class SweepConfig(StrictModel):
         [] = the run config's default battery.
     seeds: seeds; one task per seed.
     retries: how often Dask re-runs a task whose worker died or that failed.
+    study: study recipes as tasks (see StudySection).
     cluster: a dask-jobqueue cluster (used when --scheduler is not given).
     """
 
     run: str = "configs/run-quick.yaml"
     mode: Literal["quick", "paper"] = "quick"
-    models: list[str] = Field(min_length=1)
+    models: list[str] = []
     benchmarks: list[list[str]] = [[]]
     seeds: list[int] = Field([0], min_length=1)
     retries: int = Field(2, ge=0, le=10)
+    study: StudySection | None = None
     cluster: JobqueueConfig | None = None
 
     @model_validator(mode="after")
     def _seeds_nonnegative(self):
         if any(s < 0 for s in self.seeds):
             raise ValueError("seeds must be >= 0")
+        if not self.models and self.study is None:
+            raise ValueError("models: give at least one model (or a study: section)")
         return self
 
 
@@ -111,10 +126,15 @@ class Task:
     benchmarks: list[str]
     seed: int
     keys: dict[str, str] = field(default_factory=dict)  # runner.bench_key per selected benchmark
+    recipe: str | None = None  # a study task: its name in the study (then model is '')
 
     def as_json(self) -> dict:
         return {"label": self.label, "model": self.model, "benchmarks": self.benchmarks, "seed": self.seed,
-                "keys": self.keys}
+                "keys": self.keys, **({"recipe": self.recipe} if self.recipe else {})}
+
+    def run_dir(self, outdir: Path) -> Path:
+        """The task's run directory: OUTDIR/runs/<label>, a study task's OUTDIR/study/recipes/<name>."""
+        return outdir / STUDY_DIR / "recipes" / self.recipe if self.recipe else outdir / "runs" / self.label
 
 
 def _slug(text: str) -> str:
@@ -135,6 +155,38 @@ def plan(cfg: SweepConfig) -> list[Task]:
                 seen.add(label)
                 tasks.append(Task(label, model, list(sel), seed))
     return tasks
+
+
+def study_tasks(cfg: SweepConfig, source: str = "config") -> list[Task]:
+    """One task per study recipe of the config's study: section (validated: the study config, the
+    names, every recipe's stage configs; UserError naming the problem)."""
+    if cfg.study is None:
+        return []
+    from mlffbench.benchmarks.runner import RunConfig
+    from mlffbench.benchmarks.study import StudyConfig, check_recipes, validate_recipes
+    from mlffbench.benchmarks.study import plan as study_plan
+
+    path = resolve_path(cfg.study.config)
+    if not path.is_file():
+        raise UserError(f"{source}: study.config: file not found: {cfg.study.config}")
+    scfg = load_config(StudyConfig, path)
+    base_path = resolve_path(scfg.run)
+    if not base_path.is_file():
+        raise UserError(f"{path}: run: file not found: {scfg.run}")
+    names = study_plan(scfg)
+    check_recipes(names, None if cfg.study.recipes == "all" else cfg.study.recipes, f"{source}: study.recipes")
+    validate_recipes(scfg, load_config(RunConfig, base_path), names, str(path))
+    chosen = list(names) if cfg.study.recipes == "all" else list(dict.fromkeys(cfg.study.recipes))
+    return [Task(f"study-{_slug(n) or 'recipe'}-{k}", "", list(scfg.benchmarks), scfg.seed, recipe=n)
+            for k, n in enumerate(chosen)]
+
+
+def study_command(cfg: SweepConfig, outdir: Path, recipe: str | None) -> list[str]:
+    """`python -m mlffbench study ...` into OUTDIR/study: one recipe, or (None) the whole study,
+    which reuses the finished recipes and writes the table and plot."""
+    cmd = [sys.executable, "-m", "mlffbench", "study", "-c", str(resolve_path(cfg.study.config)), "-o",
+           str((outdir / STUDY_DIR).resolve()), "-q"]
+    return cmd + (["--recipe", recipe] if recipe else [])
 
 
 def task_keys(run_cfg, task: Task, source: str) -> dict[str, str]:
@@ -264,6 +316,7 @@ def prepare(cfg: SweepConfig, outdir: Path, source: str, overwrite: bool = False
     tasks = plan(cfg)
     for t in tasks:
         t.keys = task_keys(run_cfg, t, source)
+    tasks += study_tasks(cfg, source)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"output path {outdir} exists and is not a directory")
     if outdir.exists() and any(outdir.iterdir()) and not (outdir / MARKER).is_file() and not overwrite:
@@ -276,15 +329,19 @@ def merge(outdir: Path, cfg: SweepConfig, tasks: list[Task], outcomes: dict[str,
     """OUTDIR/results.json (every task's results.json by label) and the side-by-side report."""
     runs = {}
     for t in tasks:
-        rdir = outdir / "runs" / t.label
+        rdir = t.run_dir(outdir)
         res = read_json(rdir / "results.json") if (rdir / "results.json").is_file() else None
-        runs[t.label] = {**t.as_json(), "dir": f"runs/{t.label}", **outcomes.get(t.label, {}),
+        runs[t.label] = {**t.as_json(), "dir": str(rdir.relative_to(outdir)), **outcomes.get(t.label, {}),
                          "results": res}
     doc = {"sweep_version": SWEEP_VERSION, "config": cfg.model_dump(mode="json"), "tasks": runs,
            "summary": {s: sum(1 for r in runs.values() if r.get("status") == s)
                        for s in ("computed", "cached", "failed")}}
+    study_json = outdir / STUDY_DIR / "study.json"
+    if cfg.study is not None:
+        doc["study"] = {"dir": STUDY_DIR, **outcomes.get("study-table", {}),
+                        "study": read_json(study_json) if study_json.is_file() else None}
     write_json(outdir / "results.json", doc)
-    done = [outdir / "runs" / t.label for t in tasks if runs[t.label]["results"] is not None]
+    done = [t.run_dir(outdir) for t in tasks if runs[t.label]["results"] is not None]
     if done:
         from mlffbench.report import write_report
 
@@ -306,7 +363,8 @@ def run_sweep(cfg: SweepConfig, outdir: Path, scheduler: str | None = None, work
               log: Callable[[str], None] = print) -> dict:
     """Run every task of the sweep on Dask into OUTDIR/runs/<label>, then merge. Resumable."""
     run_path, tasks = prepare(cfg, outdir, source, overwrite)
-    todo = [t for t in tasks if overwrite or not task_done(outdir / "runs" / t.label, t.keys)]
+    # a study task is always submitted: `mlffbench study --recipe` resumes it from its own cache
+    todo = [t for t in tasks if overwrite or t.recipe or not task_done(t.run_dir(outdir), t.keys)]
     outcomes = {t.label: {"status": "cached"} for t in tasks if t not in todo}
     sched = scheduler or ("jobqueue" if cfg.cluster is not None else "local")
     client = cluster = None
@@ -318,12 +376,18 @@ def run_sweep(cfg: SweepConfig, outdir: Path, scheduler: str | None = None, work
         outdir.mkdir(parents=True, exist_ok=True)
         (outdir / MARKER).write_text("mlffbench sweep directory (resumable)\n")
         (outdir / "runs").mkdir(exist_ok=True)
+        if cfg.study is not None:  # the study's OUTDIR, made before its recipe processes start
+            from mlffbench.benchmarks.study import MARKER as STUDY_MARKER
+
+            (outdir / STUDY_DIR).mkdir(exist_ok=True)
+            (outdir / STUDY_DIR / STUDY_MARKER).write_text("mlffbench study directory (resumable)\n")
         write_json(outdir / "sweep.json", {"sweep_version": SWEEP_VERSION, "config": cfg.model_dump(mode="json"),
                                            "tasks": [t.as_json() for t in tasks]})
         log(f"{len(tasks)} tasks, {len(tasks) - len(todo)} already complete (reused)")
         if todo:
             log(f"Dask dashboard: {client.dashboard_link} (scheduler {client.scheduler.address})")
             outcomes.update(_submit_and_wait(client, todo, run_path, cfg, outdir, progress))
+            outcomes.update(_study_table(client, tasks, outcomes, cfg, outdir, log))
     finally:
         if client is not None:
             client.close()
@@ -339,8 +403,13 @@ def _submit_and_wait(client, todo: list[Task], run_path: Path, cfg: SweepConfig,
     from distributed import wait
 
     env, cwd = task_env(), os.getcwd()
-    futs = {client.submit(execute_task, task_command(t, run_path, cfg.mode, (outdir / "runs" / t.label).resolve()),
-                          env, cwd, key=f"mlffbench-{t.label}-{t.keys and next(iter(t.keys.values()))[:8]}",
+
+    def command(t: Task) -> list[str]:
+        if t.recipe:
+            return study_command(cfg, outdir, t.recipe)
+        return task_command(t, run_path, cfg.mode, t.run_dir(outdir).resolve())
+    futs = {client.submit(execute_task, command(t), env, cwd,
+                          key=f"mlffbench-{t.label}-{t.keys and next(iter(t.keys.values()))[:8]}",
                           retries=cfg.retries, pure=False): t for t in todo}
     out: dict[str, dict] = {}
     with _bar(len(futs), progress) as bar:
@@ -363,3 +432,24 @@ def _submit_and_wait(client, todo: list[Task], run_path: Path, cfg: SweepConfig,
         else:
             out[t.label] = {"status": "failed", "reason": str(f.exception()).splitlines()[0][:300]}
     return out
+
+
+def _study_table(client, tasks: list[Task], outcomes: dict, cfg: SweepConfig, outdir: Path,
+                 log: Callable[[str], None]) -> dict[str, dict]:
+    """Once every recipe task of an 'all' study finished: the whole `mlffbench study` as one more
+    task (every recipe reused from its cache; it writes study.json, study.md, study.png exactly as
+    the serial command does). {'study-table': outcome}, or {} when there is nothing to tabulate."""
+    rec = [t for t in tasks if t.recipe]
+    if cfg.study is None or cfg.study.recipes != "all" or not rec:
+        if rec:
+            log("study: a subset of the recipes ran; no table (list recipes: all for it)")
+        return {}
+    if any(outcomes.get(t.label, {}).get("status") == "failed" for t in rec):
+        log("study: a recipe task failed; no table")
+        return {"study-table": {"status": "failed", "reason": "a recipe task failed"}}
+    fut = client.submit(execute_task, study_command(cfg, outdir, None), task_env(), os.getcwd(),
+                        key=f"mlffbench-study-table-{time.time_ns()}", retries=cfg.retries, pure=False)
+    try:
+        return {"study-table": {"status": "computed", "wall_time_s": fut.result()["wall_time_s"]}}
+    except Exception as exc:
+        return {"study-table": {"status": "failed", "reason": str(exc).splitlines()[0][:300]}}

@@ -17,6 +17,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(None, "--seed", help="Override the config's seed."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing OUTDIR and start afresh."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+        recipe: list[str] = typer.Option(None, "--recipe",
+                                         help="Run only this task (repeatable; a recipe or 'paper@N'); no table "
+                                              "is written (run once without --recipe for it, as `mlffbench sweep` does)."),
     ) -> None:
         """Generate -> train a committee -> battery for every data recipe, with the same number of
         training frames each; then one table and one plot of each property's error per recipe
@@ -30,5 +33,8 @@ def register(app: typer.Typer) -> None:
 
         cfg = load_config(StudyConfig, config, {"seed": seed})
         doc = run_study(cfg, outdir, source=str(config), overwrite=overwrite, progress=not quiet,
-                        log=lambda msg: console.print(msg, highlight=False))
+                        log=lambda msg: console.print(msg, highlight=False), recipes=recipe or None)
+        if doc["table"] is None:
+            console.print(f"study: {', '.join(doc['tasks'])} done in {outdir}", highlight=False)
+            return
         console.print(markdown_table(doc["table"], list(doc["tasks"]), doc["baseline"]), highlight=False)
