@@ -3,9 +3,9 @@
 jax-md's `__init__` imports every submodule eagerly: `rigid_body` (which evaluates jnp shapes at
 import time: backend start-up plus small dispatches, 1.5-5 s) and `nn` -> `_nn.nequip` / `_nn.gnome`
 / `_nn.uma` (e3nn_jax, sympy, scipy.signal, optax, pallas: ~2.5 s). mlffbench uses `space`,
-`partition`, `custom_partition`, `energy`, `simulate`, `smap`, `quantity` and `mm_forcefields`,
-none of which touches those modules at import time (`energy` only binds `nn.nequip`/`nn.gnome` to
-names). A fresh `mlffbench` process (every CLI call, every out-of-process worker) paid the whole
+`partition`, `custom_partition`, `simulate`, `smap`, `quantity`, `mm_forcefields` and (inside
+functions only) `energy`; none of the others touches the deferred modules at import time (`energy`
+binds `nn.nequip`/`nn.gnome` to names; it is deferred too, with `nn`, as they pull in flax). A fresh `mlffbench` process (every CLI call, every out-of-process worker) paid the whole
 bill; a finite-difference PDOS that takes ~1 s of work took ~10 s more in imports.
 
 `install()` puts a finder at the front of `sys.meta_path` that, for the module names in `DEFERRED`
@@ -31,6 +31,10 @@ from pathlib import Path
 # module name -> path of its file relative to the jax_md package directory
 DEFERRED: dict[str, str] = {
     "jax_md.rigid_body": "rigid_body.py",
+    # energy and nn import flax.nnx, ml_collections and jraph (~0.8 s); lj.py calls
+    # jax_md.energy inside functions, so they load when an LJ potential is first built
+    "jax_md.energy": "energy.py",
+    "jax_md.nn": "nn.py",
     "jax_md._nn.nequip": "_nn/nequip.py",
     "jax_md._nn.gnome": "_nn/gnome.py",
     "jax_md._nn.uma": "_nn/uma/__init__.py",

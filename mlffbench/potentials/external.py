@@ -5,7 +5,7 @@ A spec is data naming code the user chose to run (see docs/external-models.md)::
     kind: ase                                      # any ASE Calculator (eV, Å)
     calculator: ase.calculators.lj:LennardJones    # module:attribute, a class or a factory
     kwargs: {epsilon: 0.010321, sigma: 3.4, rc: 8.5, smooth: false}
-    cutoff_A: 8.5                                  # neighbour-list range (the calculator ignores the list)
+    cutoff_A: 8.5                                  # the model's range (the calculator finds its own neighbours)
     python: null                                   # or another interpreter: hosted out of process
 
     kind: jax                                      # a JAX energy in reduced units
@@ -40,6 +40,7 @@ import tempfile
 import threading
 import weakref
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -51,6 +52,7 @@ from pydantic import Field
 from mlffbench.config import StrictModel, read_yaml, validate
 from mlffbench.errors import UserError
 from mlffbench.potentials import calculator_host as host
+from mlffbench.neighbors import NeighborSpec
 from mlffbench.potentials.base import Capabilities, Potential
 from mlffbench.units import ARGON, UnitSystem
 
@@ -338,6 +340,43 @@ def _probe(backend, source: str) -> None:
         raise _user_error(source, err) from None
 
 
+# ----- the calculator finds its own neighbours --------------------------------------------------
+def _placeholder_list(R, error=None):
+    """A one-slot jax-md neighbour list (the slot padded with N): what workflows carry through
+    their loops for a calculator that ignores it. Updates only record the positions."""
+    from jax_md import partition
+
+    R = jnp.asarray(R)
+    return partition.NeighborList(
+        idx=jnp.full((2, 1), R.shape[0], jnp.int32), reference_position=R,
+        error=error if error is not None else partition.PartitionError(jnp.zeros((), jnp.uint8)),
+        cell_list_capacity=None, max_occupancy=1, format=partition.NeighborListFormat.OrderedSparse,
+        cell_size=None, cell_list_fn=None, update_fn=_placeholder_update)
+
+
+def _placeholder_update(R, nbrs, **_):
+    return nbrs.set(reference_position=jnp.asarray(R))
+
+
+def placeholder_neighbor_spec(cutoff: float, skin: float, fractional: bool) -> NeighborSpec:
+    """NeighborSpec whose lists hold no pairs (allocation and update cost nothing, never overflow)."""
+    return NeighborSpec(allocate=lambda R, *a, **k: _placeholder_list(R), update=_placeholder_update,
+                        multi_image=False, cutoff=float(cutoff), skin=float(skin), fmt="half",
+                        fractional=fractional)
+
+
+@dataclass(frozen=True, eq=False)
+class CalculatorPotential(Potential):
+    """A `Potential` around an ASE calculator, which builds its own neighbour list from positions
+    and cell: `neighbors` returns placeholder lists instead of a jax-md list that nothing reads.
+    (A real list would cost its allocation and XLA compilation in every fresh process, about 1.5 s
+    of a 256-atom finite-difference PDOS, and an O(N^2) update per MD step.)"""
+
+    def neighbors(self, box, skin: float = 0.3, fractional: bool = False, n_atoms: int | None = None,
+                  capacity_multiplier: float = 1.3) -> NeighborSpec:
+        return placeholder_neighbor_spec(self.cutoff, skin, fractional)
+
+
 def ase_potential(spec: AseSpec, source: str, spec_dir: Path, units: UnitSystem,
                   dtype: str | None = None) -> tuple[Potential, CachedEvaluator]:
     """An `kind: ase` spec -> (Potential, its evaluator (counts calculator calls))."""
@@ -355,7 +394,7 @@ def ase_potential(spec: AseSpec, source: str, spec_dir: Path, units: UnitSystem,
     params = {"spec": spec.model_dump(mode="json"), "units": units.as_dict(),
               "host_python": getattr(backend, "python", None)}
     param_hash = hashlib.sha256(repr((backend.source_sha256, _files_sha256(spec.kwargs))).encode()).hexdigest()
-    pot = Potential(
+    pot = CalculatorPotential(
         name=spec.name or Path(source).stem, cutoff=spec.cutoff_A / units.sigma_angstrom,
         energy_fn=lambda R, box, nbrs: energy(R, box), neighbor_format="half",
         dtype=DTYPES[dtype or spec.dtype], params=params,
@@ -453,5 +492,5 @@ def load_model_spec(path: str | Path, dtype: str | None = None, units: UnitSyste
     return jax_potential(spec, source, path.parent, units, dtype)
 
 
-__all__ = ["AseSpec", "JaxSpec", "CachedEvaluator", "HostedCalculator", "InProcessCalculator",
+__all__ = ["AseSpec", "JaxSpec", "CachedEvaluator", "CalculatorPotential", "HostedCalculator", "InProcessCalculator",
            "ase_potential", "callback_user_error", "jax_potential", "load_model_spec", "read_spec"]
