@@ -118,13 +118,22 @@ def test_spline_force_matching_recovers_a_pair_force():
 
 
 def test_hipnn_force_matching_loss_falls():
+    """fit_hipnn trains through the project's trainer: the best validation force RMSE ends well
+    below the zero-force model's (the RMS of the validation forces) and the learning curve has one
+    record per epoch."""
+    from mlffbench.cg.prior import ExponentialPrior
+
     X, F, box = _pair_frames(n_frames=10, M=24, L=5.0)
     hp = dict(n_features=8, n_sensitivities=6, n_interactions=1, n_atom_layers=1, cutoff=2.4, min_soft=0.5,
               max_soft=2.2)
-    module, res, scale = fit_hipnn(X, F, box, hp, TrainSettings(max_steps=60, eval_every=10, batch_size=4,
-                                                                learning_rate=5e-3, patience=100))
-    first, best = res.history[0]["valid_force_rmse"], res.best_valid_rmse
-    assert best < 0.7 * first, res.history
+    negligible = ExponentialPrior(onset=0.05, strength=1e-6, width=0.01)
+    settings = TrainSettings(epochs=30, batch_size=4, learning_rate=5e-3, patience=100, schedule="constant")
+    module, res, scale = fit_hipnn(X, F, box, hp, settings, negligible)
+    val = np.sort(np.random.default_rng(settings.seed).permutation(10)[:2])
+    zero_model = float(np.sqrt(np.mean(F[val] ** 2)))
+    assert len(res.history) == 30 and res.steps == 60
+    assert res.best_valid_rmse < 0.7 * zero_model, res.history
+    assert scale == pytest.approx(float(np.sqrt(np.mean(np.delete(F, val, axis=0) ** 2))))
 
 
 def test_cg_md_with_prior_is_stable_and_without_collapses():

@@ -61,6 +61,10 @@ class PriorConfig(StrictModel):
 
 
 class HipnnConfig(StrictModel):
+    """Architecture (sigma for lengths) and force-matching training through the project's trainer
+    (`mlffbench.training.trainer.train_loop`): epochs over the training frames, `patience` in
+    epochs without a better validation force RMSE, AdamW with `schedule`."""
+
     n_features: int = Field(16, ge=1)
     n_interactions: int = Field(2, ge=1)
     n_atom_layers: int = Field(1, ge=0)
@@ -71,12 +75,11 @@ class HipnnConfig(StrictModel):
     loss: Literal["mse", "rmse+mae"] = "mse"
     learning_rate: float = Field(1e-3, gt=0)
     batch_size: int = Field(4, ge=1)
-    max_batch_size: int = Field(16, ge=1)
-    max_steps: int = Field(400, ge=1)
-    eval_every: int = Field(20, ge=1)
-    patience: int = Field(6, ge=1)
-    plateau_patience: int = Field(3, ge=1)
+    epochs: int = Field(30, ge=1)
+    patience: int = Field(5, ge=1)
+    schedule: Literal["cosine", "constant"] = "cosine"
     valid_fraction: float = Field(0.2, gt=0, lt=1)
+    dtype: Literal["float32", "float64"] = "float32"
 
 
 class BaselineConfig(StrictModel):

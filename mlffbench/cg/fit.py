@@ -6,11 +6,11 @@ CG frames are (X (F, M, 3) bead positions, Fb (F, M, 3) mapped forces, box (3, 3
   force matching cannot leave an attractive hole there and CG MD cannot collapse. Models are
   fitted to F_ref - F_prior; the prior is stored beside the model (prior.json) and
   `load_cg_model` rebuilds model + prior.
-* `fit_hipnn`: HIP-NN-TS trained by force matching with optax Adam (a minimal loop here:
-  `mlffbench/training` works on argon `Dataset`s with energies/stress/phases and has no prior
-  term; CG frames have forces only and need the prior), force-only loss ('mse' or
-  hippynn's 'rmse+mae'), patience-based early stopping on a validation split and hippynn-style
-  batch-size doubling on a plateau.
+* `fit_hipnn`: HIP-NN-TS trained by force matching with the project's trainer
+  (`mlffbench.training.trainer.train_loop`, energy weight 0, the fixed prior inside the loss:
+  -grad(E_model + E_prior) is compared with the mapped force), early stopping on a validation
+  split, one record per epoch (the learning curve). The model is saved with one output scale
+  (energy_scale = force_scale = RMS mapped force), which `trainer.output_scale` requires.
 * `fit_spline`: the multiscale coarse-graining (MS-CG) baseline: a pair potential expanded in
   uniform cubic B-splines, U(r) = sum_k c_k b((r - r_k)/h), whose forces are linear in c, so force
   matching is a (ridge-regularised) linear least-squares problem solved exactly
@@ -26,7 +26,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from mlffbench.cg.prior import ExponentialPrior, RepulsivePrior, prior_from_dict
 from mlffbench.errors import UserError
@@ -90,21 +89,22 @@ def prior_forces(prior: Prior, X: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------
-# HIP-NN-TS force matching
+# HIP-NN-TS force matching (through the project's trainer, prior inside the loss)
 # ------------------------------------------------------------------------------------------------
 @dataclass
 class TrainSettings:
-    """Force-matching settings. lr in 1/epsilon-free units (Adam); patience in evaluations."""
+    """Force-matching settings for `mlffbench.training.trainer.train_loop` (patience in epochs).
 
-    loss: str = "mse"  # 'mse' or 'rmse+mae'
+    loss: 'mse' or hippynn's 'rmse+mae' on standardised forces; schedule: 'cosine' or 'constant'."""
+
+    loss: str = "mse"
     learning_rate: float = 3e-3
     batch_size: int = 4
-    max_batch_size: int = 16
-    max_steps: int = 600
-    eval_every: int = 25
-    patience: int = 6
-    plateau_patience: int = 3
+    epochs: int = 30
+    patience: int = 5
+    schedule: str = "cosine"
     valid_fraction: float = 0.2
+    dtype: str = "float32"
     seed: int = 0
 
 
@@ -116,100 +116,79 @@ class TrainResult:
     steps: int = 0
     stopped: str = ""
     seconds: float = 0.0
+    best_epoch: int = -1
 
 
-def _loss(kind: str, pred, ref):
-    d = (pred - ref).ravel()
-    if kind == "mse":
-        return jnp.mean(d * d)
-    if kind == "rmse+mae":
-        return jnp.sqrt(jnp.mean(d * d)) + jnp.mean(jnp.abs(d))
-    raise ValueError(f"unknown loss {kind!r} (use 'mse' or 'rmse+mae')")
+def cg_graphs(X: np.ndarray, F: np.ndarray, box: np.ndarray, cutoff: float, index=None):
+    """CG frames -> `training.data.GraphSet` (full edge lists, exactly `cutoff`, energies NaN).
+
+    X, F (n, M, 3) bead positions (sigma) and mapped forces (epsilon/sigma), box (3, 3) or (3,);
+    index: the frames to take (default all)."""
+    from types import SimpleNamespace
+
+    from mlffbench.training.data import build_graphs
+
+    n = len(X)
+    index = np.arange(n) if index is None else np.asarray(index)
+    frames = SimpleNamespace(positions=np.asarray(X, np.float64), forces=np.asarray(F, np.float64),
+                             box=np.broadcast_to(as_box_matrix(box), (n, 3, 3)), energy=np.full(n, np.nan),
+                             kT_target=np.full(n, np.nan))  # the fields build_graphs reads
+    return build_graphs(frames, index, cutoff, half=False)
 
 
-def hipnn_force_fn(module: HIPNNTS, box: np.ndarray, n_beads: int, energy_scale: float):
-    """(params, R (M,3), i, j, mask) -> model forces (M, 3) (prior excluded)."""
-    b = jnp.asarray(as_box_matrix(box))
-
-    def energy(params, R, i, j, m):
-        dR = jnp.where(m[:, None], _min_image(R[j] - R[i], b), 0.0)
-        return energy_scale * jnp.sum(module.apply(params, dR, m, i, j, n_beads))
-
-    def forces(params, R, i, j, m):
-        return -jax.grad(energy, argnums=1)(params, R, i, j, m)
-
-    return forces
+def cg_standardization(F: np.ndarray) -> dict:
+    """One output scale (epsilon/sigma, = energy scale in epsilon at 1 sigma): RMS of F's components."""
+    s = float(np.sqrt(np.mean(np.asarray(F) ** 2)))
+    if not np.isfinite(s) or s <= 0:
+        raise UserError("CG training frames have zero or non-finite mapped forces")
+    return {"energy_shift": 0.0, "energy_scale": s, "force_scale": s,
+            "units": {"energy_shift": "epsilon/bead", "energy_scale": "epsilon", "force_scale": "epsilon/sigma"}}
 
 
-def fit_hipnn(X: np.ndarray, F_target: np.ndarray, box: np.ndarray, hparams: dict,
-              settings: TrainSettings, progress=None) -> tuple[HIPNNTS, TrainResult, float]:
-    """Train HIP-NN-TS so that -grad E matches F_target (mapped minus prior forces).
+def fit_hipnn(X: np.ndarray, F_ref: np.ndarray, box: np.ndarray, hparams: dict, settings: TrainSettings,
+              prior: Prior, progress=None) -> tuple[HIPNNTS, TrainResult, float]:
+    """Force-match HIP-NN-TS + fixed prior to the mapped forces F_ref with the project's trainer.
 
-    Returns (module, TrainResult with the best-validation parameters, energy_scale). The energy
-    scale (epsilon) is the RMS of the target force components, so the network works in O(1).
+    The loss compares -grad(E_model + E_prior) with F_ref (`trainer.make_loss(prior=...)`),
+    standardised by one scale = RMS of the training frames' mapped force components; the
+    validation split (`valid_fraction`, frames drawn with `seed`) drives early stopping and the
+    learning curve (history: one record per epoch, val_force_rmse in epsilon/sigma, prior
+    included). Returns (module, TrainResult with the best-validation parameters, energy_scale).
     """
+    import hashlib
+    import tempfile
+
+    from mlffbench.training.config import LossConfig, OptimConfig
+    from mlffbench.training.trainer import member_params, train_loop
+
     hp = hparams_with_defaults(hparams)
-    module = HIPNNTS(**hp)
-    M = X.shape[1]
-    I, J, mask = frame_edges(X, box, hp["cutoff"])
+    if prior.cutoff > hp["cutoff"]:
+        raise UserError(f"prior cutoff {prior.cutoff:.3g} exceeds the model cutoff {hp['cutoff']:.3g}")
     rng = np.random.default_rng(settings.seed)
     order = rng.permutation(len(X))
     n_val = max(1, int(round(settings.valid_fraction * len(X))))
-    val, tr = order[:n_val], order[n_val:]
-    scale = float(np.sqrt(np.mean(F_target[tr] ** 2)))
-    force_fn = hipnn_force_fn(module, box, M, scale)
-    params = jax.jit(module.init, static_argnums=5)(
-        jax.random.PRNGKey(settings.seed), jnp.zeros((I.shape[1], 3)), jnp.asarray(mask[0]),
-        jnp.asarray(I[0]), jnp.asarray(J[0]), M)
-    opt = optax.adam(settings.learning_rate)
-    opt_state = opt.init(params)
-    batched = jax.vmap(force_fn, in_axes=(None, 0, 0, 0, 0))
+    val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
+    graphs = {"train": cg_graphs(X, F_ref, box, hp["cutoff"], tr), "val": cg_graphs(X, F_ref, box, hp["cutoff"], val)}
+    std = cg_standardization(F_ref[tr])
+    opt = OptimConfig(epochs=settings.epochs, batch_size=settings.batch_size, learning_rate=settings.learning_rate,
+                      schedule=settings.schedule, patience=settings.patience)
+    loss_cfg = LossConfig(kind=settings.loss, energy_weight=0.0, force_weight=1.0)
+    tag = hashlib.sha256(repr((hp, settings, np.asarray(X).shape)).encode()).hexdigest()[:16]
 
-    @jax.jit
-    def step(params, opt_state, R, i, j, m, Fr):
-        def loss_fn(p):
-            return _loss(settings.loss, batched(p, R, i, j, m), Fr) / scale ** 2
-        loss, g = jax.value_and_grad(loss_fn)(params)
-        upd, opt_state = opt.update(g, opt_state, params)
-        return optax.apply_updates(params, upd), opt_state, loss
-
-    @jax.jit
-    def sq_err(params, R, i, j, m, Fr):
-        d = batched(params, R, i, j, m) - Fr
-        return jnp.sum(d * d)
-
-    def valid_rmse(p):
-        tot = 0.0
-        for k in range(0, len(val), 8):
-            sl = val[k:k + 8]
-            tot += float(sq_err(p, X[sl], I[sl], J[sl], mask[sl], F_target[sl]))
-        return float(np.sqrt(tot / (len(val) * M * 3)))
+    def on_epoch(rec):
+        if progress is not None:
+            progress(rec["epoch"] + 1, settings.epochs, rec)
 
     t0 = time.perf_counter()
-    best, best_params = valid_rmse(params), params
-    history = [{"step": 0, "valid_force_rmse": best, "batch_size": settings.batch_size}]
-    bs, since_best, since_grow, stopped = settings.batch_size, 0, 0, "max_steps"
-    for s in range(1, settings.max_steps + 1):
-        sl = rng.choice(tr, size=min(bs, len(tr)), replace=False)
-        params, opt_state, loss = step(params, opt_state, X[sl], I[sl], J[sl], mask[sl], F_target[sl])
-        if s % settings.eval_every == 0:
-            v = valid_rmse(params)
-            history.append({"step": s, "train_loss": float(loss), "valid_force_rmse": v, "batch_size": bs})
-            if progress is not None:
-                progress(s, settings.max_steps)
-            if v < best * (1 - 1e-3):
-                best, best_params, since_best, since_grow = v, params, 0, 0
-            else:
-                since_best += 1
-                since_grow += 1
-                if since_grow >= settings.plateau_patience and bs < settings.max_batch_size:
-                    bs, since_grow = min(2 * bs, settings.max_batch_size), 0
-                if since_best >= settings.patience:
-                    stopped = "early_stopping"
-                    break
-    res = TrainResult(params=best_params, history=history, best_valid_rmse=best, steps=s, stopped=stopped,
-                      seconds=time.perf_counter() - t0)
-    return module, res, scale
+    with tempfile.TemporaryDirectory(prefix="cg-hipnn-") as tmp:
+        st = train_loop("hipnn-ts", hp, graphs, std, loss_cfg, opt, settings.seed, settings.dtype,
+                        Path(tmp) / "checkpoint.msgpack", tag, on_epoch=on_epoch, prior=prior)
+    steps_per_epoch = len(tr) // min(settings.batch_size, len(tr))
+    params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), member_params(st.best_params, 0))
+    res = TrainResult(params=params, history=st.history, best_valid_rmse=float(st.best_val[0]),
+                      steps=st.epoch * steps_per_epoch, stopped="early_stopping" if st.stopped_early else "max_epochs",
+                      seconds=time.perf_counter() - t0, best_epoch=int(st.best_epoch[0]))
+    return HIPNNTS(**hp), res, std["energy_scale"]
 
 
 def hipnn_cg_potential(module: HIPNNTS, params, energy_scale: float, prior: Prior,
@@ -351,8 +330,9 @@ PRIOR_FILE = "prior.json"
 
 def save_cg_hipnn(outdir, hparams: dict, params, energy_scale: float, prior: Prior, history: list):
     """models/hipnn-ts/: params.msgpack + model_card.json (potentials.gnn.save_model) + prior.json."""
-    out = save_model(outdir, "hipnn-ts", hparams, params, {"energy_shift": 0.0, "energy_scale": energy_scale,
-                                                           "force_scale": 1.0},
+    # one output scale (trainer.output_scale): energy_scale (epsilon) = force_scale (epsilon/sigma) x 1 sigma
+    std = {"energy_shift": 0.0, "energy_scale": energy_scale, "force_scale": energy_scale}
+    out = save_model(outdir, "hipnn-ts", hparams, params, std,
                      card_extra={"cg": True, "prior": prior.as_dict(), "history": history,
                                  "note": "CG model; total energy = model + prior (prior.json); "
                                          "load with mlffbench.cg.fit.load_cg_model"})

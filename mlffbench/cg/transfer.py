@@ -158,16 +158,16 @@ def run_cg(cfg: CGConfig, outdir: Path, progress=None) -> dict:
     h = cfg.hipnn
     hp = {k: getattr(h, k) for k in ("n_features", "n_interactions", "n_atom_layers", "n_sensitivities",
                                      "cutoff", "min_soft", "max_soft")}
-    settings = TrainSettings(loss=h.loss, learning_rate=h.learning_rate, batch_size=h.batch_size,
-                             max_batch_size=h.max_batch_size, max_steps=h.max_steps, eval_every=h.eval_every,
-                             patience=h.patience, plateau_patience=h.plateau_patience,
-                             valid_fraction=h.valid_fraction, seed=cfg.seed)
+    settings = TrainSettings(loss=h.loss, learning_rate=h.learning_rate, batch_size=h.batch_size, epochs=h.epochs,
+                             patience=h.patience, schedule=h.schedule, valid_fraction=h.valid_fraction,
+                             dtype=h.dtype, seed=cfg.seed)
     t1 = time.perf_counter()
-    module, tres, scale = fit_hipnn(tr["X"], F_target, tr["box"], hp, settings,
-                                    progress=lambda s, n: _log(progress, f"hipnn-ts step {s}/{n}"))
+    module, tres, scale = fit_hipnn(tr["X"], tr["F"], tr["box"], hp, settings, prior,
+                                    progress=lambda e, n, rec: _log(progress, f"hipnn-ts epoch {e}/{n}: validation "
+                                                                              f"force RMSE {rec['val_force_rmse']:.4f}"))
     times["train_hipnn"] = time.perf_counter() - t1
-    _log(progress, f"hipnn-ts: best validation force RMSE {tres.best_valid_rmse:.3f} after {tres.steps} steps "
-                   f"({tres.stopped})")
+    _log(progress, f"hipnn-ts: best validation force RMSE {tres.best_valid_rmse:.4f} at epoch {tres.best_epoch} "
+                   f"({tres.steps} steps, {tres.stopped})")
     save_cg_hipnn(outdir / "models" / "hipnn-ts", hp, tres.params, scale, prior, tres.history)
     t1 = time.perf_counter()
     b = cfg.baseline
@@ -244,11 +244,19 @@ def run_cg(cfg: CGConfig, outdir: Path, progress=None) -> dict:
     times["transfer"] = time.perf_counter() - t1
     summary = {"train_state": cfg.train_state, "rdf_metric": an.rdf_metric, "table": table,
                "prior": prior.as_dict(), "hipnn_training": {"best_valid_force_rmse": tres.best_valid_rmse,
+                                                            "best_epoch": tres.best_epoch,
                                                             "steps": tres.steps, "stopped": tres.stopped,
-                                                            "seconds": tres.seconds},
+                                                            "seconds": tres.seconds,
+                                                            "learning_curve": learning_curve(tres.history)},
                "spline_train_force_rmse": spline_rmse, "wall_times_s": times, "caveats": CAVEATS}
     write_json(outdir / "transferability.json", summary)
     return summary
+
+
+def learning_curve(history: list[dict]) -> list[dict]:
+    """Per-epoch {epoch, train_force_term (standardised), val_force_rmse (epsilon/sigma, prior included)}."""
+    return [{"epoch": h["epoch"], "train_force_term": h["train_force_term"], "val_force_rmse": h["val_force_rmse"]}
+            for h in history]
 
 
 def plot_rdf(path: Path, r: np.ndarray, curves: dict, state: str, trained: bool) -> None:

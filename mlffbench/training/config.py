@@ -61,9 +61,10 @@ class ModelConfig(StrictModel):
 
 
 class LossConfig(StrictModel):
-    """Weights on the standardised energy-per-atom and force errors; energy_weight 0 = force matching."""
+    """Weights on the standardised energy-per-atom and force errors; energy_weight 0 = force matching.
+    kind: mse, mae, or rmse+mae (hippynn's CG force loss, sqrt(mean d^2) + mean |d|)."""
 
-    kind: Literal["mse", "mae"] = "mse"
+    kind: Literal["mse", "mae", "rmse+mae"] = "mse"
     energy_weight: float = Field(0.1, ge=0)
     force_weight: float = Field(1.0, ge=0)
 

@@ -2,7 +2,10 @@
 
 Any architecture in the registry trains here (the default SchNet, the direct-force model, the
 CG helper's HIP-NN-TS): the model only has to follow the registry contract. With
-``energy_weight = 0`` the loss is pure force matching (coarse-grained models).
+``energy_weight = 0`` the loss is pure force matching (coarse-grained models). A fixed prior
+(``prior``: any object with ``energy_from_edges(dR, mask)`` and ``cutoff``, e.g. the CG priors of
+`mlffbench.cg.prior`) is added to the model's energy inside the loss and the validation
+predictions, so the network is fitted to what the prior leaves (E_total = E_model + E_prior).
 
 Committees: K members of one architecture train in ONE vmapped program (parameters and optimiser
 state carry a leading member axis). Member m has its own seed (init and shuffles) and its own
@@ -39,8 +42,12 @@ from mlffbench.training.data import GraphSet
 CHECKPOINT = "checkpoint.msgpack"
 
 
-def frame_predict_fn(module, conservative: bool, n_atoms: int) -> Callable:
+def frame_predict_fn(module, conservative: bool, n_atoms: int, prior=None, scale: float = 1.0) -> Callable:
     """(params, R, box, recv, send, shifts, mask, atoms=None) -> (normalised energy sum, normalised forces (N,3)).
+
+    prior: optional fixed pair term, prior.energy_from_edges(dR (E, 3) full edge list, mask (E,)) in
+    epsilon; it enters the normalised energy as E_prior / scale (scale = the output scale, epsilon),
+    so the returned energy and forces are those of E_model + E_prior. Conservative models only.
 
     atoms: (N,) bool, the real atoms; a ghost atom (the padding of a vacancy frame) has no edges,
     but a GNN still gives it the isolated-atom energy, so it is masked out of the sum.
@@ -50,11 +57,15 @@ def frame_predict_fn(module, conservative: bool, n_atoms: int) -> Callable:
         dR = R[send] - R[recv] + shifts.astype(R.dtype) @ box.T
         return jnp.where(mask[:, None], dR, 0.0)
 
+    if prior is not None and not conservative:
+        raise ValueError("a prior term needs a conservative model (forces = -grad of model + prior energy)")
     if conservative:
         def predict(params, R, box, recv, send, shifts, mask, atoms=None):
             def e_sum(Rx):
-                e_atom = module.apply(params, edges(Rx, box, recv, send, shifts, mask), mask, recv, send, n_atoms)
-                return jnp.sum(e_atom if atoms is None else jnp.where(atoms, e_atom, 0.0))
+                dR = edges(Rx, box, recv, send, shifts, mask)
+                e_atom = module.apply(params, dR, mask, recv, send, n_atoms)
+                e = jnp.sum(e_atom if atoms is None else jnp.where(atoms, e_atom, 0.0))
+                return e if prior is None else e + prior.energy_from_edges(dR, mask) / scale
             e, g = jax.value_and_grad(e_sum)(R)
             return e, -g
     else:
@@ -80,13 +91,29 @@ def output_scale(std: dict) -> float:
     return fscale
 
 
-def make_loss(module, conservative: bool, loss_cfg: LossConfig, std: dict, n_atoms: int, dtype) -> Callable:
-    """(params, batch) -> (loss, (energy_err_per_atom, force_err)) in standardised units."""
-    predict = frame_predict_fn(module, conservative, n_atoms)
+def error_term(kind: str, d):
+    """Mean error of residuals d: 'mse' mean d^2, 'mae' mean |d|, 'rmse+mae' (hippynn's CG force
+    loss) sqrt(mean d^2) + mean |d|."""
+    if kind == "mse":
+        return jnp.mean(jnp.square(d))
+    if kind == "mae":
+        return jnp.mean(jnp.abs(d))
+    if kind == "rmse+mae":
+        return jnp.sqrt(jnp.mean(jnp.square(d))) + jnp.mean(jnp.abs(d))
+    raise ValueError(f"unknown loss kind {kind!r}")
+
+
+def make_loss(module, conservative: bool, loss_cfg: LossConfig, std: dict, n_atoms: int, dtype,
+              prior=None) -> Callable:
+    """(params, batch) -> (loss, (energy_err_per_atom, force_err)) in standardised units.
+
+    prior: a fixed energy term added to the model's (see `frame_predict_fn`): the loss is then
+    that of E_model + E_prior against the reference."""
     shift = std["energy_shift"]
     escale = fscale = output_scale(std)
+    predict = frame_predict_fn(module, conservative, n_atoms, prior, escale)
     use_energy = conservative and loss_cfg.energy_weight > 0
-    err = jnp.square if loss_cfg.kind == "mse" else jnp.abs
+    kind = loss_cfg.kind
 
     def loss_fn(params, batch):
         R = batch["R"].astype(dtype)
@@ -94,13 +121,13 @@ def make_loss(module, conservative: bool, loss_cfg: LossConfig, std: dict, n_ato
         e, f = jax.vmap(predict, in_axes=(None, 0, 0, 0, 0, 0, 0, 0))(
             params, R, box, batch["recv"], batch["send"], batch["shifts"], batch["mask"], batch["atoms"])
         f_ref = batch["F"].astype(dtype) / fscale
-        f_term = jnp.mean(err(f - f_ref))
+        f_term = error_term(kind, f - f_ref)
         loss = loss_cfg.force_weight * f_term
         e_term = jnp.zeros((), dtype)
         if use_energy:
             n_real = jnp.sum(batch["atoms"], axis=-1).astype(dtype)  # N, or N-1 for a ghost-padded frame
             e_ref = (batch["E"].astype(dtype) / n_real - shift) / escale
-            e_term = jnp.mean(err(e / n_real - e_ref))
+            e_term = error_term(kind, e / n_real - e_ref)
             loss = loss + loss_cfg.energy_weight * e_term
         return loss, (e_term, f_term)
 
@@ -178,9 +205,9 @@ def load_checkpoint(path: Path, template: TrainState, fingerprint: str) -> Train
                       bad_epochs=meta["bad_epochs"], stopped=stopped, history=meta["history"])
 
 
-def batch_predictor(module, conservative: bool, n_atoms: int, dtype) -> Callable:
-    """jit(vmap) predictor: (params, batch) -> (E_norm_sum (B,), F_norm (B,N,3))."""
-    predict = frame_predict_fn(module, conservative, n_atoms)
+def batch_predictor(module, conservative: bool, n_atoms: int, dtype, prior=None, scale: float = 1.0) -> Callable:
+    """jit(vmap) predictor: (params, batch) -> (E_norm_sum (B,), F_norm (B,N,3)); prior: see `frame_predict_fn`."""
+    predict = frame_predict_fn(module, conservative, n_atoms, prior, scale)
 
     @jax.jit
     def run(params, batch):
@@ -215,7 +242,8 @@ def train_loop(arch: str, hparams: dict, graphs: dict[str, GraphSet], std: dict,
                opt: OptimConfig, seed: int, dtype: str, ckpt_path: Path, fingerprint: str,
                resume: bool = False, stop_after_epochs: int | None = None,
                on_epoch: Callable[[dict], None] | None = None,
-               member_seeds: list[int] | None = None, member_index: list[np.ndarray] | None = None) -> TrainState:
+               member_seeds: list[int] | None = None, member_index: list[np.ndarray] | None = None,
+               prior=None) -> TrainState:
     """Train on graphs['train'], early-stop on graphs['val'] force RMSE. Returns the final state.
 
     member_seeds / member_index: a committee (see the module docstring); member m initialises
@@ -223,6 +251,8 @@ def train_loop(arch: str, hparams: dict, graphs: dict[str, GraphSet], std: dict,
     length for all). Default: one member, `seed`, every training frame.
     stop_after_epochs: leave after this many epochs in *this call* (a deterministic stand-in for an
     interrupt, used by tests of --resume). Checkpoint written after every epoch.
+    prior: a fixed energy term in the loss and the validation predictions (`frame_predict_fn`);
+    its cutoff must not exceed the model's (the edges are the model's).
     """
     ent = entry(arch)
     module = build_module(arch, hparams)
@@ -245,7 +275,9 @@ def train_loop(arch: str, hparams: dict, graphs: dict[str, GraphSet], std: dict,
     if resume:
         st = load_checkpoint(ckpt_path, st, fingerprint)
 
-    loss_fn = make_loss(module, ent.conservative, loss_cfg, std, N, jdt)
+    if prior is not None and float(prior.cutoff) > float(module.cutoff):
+        raise ValueError(f"prior cutoff {prior.cutoff} exceeds the model cutoff {module.cutoff}")
+    loss_fn = make_loss(module, ent.conservative, loss_cfg, std, N, jdt, prior=prior)
 
     def member_step(params, opt_state, batch):
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
@@ -253,7 +285,7 @@ def train_loop(arch: str, hparams: dict, graphs: dict[str, GraphSet], std: dict,
         return optax.apply_updates(params, updates), opt_state, loss, aux
 
     step = jax.jit(jax.vmap(member_step))
-    predictor = batch_predictor(module, ent.conservative, N, jdt)
+    predictor = batch_predictor(module, ent.conservative, N, jdt, prior=prior, scale=output_scale(std))
     done_here = 0
     while st.epoch < opt.epochs and not st.stopped_early:
         if stop_after_epochs is not None and done_here >= stop_after_epochs:
