@@ -374,3 +374,35 @@ def test_every_model_command_takes_a_spec_and_refuses_a_bad_one(jax_module, comm
     assert code == 2, out
     assert len(lines) == 1 and "kwargs: ext_test_jax_lj:broken(**kwargs) raised RuntimeError" in lines[0], out
     assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("fd_fmax,routes", [(None, ("lbfgs", "lbfgs+fire")), (1e-8, ("lbfgs+fire",))])
+def test_vacancy_relaxation_without_autodiff_is_cheap_and_converges(tmp_path, fd_fmax, routes):
+    """107-atom LJ vacancy: ASE's LennardJones (no autodiff) relaxes without the Newton polish
+    (which cost 6N = 642 calculator calls per Newton step) to max(fmax, FD threshold); the energy
+    agrees with native lj relaxed to 1e-8 within what the threshold implies,
+    |dE| <= 3N fmax^2 / (2 lambda_min), lambda_min from native lj's autodiff Hessian. A tight FD
+    threshold (1e-8: below the L-BFGS line search's energy round-off) is finished by FIRE."""
+    from mlffbench.dynamics.minimize import FD_RELAX_FMAX, reachable_fmax, relax_positions
+    from mlffbench.properties.hessian import hessian
+    from mlffbench.structures import remove_atom
+
+    lj = load_potential("lj")
+    pot, ev = ase_potential(read_spec(write_spec(tmp_path, ASE_LJ)), "spec", tmp_path, ARGON)
+    vac = remove_atom(fcc(3, A0_LJ), 0)
+    native = relax_positions(lj, vac.positions, vac.box, fmax=1e-8)
+    assert native.converged and native.fmax == 1e-8
+    calls = ev.calls
+    ours = relax_positions(pot, vac.positions, vac.box, fmax=1e-8, fd_fmax=fd_fmax)
+    n_calls = ev.calls - calls
+    applied = FD_RELAX_FMAX if fd_fmax is None else fd_fmax
+    assert ours.fmax == applied and ours.converged and ours.max_force <= applied and ours.method in routes
+    if fd_fmax is None:
+        assert reachable_fmax(pot, 1e-8) == FD_RELAX_FMAX and reachable_fmax(lj, 1e-8) == 1e-8
+    print(f"fd_fmax={fd_fmax}: {n_calls} calculator calls, {ours.method}, max force {ours.max_force:.3g}")
+    assert n_calls < 200, n_calls  # one Newton step alone was 642
+    box = jnp.asarray(vac.box)
+    H = hessian(lj, native.positions, box, lj.neighbors(box, skin=0.5)).matrix
+    lam_min = np.sort(np.linalg.eigvalsh(0.5 * (H + H.T)))[3]  # above the three translations
+    bound = 3 * len(vac.positions) * applied**2 / (2 * lam_min) + 1e-12 * abs(native.energy)
+    assert abs(ours.energy - native.energy) <= bound, (ours.energy - native.energy, bound)

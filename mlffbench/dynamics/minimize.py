@@ -29,17 +29,33 @@ from mlffbench.structures import Structure, fcc
 
 @dataclass
 class Relaxed:
-    """Result of a relaxation (reduced units)."""
+    """Result of a relaxation (reduced units).
+
+    fmax: the threshold actually applied (epsilon/sigma; the requested one, or the floor
+    `FD_RELAX_FMAX` for a potential without autodiff); method: 'lbfgs+newton', 'lbfgs' or
+    'lbfgs+fire' (the route that finished it).
+    """
 
     positions: np.ndarray
     energy: float
     max_force: float
     converged: bool
     iterations: int
+    fmax: float = float("nan")
+    method: str = "lbfgs"
+
+
+# A potential without autodiff second derivatives (an external calculator) is relaxed without the
+# Newton polish: its Hessian would be 6N force calls per Newton step (642 for a 107-atom vacancy).
+# L-BFGS (then FIRE on the forces, which needs no energy, if the line search stalls on energy
+# round-off) goes to this threshold instead. At 1e-6 epsilon/sigma the energy left is
+# <= 3N fmax^2 / (2 lambda_min) ~ 1e-10 epsilon for the 107-atom LJ vacancy (lambda_min ~ 2).
+FD_RELAX_FMAX = 1e-6
 
 
 def relax_positions(potential: Potential, positions, box, fmax: float = 1e-8, max_steps: int = 5000,
-                    skin: float = 0.5, newton_max_dof: int = 3000) -> Relaxed:
+                    skin: float = 0.5, newton_max_dof: int = 3000,
+                    fd_fmax: float | None = None) -> Relaxed:
     """Minimise the energy over positions at fixed box.
 
     L-BFGS first; near the minimum the total energy (a sum of ~10^3 terms) changes by less than
@@ -50,7 +66,13 @@ def relax_positions(potential: Potential, positions, box, fmax: float = 1e-8, ma
     Args:
         fmax: convergence threshold on the largest force component (epsilon/sigma).
         max_steps: L-BFGS iteration limit per neighbour-list allocation.
+        fd_fmax: for a potential without autodiff (finite-difference Hessians): the threshold
+            is max(fmax, fd_fmax) (None = `FD_RELAX_FMAX`) and there is no Newton polish;
+            L-BFGS, then FIRE on the forces if L-BFGS stops short. `Relaxed.fmax` states it.
     """
+    autodiff = potential.capabilities.autodiff
+    if not autodiff:
+        fmax = max(fmax, FD_RELAX_FMAX if fd_fmax is None else fd_fmax)
     if not potential.conservative:
         raise SimulationError(f"{potential.name} has no energy to minimise (force-only model)")
     box_j = jnp.asarray(as_box_matrix(box))
@@ -85,11 +107,18 @@ def relax_positions(potential: Potential, positions, box, fmax: float = 1e-8, ma
         R = np.asarray(res.x).reshape(shape)
         e, g, _ = value_and_grad(jnp.asarray(R.reshape(-1)))
         max_force = float(np.max(np.abs(np.asarray(g))))
-        if max_force > fmax and R.size <= newton_max_dof:
+        method = "lbfgs"
+        if max_force > fmax and not autodiff:
+            R, max_force, n_fire = _finish_by_fire(potential, R, box_j, fmax, skin)
+            e, _, _ = value_and_grad(jnp.asarray(R.reshape(-1)))
+            iterations += n_fire
+            method = "lbfgs+fire"
+        elif max_force > fmax and R.size <= newton_max_dof:
             R, e, max_force, n_newton = _polish_minimum(potential, R, box_j, spec, nbrs, fmax)
             iterations += n_newton
+            method = "lbfgs+newton"
         return Relaxed(positions=R, energy=float(e), max_force=max_force,
-                       converged=max_force <= fmax, iterations=iterations)
+                       converged=max_force <= fmax, iterations=iterations, fmax=fmax, method=method)
     raise SimulationError("neighbour list kept overflowing during relaxation")
 
 
@@ -144,6 +173,17 @@ def fcc_lattice_constant(potential: Potential, n_cells: int = 2, a_guess: float 
         if abs(step) < tol:
             break
     return a_guess * s, float(e_of_s(s))
+
+
+def _finish_by_fire(potential: Potential, R: np.ndarray, box_j, fmax: float, skin: float,
+                    max_iter: int = 5000, chunk: int = 25):
+    """FIRE on the forces from an L-BFGS end point (round-off in the energy stalls a line search,
+    not FIRE; one force call per step, convergence checked every `chunk` steps).
+    Returns (R, max |F| component, FIRE steps (upper bound: whole chunks))."""
+    steps: list[int] = []
+    X, _, fm, _ = relax_forces(potential, R, box_j, fmax, skin=skin, max_iter=max_iter, chunk=chunk,
+                               steps_out=steps)
+    return np.asarray(X), fm, steps[0]
 
 
 def _polish_minimum(potential: Potential, R: np.ndarray, box_j, spec, nbrs, fmax: float):
@@ -247,13 +287,15 @@ def cap_displacement(dX, max_step: float):
 
 
 def relax_forces(potential: Potential, R, box, fmax: float, skin: float = 0.5, max_iter: int = 20000,
-                 dt: float = 0.01, dt_max: float = 0.1, max_step: float = 0.05, chunk: int = 100):
+                 dt: float = 0.01, dt_max: float = 0.1, max_step: float = 0.05, chunk: int = 100,
+                 steps_out: list | None = None):
     """FIRE relaxation at fixed box that needs only forces (force-only models), float64.
 
     Args:
         fmax: threshold on the largest force component (epsilon/sigma).
         dt, dt_max: FIRE initial and largest time steps (tau, unit mass); max_step: cap on any
-            atom's move per step (sigma); chunk: steps per jitted call.
+            atom's move per step (sigma); chunk: steps per jitted call; steps_out: a list that
+            receives the number of FIRE steps taken.
 
     Returns (positions (N, 3), NaN (no energy), max force component, converged).
     """
@@ -276,9 +318,10 @@ def relax_forces(potential: Potential, R, box, fmax: float, skin: float = 0.5, m
 
     carry = (X, jnp.zeros_like(X), jnp.float64(dt), jnp.float64(FIRE.alpha_start), jnp.asarray(0),
              spec.allocate(X))
-    fm = np.inf
+    fm, n_steps = np.inf, 0
     for _ in range(max(1, max_iter // chunk)):
         carry = run(carry)
+        n_steps += chunk
         if bool(carry[-1].did_buffer_overflow):
             carry = carry[:5] + (spec.allocate(carry[0]),)
             continue
@@ -286,6 +329,8 @@ def relax_forces(potential: Potential, R, box, fmax: float, skin: float = 0.5, m
         fm = float(jnp.max(jnp.abs(F)))
         if fm <= fmax:
             break
+    if steps_out is not None:
+        steps_out.append(n_steps)
     return np.asarray(carry[0]), float("nan"), fm, fm <= fmax
 
 
@@ -295,8 +340,10 @@ FLOAT32_RELAX_FMAX = 1e-3
 
 
 def reachable_fmax(potential: Potential, fmax: float) -> float:
-    """The relaxation threshold (epsilon/sigma) this potential's precision can reach."""
-    return max(fmax, FLOAT32_RELAX_FMAX) if potential.is_float32 else fmax
+    """The relaxation threshold (epsilon/sigma) this potential's precision can reach, and that
+    `relax_positions` applies (`FD_RELAX_FMAX` at least without autodiff)."""
+    fmax = max(fmax, FLOAT32_RELAX_FMAX) if potential.is_float32 else fmax
+    return fmax if potential.capabilities.autodiff else max(fmax, FD_RELAX_FMAX)
 
 
 def relax(potential: Potential, R, box, fmax: float, skin: float = 0.5):
