@@ -54,7 +54,7 @@ def _kill_a_busy_worker(client, stop: threading.Event, killed: list) -> None:
         for pid in pids.values():
             try:
                 if psutil.Process(pid).children():
-                    time.sleep(1.0)  # let the task get going
+                    time.sleep(0.3)  # the task has started (its child process exists)
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
                     return
