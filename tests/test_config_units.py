@@ -53,3 +53,21 @@ def test_vacancy_lj_config_keeps_temperatures_and_converts_md_times():
                                    "md": {"sample_every": 10, "segment_steps": 100}})
     assert cfg.run.temperatures == [0.9]
     assert math.isclose(cfg.md.thermostat_time, 500.0 / TAU_FS, rel_tol=1e-4)
+
+
+def test_generate_and_pdos_lj_configs_convert_their_metal_default_times_rates_and_temperatures():
+    """The other configs with time, rate or temperature defaults: `generate`'s MD times and
+    Langevin friction, `pdos`' finite-temperature times and temperatures."""
+    from mlffbench.workflows.generate import GenerateConfig
+    from mlffbench.workflows.pdos import PdosConfig
+
+    lj, metal = validate(GenerateConfig, {"units": {"system": "lj"}}), validate(GenerateConfig, {})
+    for key in ("timestep", "thermostat_time", "barostat_time"):
+        assert math.isclose(getattr(lj.md, key), getattr(metal.md, key) / TAU_FS, rel_tol=1e-4), key
+    assert math.isclose(lj.md.langevin_friction, metal.md.langevin_friction * TAU_FS, rel_tol=1e-4)
+    lj, metal = validate(PdosConfig, {"units": {"system": "lj"}}), validate(PdosConfig, {})
+    lt, mt = lj.finite_temperature, metal.finite_temperature
+    for key in ("dt", "equilibration_time", "production_time", "thermostat_time", "max_lag_time"):
+        assert math.isclose(getattr(lt, key), getattr(mt, key) / TAU_FS, rel_tol=1e-4), key
+    for t_lj, t_k in zip(lt.temperatures, mt.temperatures, strict=True):
+        assert math.isclose(t_lj, t_k / EPS_K, rel_tol=1e-4)
