@@ -136,3 +136,40 @@ def test_headline_error_is_the_members_error_magnitude():
             for t, ms in (("paper", [8.7, -4.7, -3.7]), ("other", [1.0, -1.0, 2.0]))}
     row = study_mod.compare_recipes(docs, "paper")["b"]["tasks"]["other"]
     assert row["value"] == pytest.approx(4.0 / 3) and row["gain"] == pytest.approx(17.1 / 3 - 4.0 / 3)
+
+
+def test_value_rows_whole_committee_cells_and_shared_dataset(tmp_path):
+    # an unscored extra metric is a signed value row without gain; a whole-committee metric (no
+    # members) has no spread, so whether its gain beats the noise is unknown (None), not True
+    def doc(lat_members, rho, log_ratio):
+        return {"benchmarks": {
+            "lattice_constant": {"state": "passed", "metrics": {
+                "lattice_constant_rel_error": {"value": 0.0, "members": lat_members, "good": 0.01, "unit": "1"}}},
+            "calibration": {"state": "passed", "metrics": {
+                "spread_to_error_log10_ratio_path": {"value": log_ratio, "good": 0.15, "unit": "1"},
+                "spread_error_rank_correlation": {"value": rho, "unit": "1", "n": 9}}}}}
+    docs = {"paper": doc([0.02, -0.01, 0.03], -0.4, 0.3), "other": doc([0.01, 0.01, -0.01], 0.8, 0.1)}
+    table = study_mod.compare_recipes(docs, "paper", {"calibration": ["spread_error_rank_correlation"]})
+    rho = table["calibration: spread_error_rank_correlation"]
+    assert rho["kind"] == "value" and rho["tasks"]["paper"]["value"] == -0.4 and "gain" not in rho["tasks"]["other"]
+    head = table["calibration"]["tasks"]["other"]
+    assert head["gain"] == pytest.approx(0.2) and head["gain_exceeds_noise"] is None
+    lat = table["lattice_constant"]["tasks"]["other"]
+    assert lat["gain"] == pytest.approx(0.02 - 0.01) and lat["gain_exceeds_noise"] is (abs(lat["gain"]) > lat["noise"])
+    md = study_mod.markdown_table(table, ["paper", "other"], "paper")
+    assert "| calibration: spread_error_rank_correlation | -0.4 | 0.8 |" in md and "(+0.2?)" in md
+
+    # a task with the same generate config gets the earlier task's dataset (linked), not a new one
+    from mlffbench.benchmarks.runner import MARKER as RUN_MARKER
+    from mlffbench.config import config_hash
+
+    cfg = StudyConfig(recipes={"paper": {}})
+    first = tmp_path / "paper"
+    (first / "data").mkdir(parents=True)
+    (first / "data" / "dataset.npz").write_bytes(b"frames")
+    (first / "data" / "manifest.json").write_text(json.dumps({"config_hash": config_hash(cfg)}))
+    assert study_mod.share_dataset(tmp_path / "other", StudyConfig(recipes={"x": {}}, baseline="x"), [first]) is None
+    assert study_mod.share_dataset(tmp_path / "lc", cfg, [first]) == first
+    assert (tmp_path / "lc" / "data" / "dataset.npz").read_bytes() == b"frames"
+    assert (tmp_path / "lc" / RUN_MARKER).is_file() and (tmp_path / "lc" / study_mod.SHARED).read_text().strip() == "paper"
+    assert study_mod.share_dataset(tmp_path / "lc", cfg, [first]) is None  # already there

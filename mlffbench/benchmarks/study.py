@@ -27,6 +27,7 @@ from mlffbench.errors import UserError
 from mlffbench.io import write_json
 
 MARKER = ".mlffbench-study"
+SHARED = "data-shared-from.txt"  # in a task directory: the task whose dataset it reuses
 
 
 class RecipeConfig(StrictModel):
@@ -48,6 +49,12 @@ class StudyConfig(StrictModel):
     baseline: the recipe the gains are measured against.
     recipes: {name: RecipeConfig}.
     learning_curve: smaller frame counts at which the baseline recipe is repeated.
+    train_overrides / generate_overrides: dotted overrides of every task's train / generate stage
+        (a recipe's own generate overrides go on top).
+    benchmark_overrides: {benchmark: settings} merged into the run config's benchmark block for every
+        task (an `overrides` dict is merged key by key), e.g. smaller cells for the study.
+    table_metrics: {benchmark: [metric, ...]}: further rows of the table besides each benchmark's
+        headline (scored metrics as errors with gains; unscored ones as plain values).
     """
 
     run: str = "configs/run-quick.yaml"
@@ -60,6 +67,9 @@ class StudyConfig(StrictModel):
     recipes: dict[str, RecipeConfig] = Field(min_length=1)
     learning_curve: list[int] = []
     train_overrides: dict[str, Any] = {}
+    generate_overrides: dict[str, Any] = {}
+    benchmark_overrides: dict[str, dict[str, Any]] = {}
+    table_metrics: dict[str, list[str]] = {}
 
     @model_validator(mode="after")
     def _baseline_listed(self):
@@ -81,11 +91,17 @@ def recipe_run_config(cfg: StudyConfig, base, recipe: RecipeConfig, frames: int)
     """The base RunConfig with this recipe's generate stage and the study's training size and committee."""
     gen = base.generate.model_copy(update={
         "config": recipe.config or base.generate.config,
-        "overrides": {**base.generate.overrides, **recipe.overrides}})
+        "overrides": {**base.generate.overrides, **cfg.generate_overrides, **recipe.overrides}})
     train = base.train.model_copy(update={"overrides": {
         **base.train.overrides, **cfg.train_overrides, "splits.train.max_frames": frames,
         "ensemble.members": cfg.members, "ensemble.vary": cfg.vary}})
-    return base.model_copy(update={"generate": gen, "train": train, "seed": cfg.seed, "model": None})
+    benches = {k: dict(v or {}) for k, v in base.benchmarks.items()}
+    for name, extra in cfg.benchmark_overrides.items():
+        block = benches.setdefault(name, {})
+        for key, val in extra.items():
+            block[key] = {**(block.get(key) or {}), **val} if key == "overrides" and isinstance(val, dict) else val
+    return base.model_copy(update={"generate": gen, "train": train, "seed": cfg.seed, "model": None,
+                                   "benchmarks": benches})
 
 
 def validate_recipes(cfg: StudyConfig, base, tasks: dict, source: str = "config") -> None:
@@ -131,29 +147,63 @@ def error_magnitude(m: dict) -> dict:
     return {"value": abs(m["value"]), "std": m.get("std") or 0.0, "n": m.get("n", 1), "signed_value": m["value"]}
 
 
-def compare_recipes(docs: dict[str, dict], baseline: str) -> dict:
-    """The study table: per benchmark and task, headline error mean +- std, gain over the baseline."""
+def _cell(m: dict, as_error: bool) -> dict:
+    """One table cell from a metric: an error size (`error_magnitude`), or a plain value (signed
+    mean +- std (ddof=1) over the members where it has them)."""
+    import numpy as np
+
+    if as_error:
+        return error_magnitude(m)
+    members = [v for v in (m.get("members") or []) if v is not None and np.isfinite(v)]
+    if len(members) >= 2:
+        return {"value": float(np.mean(members)), "std": float(np.std(members, ddof=1)), "n": len(members),
+                "members": members}
+    return {"value": m["value"], "std": m.get("std") or 0.0, "n": 1}
+
+
+def _has_spread(t: dict) -> bool:
+    """Does a cell carry an error bar (a committee's members, or the metric's own std)?"""
+    return len(t.get("members") or []) >= 2 or bool(t.get("std"))
+
+
+def compare_recipes(docs: dict[str, dict], baseline: str, extra: dict[str, list[str]] | None = None) -> dict:
+    """The study table: per benchmark (its headline metric) and per `extra` {benchmark: [metric]}
+    row, and per task, the error mean +- std and the gain over the baseline.
+
+    A row's `kind` is 'error' (scored metrics: members' |error|, gain = baseline - task, positive =
+    smaller error) or 'value' (unscored: signed mean +- std, no gain). `gain_exceeds_noise` is None
+    where either side has no spread (a whole-committee metric without members)."""
     table: dict[str, dict] = {}
     for task, doc in docs.items():
         for bname, res in doc["benchmarks"].items():
             if "deselected" in (res.get("reason") or ""):
                 continue  # not part of the study
             h = headline(res)
-            row = table.setdefault(bname, {"metric": None, "unit": None, "tasks": {}})
-            if h is None:
-                row["tasks"][task] = {"state": res.get("state"), "reason": res.get("reason", "")}
-                continue
-            name, m = h
-            row["metric"], row["unit"] = name, m.get("unit")
-            row["tasks"][task] = {"state": PASSED, **error_magnitude(m), "score": res.get("score")}
+            rows = [(bname, h)]
+            for mname in (extra or {}).get(bname, []):
+                m = (res.get("metrics") or {}).get(mname) if h is not None else None
+                rows.append((f"{bname}: {mname}", None if m is None or m.get("value") is None else (mname, m)))
+            for key, hm in rows:
+                row = table.setdefault(key, {"metric": None, "unit": None, "kind": "error", "tasks": {}})
+                if hm is None:
+                    row["tasks"][task] = {"state": res.get("state") if h is None else "no value",
+                                          "reason": res.get("reason", "")}
+                    continue
+                name, m = hm
+                as_error = key == bname or m.get("good") is not None
+                row.update(metric=name, unit=m.get("unit"), kind="error" if as_error else "value")
+                row["tasks"][task] = {"state": PASSED, **_cell(m, as_error), "score": res.get("score")}
     for row in table.values():
         base = row["tasks"].get(baseline, {})
+        if row["kind"] != "error":
+            continue
         for task, t in row["tasks"].items():
             if "value" not in t or "value" not in base or task == baseline:
                 continue
             gain = base["value"] - t["value"]  # positive: this recipe's error is smaller
             noise = math.hypot(base["std"], t["std"])
-            t.update(gain=gain, noise=noise, gain_exceeds_noise=bool(abs(gain) > noise))
+            known = _has_spread(base) and _has_spread(t)
+            t.update(gain=gain, noise=noise, gain_exceeds_noise=bool(abs(gain) > noise) if known else None)
     return table
 
 
@@ -167,15 +217,18 @@ def markdown_table(table: dict, tasks: list[str], baseline: str) -> str:
             if "value" not in t:
                 cells.append(t.get("state", "-"))
                 continue
-            cell = f"{t['value']:.3g} ± {t['std']:.2g}"
+            cell = f"{t['value']:.3g} ± {t['std']:.2g}" if _has_spread(t) else f"{t['value']:.3g}"
             if "gain" in t:
-                cell += f" ({t['gain']:+.2g}{'*' if t['gain_exceeds_noise'] else ''})"
+                mark = {True: "*", False: "", None: "?"}[t["gain_exceeds_noise"]]
+                cell += f" ({t['gain']:+.2g}{mark})"
             cells.append(cell)
         unit = "" if row["unit"] in (None, "1") else f" [{row['unit']}]"
-        lines.append(f"| {bname}: {row['metric']}{unit} | {' | '.join(cells)} |")
+        label = bname if ":" in bname else f"{bname}: {row['metric']}"
+        lines.append(f"| {label}{unit} | {' | '.join(cells)} |")
     lines.append("")
     lines.append(f"Mean ± std of the members' |error| over the committee; in parentheses the gain over `{baseline}` (error reduction; "
-                 "* = larger than the combined spread).")
+                 "* = larger than the combined spread; ? = no spread to compare with). Value rows (unscored metrics) show the "
+                 "signed mean ± std and no gain.")
     return "\n".join(lines) + "\n"
 
 
@@ -203,25 +256,84 @@ def plot_study(table: dict, tasks: list[str], path: Path) -> None:
     save(fig, path)
 
 
-def run_study(cfg: StudyConfig, outdir: Path, source: str = "config", overwrite: bool = False,
-              progress: bool = False, log: Callable[[str], None] = print,
-              recipes: list[str] | None = None) -> dict:
-    """Every recipe's loop into OUTDIR/recipes/<task>, then the comparison. Resumable."""
+def _cpu_s() -> float:
+    """CPU seconds (user + system, all threads) of this process and its waited-for children."""
+    import resource
+
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+
+
+def share_dataset(task_dir: Path, gcfg, done_dirs: list[Path]) -> Path | None:
+    """Reuse an earlier task's generated dataset when its generate config is the same (the
+    learning curve trains on the baseline's data): hard links (copies where links fail) into
+    task_dir/data, which the run's generate stage then reuses by its config hash. Returns the
+    source run directory, or None (nothing to share, or task_dir already has data)."""
+    import os
     import shutil
 
-    from mlffbench.benchmarks.runner import RunConfig, run_battery
+    from mlffbench.benchmarks.runner import MARKER as RUN_MARKER
+    from mlffbench.config import config_hash
+    from mlffbench.io import read_json
 
-    reg = battery()
-    for name in cfg.benchmarks:
-        if name not in reg:
-            raise UserError(f"{source}: benchmarks: unknown benchmark {name!r} (known: {', '.join(reg)})")
-    base_path = resolve_path(cfg.run)
-    if not base_path.is_file():
-        raise UserError(f"{source}: run: file not found: {cfg.run}")
-    base = load_config(RunConfig, base_path)
-    tasks = plan(cfg)
-    check_recipes(tasks, recipes, source)
-    validate_recipes(cfg, base, tasks, source)
+    if (task_dir / "data" / "manifest.json").is_file():
+        return None
+    want = config_hash(gcfg)
+    for d in done_dirs:
+        man = d / "data" / "manifest.json"
+        if man.is_file() and read_json(man).get("config_hash") == want:
+            task_dir.mkdir(parents=True, exist_ok=True)
+            (task_dir / RUN_MARKER).write_text("mlffbench run directory (resumable)\n")
+            tmp = task_dir / ".data.sharing"
+            shutil.rmtree(tmp, ignore_errors=True)
+
+            def link(src, dst):
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copy2(src, dst)
+
+            shutil.copytree(d / "data", tmp, copy_function=link)
+            shutil.rmtree(task_dir / "data", ignore_errors=True)
+            tmp.rename(task_dir / "data")
+            (task_dir / SHARED).write_text(d.name + "\n")
+            return d
+    return None
+
+
+def task_times(task_dir: Path, doc: dict, wall_s: float, cpu_s: float) -> dict:
+    """Wall times of one task (s), kept across resumes in task_dir/study-times.json.
+
+    stages: generate and train as first measured (a resumed run reports 0 for a reused stage, so
+    the stored time is kept), each benchmark's own wall time (stored with its result); wall_s:
+    their sum; cpu_s: CPU seconds of this process spent on the task, summed over invocations;
+    last_invocation_s: wall time of the latest invocation (0-ish when everything was reused)."""
+    from mlffbench.io import read_json
+
+    path = task_dir / "study-times.json"
+    old = read_json(path) if path.is_file() else {}
+    man = read_json(task_dir / "manifest.json") if (task_dir / "manifest.json").is_file() else {}
+    run_walls = man.get("wall_times_s") or {}
+    stages = {}
+    for st in ("generate", "train"):
+        new = float(run_walls.get(st) or 0.0)
+        stages[st] = new if new > 0 else float((old.get("stages") or {}).get(st, 0.0))
+    if (task_dir / SHARED).is_file():
+        stages["generate_shared_from"] = (task_dir / SHARED).read_text().strip()
+    benches = {n: float(r.get("wall_time_s") or 0.0) for n, r in doc["benchmarks"].items()
+               if "deselected" not in (r.get("reason") or "")}
+    stages["battery"] = sum(benches.values())
+    out = {"wall_s": stages["generate"] + stages["train"] + stages["battery"],
+           "cpu_s": float(old.get("cpu_s", 0.0)) + cpu_s, "last_invocation_s": wall_s,
+           "stages": stages, "benchmarks": benches}
+    write_json(path, out)
+    return out
+
+
+def prepare_study_dir(outdir: Path, overwrite: bool) -> None:
+    """Create (or, with overwrite, replace) OUTDIR; refuse a non-study directory without overwrite."""
+    import shutil
+
     if outdir.exists() and any(outdir.iterdir()) and not (outdir / MARKER).is_file():
         if not overwrite:
             raise UserError(f"output directory {outdir} exists and is not an mlffbench study; "
@@ -232,25 +344,94 @@ def run_study(cfg: StudyConfig, outdir: Path, source: str = "config", overwrite:
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / MARKER).write_text("mlffbench study directory (resumable)\n")
 
-    docs = {}
+
+def run_task(cfg: StudyConfig, rcfg, task_dir: Path, done_dirs: list[Path], progress: bool, log: Callable,
+             source: str) -> tuple[dict, dict]:
+    """One task's run (its dataset shared from an earlier task where identical): (results doc, times)."""
+    import time
+
+    from mlffbench.benchmarks.runner import run_battery, stage_configs
+
+    t0, c0 = time.perf_counter(), _cpu_s()
+    shared = share_dataset(task_dir, stage_configs(rcfg, source)[0], done_dirs)
+    if shared is not None:
+        log(f"  {task_dir.name}: dataset shared from {shared.name} (same generate config)")
+    doc = run_battery(rcfg, task_dir, select=cfg.benchmarks, progress=progress,
+                      log=lambda m: log(f"  {task_dir.name}: {m}"), source=source)
+    times = task_times(task_dir, doc, time.perf_counter() - t0, _cpu_s() - c0)
+    log(f"  {task_dir.name}: {times['wall_s']:.0f} s (generate {times['stages']['generate']:.0f}, "
+        f"train {times['stages']['train']:.0f}, battery {times['stages']['battery']:.0f}; "
+        f"CPU {times['cpu_s']:.0f} s)")
+    return doc, times
+
+
+def times_table(times: dict[str, dict]) -> str:
+    """Markdown: per task the wall time of each stage and the CPU time (s)."""
+    bnames = sorted({b for t in times.values() for b in t["benchmarks"]})
+    lines = ["| task | total wall (s) | generate | train | " + " | ".join(bnames) + " | CPU (s) |",
+             "|---" * (len(bnames) + 5) + "|"]
+    for task, t in times.items():
+        st = t["stages"]
+        gen = "shared" if st.get("generate_shared_from") else f"{st['generate']:.0f}"
+        lines.append(f"| {task} | {t['wall_s']:.0f} | {gen} | {st['train']:.0f} | "
+                     + " | ".join(f"{t['benchmarks'].get(b, 0.0):.0f}" for b in bnames) + f" | {t['cpu_s']:.0f} |")
+    total = sum(t["wall_s"] for t in times.values())
+    cpu = sum(t["cpu_s"] for t in times.values())
+    lines.append(f"| all | {total:.0f} | | | " + " | " * len(bnames) + f"{cpu:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_study(cfg: StudyConfig, outdir: Path, source: str = "config", overwrite: bool = False,
+              progress: bool = False, log: Callable[[str], None] = print,
+              recipes: list[str] | None = None) -> dict:
+    """Every recipe's loop into OUTDIR/recipes/<task>, then the comparison. Resumable.
+
+    Returns (and writes as study.json) the table, each task's summary and its wall/CPU times (s)."""
+    from mlffbench.benchmarks.runner import RunConfig
+
+    reg = battery()
+    for name in cfg.benchmarks:
+        if name not in reg:
+            raise UserError(f"{source}: benchmarks: unknown benchmark {name!r} (known: {', '.join(reg)})")
+    for name in [*cfg.benchmark_overrides, *cfg.table_metrics]:
+        if name not in reg:
+            raise UserError(f"{source}: unknown benchmark {name!r} in benchmark_overrides/table_metrics")
+    base_path = resolve_path(cfg.run)
+    if not base_path.is_file():
+        raise UserError(f"{source}: run: file not found: {cfg.run}")
+    base = load_config(RunConfig, base_path)
+    tasks = plan(cfg)
+    check_recipes(tasks, recipes, source)
+    validate_recipes(cfg, base, tasks, source)
+    prepare_study_dir(outdir, overwrite)
+
+    docs, times, done = {}, {}, []
     for k, (task, (recipe, frames)) in enumerate(tasks.items(), 1):
         if recipes is not None and task not in recipes:
             continue  # run by another process (`mlffbench study --recipe`, `mlffbench sweep`)
         log(f"[recipe {k}/{len(tasks)}] {task}: {frames} training frames, {cfg.members} members")
         rcfg = recipe_run_config(cfg, base, recipe, frames)
-        docs[task] = run_battery(rcfg, outdir / "recipes" / task, select=cfg.benchmarks, progress=progress,
-                                 log=lambda m, t=task: log(f"  {t}: {m}"), source=f"{source}: recipes.{task}")
+        task_dir = outdir / "recipes" / task
+        docs[task], times[task] = run_task(cfg, rcfg, task_dir, done, progress, log, f"{source}: recipes.{task}")
+        done.append(task_dir)
     if recipes is not None:  # some tasks only: no table (the run without --recipe writes it)
         return {"tasks": {t: {"summary": d["summary"]} for t, d in docs.items()}, "table": None}
-    table = compare_recipes(docs, cfg.baseline)
+    return write_study(cfg, outdir, tasks, docs, times, log)
+
+
+def write_study(cfg: StudyConfig, outdir: Path, tasks: dict, docs: dict, times: dict, log: Callable) -> dict:
+    """study.json, study.md (findings and time tables) and study.png; returns study.json's content."""
+    table = compare_recipes(docs, cfg.baseline, cfg.table_metrics)
     names = list(tasks)
-    doc = {"study_version": 1, "baseline": cfg.baseline, "frames": cfg.frames, "members": cfg.members,
-           "benchmarks": cfg.benchmarks, "tasks": {t: {"frames": f, "recipe": r.model_dump(mode="json"),
-                                                         "summary": docs[t]["summary"]}
-                                                     for t, (r, f) in tasks.items()},
+    doc = {"study_version": 2, "baseline": cfg.baseline, "frames": cfg.frames, "members": cfg.members,
+           "benchmarks": cfg.benchmarks,
+           "tasks": {t: {"frames": f, "recipe": r.model_dump(mode="json"), "summary": docs[t]["summary"],
+                         "times": times[t]} for t, (r, f) in tasks.items()},
+           "wall_s": sum(t["wall_s"] for t in times.values()), "cpu_s": sum(t["cpu_s"] for t in times.values()),
            "table": table, "config": cfg.model_dump(mode="json")}
     write_json(outdir / "study.json", doc)
-    (outdir / "study.md").write_text(f"# Data-engineering study\n\n{markdown_table(table, names, cfg.baseline)}")
+    (outdir / "study.md").write_text(f"# Data-engineering study\n\n{markdown_table(table, names, cfg.baseline)}\n"
+                                     f"## Time per task (s; stages as first computed)\n\n{times_table(times)}")
     try:
         plot_study(table, names, outdir / "study.png")
     except Exception as exc:  # the table matters, the picture is a bonus
