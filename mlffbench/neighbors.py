@@ -94,13 +94,20 @@ class NeighborSpec:
 # jax-md's cell list is not used for Cartesian positions in a (3, 3) box (its size test compares
 # a cutoff with the matrix, so it silently falls back to all N^2 pairs), and where it is used its
 # candidate buffers are ~3x larger than needed. `_cell_list_fns` bins atoms in fractional
-# coordinates into cells at least cutoff + skin wide along every perpendicular direction, so the
-# 27 cells around an atom hold all its neighbours (14 suffice for a half list).
+# coordinates into cells at least (cutoff + skin) / 2 wide along every perpendicular direction,
+# so the 5 x 5 x 5 cells around an atom hold all its neighbours (the 63 of them with a
+# lexicographically non-negative offset suffice for a half list). Half-width cells check ~55% of
+# the candidates 27 full-width cells would (N = 4000 FCC: 625 instead of 1107 per atom).
 
-_HALF_STENCIL = np.array([(0, 0, 0)] + [tuple(np.subtract(d, 1)) for d in np.ndindex(3, 3, 3)
-                                        if tuple(np.subtract(d, 1)) > (0, 0, 0)])
-_FULL_STENCIL = np.array([(0, 0, 0)] + [tuple(np.subtract(d, 1)) for d in np.ndindex(3, 3, 3)
-                                        if tuple(np.subtract(d, 1)) != (0, 0, 0)])
+_REACH = 2  # cells of width (cutoff + skin) / _REACH; the stencil spans -_REACH .. _REACH
+
+
+def _stencil_offsets(half: bool) -> np.ndarray:
+    """Cell offsets (S, 3), (0, 0, 0) first; half: only offsets > (0, 0, 0) lexicographically."""
+    span = range(-_REACH, _REACH + 1)
+    rest = [d for d in ((a, b, c) for a in span for b in span for c in span)
+            if (d > (0, 0, 0) if half else d != (0, 0, 0))]
+    return np.array([(0, 0, 0)] + rest)
 
 
 def bucket(n: int) -> int:
@@ -121,125 +128,160 @@ def cells_per_side(box, cutoff: float, skin: float) -> np.ndarray:
 
 def cell_list_applies(box, cutoff: float, skin: float) -> bool:
     """True when the box holds >= 3 cells of width cutoff + skin along every lattice vector
-    (then the 27 cells around an atom are distinct and hold every neighbour exactly once)."""
+    (then it holds >= 6 of half that width, so the 5 x 5 x 5 stencil cells are distinct and
+    hold every neighbour exactly once)."""
     return bool(np.all(cells_per_side(box, cutoff, skin) >= 3))
+
+
+def _stencil_table(nc: np.ndarray, half: bool) -> np.ndarray:
+    """(n_cells, S) int32: flat ids of the stencil cells around each cell (periodic)."""
+    n_cells = int(np.prod(nc))
+    c3 = np.stack(np.unravel_index(np.arange(n_cells), tuple(nc)), axis=-1)
+    shifted = np.mod(c3[:, None, :] + _stencil_offsets(half)[None], nc)
+    return np.ravel_multi_index(tuple(shifted.transpose(2, 0, 1)), tuple(nc)).astype(np.int32)
+
+
+def _cell_table(cid: Array, n_cells: int, M: int, n_atoms: int) -> tuple[Array, Array]:
+    """Atoms binned by cell id cid (N,): (table (n_cells, M) of atom indices padded with N,
+    counts (n_cells,)). Atoms beyond M in a cell are dropped (the caller flags overflow)."""
+    order = jnp.argsort(cid).astype(jnp.int32)
+    sorted_cid = cid[order]
+    counts = jnp.zeros(n_cells, jnp.int32).at[cid].add(1)
+    starts = jnp.cumsum(counts) - counts
+    rank = jnp.arange(n_atoms, dtype=jnp.int32) - starts[sorted_cid]
+    slot = jnp.where(rank < M, sorted_cid * M + rank, n_cells * M)
+    table = jnp.full((n_cells * M,), n_atoms, jnp.int32).at[slot].set(order, mode="drop")
+    return table.reshape(n_cells, M), counts
+
+
+def _pack_rows(cand: Array, valid: Array, width: int, fill: int) -> tuple[Array, Array]:
+    """Each row's valid candidates moved to its front: (idx (N, width) padded with `fill`,
+    most valid in a row). A binary search of the row's running count for each slot (gathers
+    only: XLA's CPU scatter of every candidate cost ~2.5x more at N = 4000)."""
+    C = cand.shape[1]
+    pos = jnp.cumsum(valid, axis=1, dtype=jnp.int32)
+    slots = jnp.arange(1, width + 1, dtype=jnp.int32)
+    col = jax.vmap(lambda p: jnp.searchsorted(p, slots, side="left"))(pos)
+    idx = jnp.take_along_axis(cand, jnp.minimum(col, C - 1), axis=1)
+    return jnp.where(col < C, idx, fill), pos[:, -1]
+
+
+def _pack_flat(cand: Array, valid: Array, capacity: int) -> tuple[Array, Array]:
+    """Sparse (2, capacity) list (row 0 neighbour, row 1 atom, padded with N) and pair count."""
+    N = cand.shape[0]
+    flat = valid.reshape(-1)
+    pos = jnp.cumsum(flat, dtype=jnp.int32) - 1
+    target = jnp.where(flat, pos, capacity)
+    atom = jnp.broadcast_to(jnp.arange(N, dtype=jnp.int32)[:, None], cand.shape).reshape(-1)
+    empty = jnp.full((capacity,), N, jnp.int32)
+    idx = jnp.stack([empty.at[target].set(cand.reshape(-1), mode="drop"),
+                     empty.at[target].set(atom, mode="drop")])
+    return idx, pos[-1] + 1
+
+
+class _CellGrid:
+    """Fractional binning of one fixed box into cells >= (cutoff + skin) / _REACH wide."""
+
+    def __init__(self, box: np.ndarray, cutoff: float, skin: float, half: bool):
+        self.box = box
+        self.nc = np.floor(perpendicular_widths(box) * _REACH / (cutoff + skin)).astype(int)
+        self.n_cells = int(np.prod(self.nc))
+        self.stencil = _stencil_table(self.nc, half)
+        self.inv_t = np.linalg.inv(box).T
+        self.diagonal = bool(np.allclose(box, np.diag(np.diag(box)), rtol=0, atol=0))
+        self.cut_sq = float(cutoff + skin) ** 2
+        self.half = half
+        self.ids_jit = jax.jit(lambda R: self.cell_ids(self.fractional(R)))
+        self.per_atom_jit = jax.jit(lambda R, M: jnp.sum(self.candidates(R, M)[1], axis=1), static_argnums=1)
+
+    def to_cartesian(self, df: Array) -> Array:
+        if self.diagonal:  # orthorhombic: a (3,) scale instead of a (3, 3) product per candidate
+            return df * jnp.asarray(np.diag(self.box), df.dtype)
+        return df @ jnp.asarray(self.box.T, df.dtype)
+
+    def fractional(self, R: Array) -> Array:
+        s = R @ jnp.asarray(self.inv_t, R.dtype)
+        return s - jnp.floor(s)
+
+    def cell_ids(self, s: Array) -> Array:
+        nc = self.nc
+        c = jnp.clip(jnp.floor(s * nc).astype(jnp.int32), 0, jnp.asarray(nc - 1, jnp.int32))
+        return (c[:, 0] * nc[1] + c[:, 1]) * nc[2] + c[:, 2]
+
+    def candidates(self, R: Array, M: int) -> tuple[Array, Array, Array]:
+        """(cand (N, S*M) neighbour indices or N, valid (N, S*M), cell overflow flag)."""
+        N = R.shape[0]
+        s = self.fractional(R)
+        cid = self.cell_ids(s)
+        table, counts = _cell_table(cid, self.n_cells, M, N)
+        cand = table[jnp.asarray(self.stencil)[cid]].reshape(N, -1)
+        df = s[jnp.minimum(cand, N - 1)] - s[:, None, :]
+        d = self.to_cartesian(df - jnp.round(df))
+        atom = jnp.arange(N, dtype=jnp.int32)[:, None]
+        valid = (cand < N) & (jnp.sum(d * d, axis=-1) < self.cut_sq)
+        own = jnp.arange(cand.shape[1]) < M  # the atom's own cell comes first in the stencil
+        valid = valid & jnp.where(own[None, :], cand > atom if self.half else cand != atom, True)
+        return cand, valid, jnp.max(counts) > M
+
+    def moved_beyond(self, R: Array, reference: Array, threshold_sq: float) -> Array:
+        """True when some atom moved more than sqrt(threshold_sq) (minimum image) from reference."""
+        df = (R - reference.astype(R.dtype)) @ jnp.asarray(self.inv_t, R.dtype)
+        d = self.to_cartesian(df - jnp.round(df))
+        return jnp.any(jnp.sum(d * d, axis=-1) > threshold_sq)
 
 
 def _cell_list_fns(box, cutoff: float, skin: float, fmt: str, capacity_multiplier: float):
     """(allocate, update) for an O(N) cell-list neighbour list in a fixed box.
 
-    Lists are jax-md `partition.NeighborList`s in the sparse layout (idx (2, capacity): row 0
-    the neighbour, row 1 the atom, padded with N), so every consumer reads them unchanged. The
-    cell capacity (atoms per cell) is `cell_list_capacity`; exceeding it, or the edge capacity,
-    sets jax-md's overflow flags, which the callers already check.
+    Lists are jax-md `partition.NeighborList`s: sparse (idx (2, capacity): row 0 the neighbour,
+    row 1 the atom, padded with N) or dense (idx (N, K), padded with N), so every consumer reads
+    them unchanged. Exceeding the cell capacity (atoms per cell) or the edge capacity sets
+    jax-md's overflow flags, which the callers already check.
     """
-    box = as_box_matrix(box)
-    nc = cells_per_side(box, cutoff, skin)
-    n_cells = int(np.prod(nc))
-    stencil_d = _HALF_STENCIL if fmt == "half" else _FULL_STENCIL
+    grid = _CellGrid(as_box_matrix(box), cutoff, skin, fmt == "half")
     dense = fmt == "dense"
-    c3 = np.stack(np.unravel_index(np.arange(n_cells), tuple(nc)), axis=-1)
-    stencil = np.ravel_multi_index(tuple(np.mod(c3[:, None, :] + stencil_d[None], nc).transpose(2, 0, 1)),
-                                   tuple(nc)).astype(np.int32)  # (n_cells, S)
-    inv_t = np.linalg.inv(box).T
-    diagonal = bool(np.allclose(box, np.diag(np.diag(box)), rtol=0, atol=0))
-    cut_sq = float(cutoff + skin) ** 2
     half_skin_sq = (0.5 * float(skin)) ** 2
-    fmt_enum = FORMATS[fmt]
-
-    def to_cartesian(df):
-        if diagonal:  # orthorhombic: a (3,) scale instead of a (3, 3) product per candidate
-            return df * jnp.asarray(np.diag(box), df.dtype)
-        return df @ jnp.asarray(box.T, df.dtype)
-
-    def fractional(R):
-        s = R @ jnp.asarray(inv_t, R.dtype)
-        return s - jnp.floor(s)
-
-    def cell_ids(s):
-        c = jnp.clip(jnp.floor(s * nc).astype(jnp.int32), 0, jnp.asarray(nc - 1, jnp.int32))
-        return (c[:, 0] * nc[1] + c[:, 1]) * nc[2] + c[:, 2]
-
-    def candidates(R, cell_capacity: int):
-        """(cand (N, S*M) neighbour indices or N, valid (N, S*M), cell overflow flag)."""
-        N = R.shape[0]
-        M = cell_capacity
-        s = fractional(R)
-        cid = cell_ids(s)
-        order = jnp.argsort(cid).astype(jnp.int32)
-        sorted_cid = cid[order]
-        counts = jnp.zeros(n_cells, jnp.int32).at[cid].add(1)
-        starts = jnp.cumsum(counts) - counts
-        rank = jnp.arange(N, dtype=jnp.int32) - starts[sorted_cid]
-        slot = jnp.where(rank < M, sorted_cid * M + rank, n_cells * M)
-        table = jnp.full((n_cells * M,), N, jnp.int32).at[slot].set(order, mode="drop")
-        cand = table.reshape(n_cells, M)[jnp.asarray(stencil)[cid]].reshape(N, -1)
-        df = s[jnp.minimum(cand, N - 1)] - s[:, None, :]
-        d = to_cartesian(df - jnp.round(df))
-        atom = jnp.arange(N, dtype=jnp.int32)[:, None]
-        valid = (cand < N) & (jnp.sum(d * d, axis=-1) < cut_sq)
-        own = jnp.arange(cand.shape[1]) < M  # the atom's own cell comes first in the stencil
-        valid = valid & jnp.where(own[None, :], cand > atom if fmt == "half" else cand != atom, True)
-        return cand, valid, jnp.max(counts) > M
-
-    def build_dense(R, error, cell_capacity: int, max_occupancy: int, ref_dtype):
-        """idx (N, max_occupancy): each atom's candidates that pass, compacted into its row."""
-        N = R.shape[0]
-        cand, valid, cell_overflow = candidates(R, cell_capacity)
-        pos = jnp.cumsum(valid, axis=1, dtype=jnp.int32) - 1
-        target = jnp.where(valid, pos, max_occupancy)
-        rows = jnp.broadcast_to(jnp.arange(N, dtype=jnp.int32)[:, None], cand.shape)
-        idx = jnp.full((N, max_occupancy), N, jnp.int32).at[rows, target].set(cand, mode="drop")
-        error = error.update(partition.PEC.CELL_LIST_OVERFLOW, cell_overflow)
-        error = error.update(partition.PEC.NEIGHBOR_LIST_OVERFLOW, jnp.max(pos[:, -1]) + 1 > max_occupancy)
-        return partition.NeighborList(idx, R.astype(ref_dtype), error, cell_capacity, max_occupancy, fmt_enum, None, None, update)
 
     def build(R, error, cell_capacity: int, max_occupancy: int, ref_dtype):
+        cand, valid, cell_overflow = grid.candidates(R, cell_capacity)
         if dense:
-            return build_dense(R, error, cell_capacity, max_occupancy, ref_dtype)
-        N = R.shape[0]
-        cand, valid, cell_overflow = candidates(R, cell_capacity)
-        flat = valid.reshape(-1)
-        pos = jnp.cumsum(flat, dtype=jnp.int32) - 1
-        target = jnp.where(flat, pos, max_occupancy)
-        atom = jnp.broadcast_to(jnp.arange(N, dtype=jnp.int32)[:, None], cand.shape).reshape(-1)
-        empty = jnp.full((max_occupancy,), N, jnp.int32)
-        idx = jnp.stack([empty.at[target].set(cand.reshape(-1), mode="drop"),
-                         empty.at[target].set(atom, mode="drop")])
+            idx, counts = _pack_rows(cand, valid, max_occupancy, R.shape[0])
+            n_listed = jnp.max(counts)
+        else:
+            idx, n_listed = _pack_flat(cand, valid, max_occupancy)
         error = error.update(partition.PEC.CELL_LIST_OVERFLOW, cell_overflow)
-        error = error.update(partition.PEC.NEIGHBOR_LIST_OVERFLOW, pos[-1] + 1 > max_occupancy)
-        return partition.NeighborList(idx, R.astype(ref_dtype), error, cell_capacity, max_occupancy, fmt_enum, None, None, update)
+        error = error.update(partition.PEC.NEIGHBOR_LIST_OVERFLOW, n_listed > max_occupancy)
+        return partition.NeighborList(idx, R.astype(ref_dtype), error, cell_capacity, max_occupancy,
+                                      FORMATS[fmt], None, None, update)
 
     def update(R, nbrs, **_):
-        d = R - nbrs.reference_position.astype(R.dtype)
-        df = d @ jnp.asarray(inv_t, R.dtype)
-        d = to_cartesian(df - jnp.round(df))
-        need = jnp.any(jnp.sum(d * d, axis=-1) > half_skin_sq)
+        need = grid.moved_beyond(R, nbrs.reference_position, half_skin_sq)
         ref_dtype = nbrs.reference_position.dtype
         return lax.cond(need, lambda r: build(r, nbrs.error, nbrs.cell_list_capacity, nbrs.max_occupancy,
                                               ref_dtype), lambda r: nbrs, R)
 
-    # pairs listed: in all (sparse layouts), or in the fullest row (dense)
-    count = jax.jit(lambda R, M: (jnp.max(jnp.sum(candidates(R, M)[1], axis=1)) if dense
-                                  else jnp.sum(candidates(R, M)[1])), static_argnums=1)
-    ids = jax.jit(lambda R: cell_ids(fractional(R)))
     build_jit = jax.jit(build, static_argnums=(2, 3, 4))
 
     def allocate(R, extra_capacity: int = 0, **_):
         R = jnp.asarray(R)
-        N = R.shape[0]
-        cid = np.asarray(ids(R))
-        M = bucket(int(np.ceil(np.bincount(cid, minlength=n_cells).max() * capacity_multiplier)) + extra_capacity)
-        n_pairs = int(count(R, M))
-        if dense:  # one atom's count fluctuates less than a total; overflow re-allocates anyway
-            cap = bucket(int(np.ceil(n_pairs * dense_multiplier(capacity_multiplier))) + extra_capacity)
-        else:
-            limit = N * (N - 1) // 2 if fmt == "half" else N * (N - 1)
-            cap = min(bucket(int(n_pairs * capacity_multiplier) + N * extra_capacity), limit)
-        error = partition.PartitionError(jnp.zeros((), jnp.uint8))
-        return build_jit(R, error, M, cap, R.dtype)
+        M, cap = _capacities(grid, R, fmt, capacity_multiplier, extra_capacity)
+        return build_jit(R, partition.PartitionError(jnp.zeros((), jnp.uint8)), M, cap, R.dtype)
 
     return allocate, update
+
+
+def _capacities(grid: _CellGrid, R: Array, fmt: str, capacity_multiplier: float,
+                extra_capacity: int) -> tuple[int, int]:
+    """(atoms per cell, edge capacity: pairs in all (sparse) or slots per row (dense)) with head
+    room, rounded to `bucket` sizes. Runs the grid's two small jitted programs (not jit-able)."""
+    N = R.shape[0]
+    cid = np.asarray(grid.ids_jit(R))
+    M = bucket(int(np.ceil(np.bincount(cid, minlength=grid.n_cells).max() * capacity_multiplier)) + extra_capacity)
+    per_atom = np.asarray(grid.per_atom_jit(R, M))
+    if fmt == "dense":  # one atom's count fluctuates less than a total; overflow re-allocates anyway
+        return M, bucket(int(np.ceil(per_atom.max() * dense_multiplier(capacity_multiplier))) + extra_capacity)
+    limit = N * (N - 1) // 2 if fmt == "half" else N * (N - 1)
+    return M, min(bucket(int(per_atom.sum() * capacity_multiplier) + N * extra_capacity), limit)
 
 
 def dense_multiplier(capacity_multiplier: float) -> float:
