@@ -18,7 +18,11 @@ RC, SKIN = 2.5, 0.3
 
 def _listed_pairs(nbrs, n: int, half: bool) -> set[tuple[int, int]]:
     """(receiver, sender) pairs of a sparse list, each checked to appear once; unordered if half."""
-    i, j = np.asarray(nbrs.idx)
+    idx = np.asarray(nbrs.idx)
+    if idx.shape[0] == n:  # dense rows (N, K): row i holds atom i's neighbours
+        i, j = np.repeat(np.arange(n), idx.shape[1]), idx.reshape(-1)
+    else:
+        i, j = idx
     real = (i < n) & (j < n)
     pairs = list(zip(i[real].tolist(), j[real].tolist()))
     if half:
@@ -39,7 +43,7 @@ def _triclinic(s):
     return (s.positions @ np.linalg.inv(s.box).T) @ box.T, box
 
 
-@pytest.mark.parametrize("cell,fmt", [("orthorhombic", "half"), ("triclinic", "full")])
+@pytest.mark.parametrize("cell,fmt", [("orthorhombic", "half"), ("triclinic", "full"), ("triclinic", "dense")])
 def test_cell_list_pairs_equal_brute_force(cell, fmt):
     """864 atoms (6x6x6 FCC, 3 cells per side): allocation, an update after atoms moved, and an
     overflow flag (never a silent truncation) once the crystal is squeezed beyond the capacity."""
