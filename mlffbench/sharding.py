@@ -6,8 +6,11 @@ propagate the split so each device computes its share of the batch. Policy:
 
 * one device: every function returns its input unchanged (the default path, no overhead);
 * a leading axis that the device count divides: sharded over all devices;
-* otherwise (or a scalar leaf): left as it is (XLA places it; on more than one device that is the
-  replicated fallback, still correct, just not split).
+* a batch the device count does not divide is padded to the next multiple (`padded_size`): the
+  padding repeats the last element, so it computes a copy of a real element, and is sliced off
+  again (`vmap_sharded`, and `run_md` for replicas; the Hessian's column chunks are sized by
+  `padded_size`); the real elements' numbers do not change;
+* a scalar leaf, or a leaf whose leading axis is not the batch: left as it is (XLA places it).
 
 Ground layer: imports only jax/numpy.
 """
@@ -37,6 +40,52 @@ def batch_mesh() -> Mesh | None:
     """The 1-D mesh over all devices (axis name 'batch'), or None on one device."""
     n = device_count()
     return None if n < 2 else _mesh(n)
+
+
+def padded_size(n_batch: int) -> int:
+    """`n_batch` rounded up to a multiple of the device count (unchanged on one device or for a
+    batch of one, which is not worth splitting)."""
+    n = device_count()
+    if n < 2 or n_batch < 2:
+        return n_batch
+    return -(-n_batch // n) * n
+
+
+def pad_leading(tree: Any, n_batch: int, size: int) -> Any:
+    """Every array leaf of `tree` whose leading axis is `n_batch`, extended to `size` along it by
+    repeating its last element (traceable: works inside jit)."""
+    if size == n_batch:
+        return tree
+
+    def pad(leaf):
+        shape = getattr(leaf, "shape", ())
+        if len(shape) == 0 or shape[0] != n_batch:
+            return leaf
+        tail = jax.numpy.repeat(leaf[-1:], size - n_batch, axis=0)
+        return jax.numpy.concatenate([leaf, tail], axis=0)
+    return jax.tree_util.tree_map(pad, tree)
+
+
+def unpad_leading(tree: Any, size: int, n_batch: int) -> Any:
+    """The first `n_batch` elements of every leaf whose leading axis is `size` (undoes `pad_leading`)."""
+    if size == n_batch:
+        return tree
+    return jax.tree_util.tree_map(
+        lambda x: x[:n_batch] if len(getattr(x, "shape", ())) and x.shape[0] == size else x, tree)
+
+
+def vmap_sharded(fn):
+    """`jax.vmap(fn)` over the leading axis of every argument, that axis split over the devices:
+    padded to `padded_size` (repeats of the last element), constrained along 'batch', vmapped, and
+    the padding sliced off the outputs. On one device exactly `jax.vmap(fn)`."""
+    def run(*args):
+        n_batch = jax.tree_util.tree_leaves(args)[0].shape[0]
+        size = padded_size(n_batch)
+        args = pad_leading(args, n_batch, size)
+        args = jax.tree_util.tree_map(
+            lambda x: constrain_batch(x) if len(getattr(x, "shape", ())) and x.shape[0] == size else x, args)
+        return unpad_leading(jax.vmap(fn)(*args), size, n_batch)
+    return run
 
 
 def _spec(leaf, n: int):

@@ -1,6 +1,7 @@
 """Batch axes sharded over devices (issue 14): on 2 forced CPU host devices, MD replicas,
 string-method images, committee members and Hessian column batches are split over both devices
-and give the single-device numbers within 1e-12 (float64). The device count is fixed when JAX
+and give the single-device numbers within 1e-12 (float64), also for batches the device count does not
+divide (3 replicas, 5 images, 3 members, 63-column chunks: padded, split, sliced back). The device count is fixed when JAX
 starts, so all checks run in one subprocess; the single-device reference is the default path
 (`mlffbench.sharding.device_count` patched to 1) in the same process."""
 
@@ -108,6 +109,34 @@ CHECK = textwrap.dedent(r"""
     go = lambda: hs._finite_difference(lj, np.asarray(x), box, nb, 1e-4, 64)
     close(go(), single(go), "hessian finite-difference")
     split(hs._forces_batch(lj, sh.shard_batch(jnp.tile(x, (64, 1))), box, nb), 64)
+
+    # batches the device count does not divide: padded with copies of the last element, split,
+    # and sliced back; numbers equal one device
+    assert [sh.padded_size(n) for n in (1, 2, 3, 5)] == [1, 2, 4, 6]
+    t = jnp.arange(6.0).reshape(3, 2)
+    assert np.array_equal(sh.unpad_leading(sh.pad_leading(t, 3, 4), 4, 3), t)
+    assert np.array_equal(np.asarray(sh.pad_leading(t, 3, 4))[3], np.asarray(t)[2])
+    R3 = np.stack([random_displacements(s, 0.03, i).positions for i in (1, 2, 3)])
+    go = lambda: run_md(lj, R3, s.box, integ, 40, kT=0.3, seed=4, sample_every=20, chunk_steps=20,
+                        record=("forces",))
+    a, b = go(), single(go)
+    assert a.final["positions"].shape == (3,) + s.positions.shape and a.samples["forces"].shape[1] == 3
+    close(a.final["positions"], b.final["positions"], "md 3 replicas positions")
+    close(a.samples["forces"], b.samples["forces"], "md 3 replicas sampled forces")
+    path5 = np.stack([R2[0] + t * (R2[1] - R2[0]) for t in np.linspace(0, 1, 7)])  # 5 interior images
+    st5 = StringSettings(tol=1e-9, max_iter=10, chunk=10)
+    go = lambda: string_method(bef, path5, st5, aux_init=aux_init, aux_overflow=aux_overflow,
+                               end_energies=e_end, remove_translation=True)
+    a, b = go(), single(go)
+    close(a.images, b.images, "string 5 images")
+    com3 = make_committee([lj, lennard_jones("lj/cut/shift", cutoff=1.5, epsilon=1.1),
+                           lennard_jones("lj/cut/shift", cutoff=1.5, epsilon=0.9)])
+    go = lambda: jax.jit(lambda R: com3.evaluate_members(R, box, nb).forces)(jnp.asarray(R2[0]))
+    fa, fb = go(), single(go)
+    assert fa.shape[0] == 3
+    close(fa, fb, "committee 3 member forces")
+    go = lambda: hs.hessian(lj, R, s.box, lj.neighbors(box), chunk=63).matrix
+    close(go(), single(go), "hessian autodiff, odd chunk")
     print("SHARDING OK")
 """)
 

@@ -35,7 +35,7 @@ from mlffbench.errors import SimulationError
 from mlffbench.neighbors import (as_box_matrix, batched_update, capacity, forced_rebuild, over_batch,
                                  pad_to_capacity)
 from mlffbench.potentials.base import Potential
-from mlffbench.sharding import shard_batch
+from mlffbench.sharding import pad_leading, padded_size, shard_batch
 
 ENSEMBLES = ("nve", "nvt_nose_hoover", "nvt_langevin", "npt_nose_hoover")
 RECORDABLE = ("positions", "velocities", "forces", "stress", "box")
@@ -447,13 +447,18 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
     kT_steps = np.broadcast_to(np.asarray(kT, dtype=np_dtype), (n_steps,)).copy()
     chunk_steps = max(sample_every, (chunk_steps // sample_every) * sample_every)
     mass_j = _mass_array(mass, dtype)
+    # replicas over devices: padded to a multiple of the device count with copies of the last
+    # replica (same key, so the same trajectory), sliced off the results
+    n_run = padded_size(n_rep)
     prog = _program(potential, box_m, integrator, dtype, npt, sample_every,
-                    tuple(record), mass_j, n_rep, n_atoms, skin, capacity_multiplier)
+                    tuple(record), mass_j, n_run, n_atoms, skin, capacity_multiplier)
 
     extra = 0
+    V = None if velocities is None else np.asarray(velocities, np_dtype).reshape(Rs.shape)
+    Rs, V, keys = pad_leading((Rs, V, _replica_keys(seed, n_rep)), n_rep, n_run)
+    Rs = np.asarray(Rs)
     nbrs = prog.neighbors(Rs, extra)
-    V = None if velocities is None else jnp.asarray(np.asarray(velocities, np_dtype).reshape(Rs.shape))
-    keys, R_dev, nbrs, V = shard_batch((_replica_keys(seed, n_rep), jnp.asarray(Rs), nbrs, V))  # replicas over devices
+    keys, R_dev, nbrs, V = shard_batch((keys, jnp.asarray(Rs), nbrs, None if V is None else jnp.asarray(V)))
     state = prog.init(keys, R_dev, nbrs, kT_steps[0], V)
 
     samples: list[dict] = []
@@ -491,15 +496,15 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
             message = f"blow-up between steps {done} and {done + length}: {why}; kept the state at step {done}"
             break
         state, nbrs = new_state, new_nbrs
-        chunk_samples = jax.tree_util.tree_map(np.asarray, chunk_samples)
+        chunk_samples = jax.tree_util.tree_map(lambda x: np.asarray(x)[:, :n_rep], chunk_samples)
         chunk_samples["step"] = np.arange(1, length // sample_every + 1) * sample_every + done
         samples.append(chunk_samples)
         done += length
         if progress is not None:
             progress(done, n_steps)
 
-    R_fin = np.asarray(_cartesian_all(state, npt))
-    V_fin = np.asarray(state.momentum / mass_j)  # jax-md keeps Cartesian momenta in NPT too
+    R_fin = np.asarray(_cartesian_all(state, npt))[:n_rep]
+    V_fin = np.asarray(state.momentum / mass_j)[:n_rep]  # jax-md keeps Cartesian momenta in NPT too
     box_fin = np.asarray(jax.vmap(simulate.npt_box)(state))[0] if npt else np.asarray(box_m)
     final = {"positions": R_fin if replicated else R_fin[0],
              "velocities": V_fin if replicated else V_fin[0], "box": box_fin}

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from mlffbench.errors import UserError
 from mlffbench.potentials.base import Capabilities, Evaluation, Potential
-from mlffbench.sharding import constrain_batch
+from mlffbench.sharding import vmap_sharded
 
 MemberFn = Callable[..., jnp.ndarray]
 
@@ -66,7 +66,7 @@ class Committee(Potential):
         """Every member's Evaluation with a leading member axis: energy (K,) or None, forces
         (K, N, 3), stress (K, 3, 3) or None. Vmapped when the members are batched, else a loop."""
         if self.capabilities.batched:
-            return jax.vmap(lambda k: self.member_view(k).evaluate(R, box, nbrs, stress))(constrain_batch(jnp.arange(self.size)))
+            return vmap_sharded(lambda k: self.member_view(k).evaluate(R, box, nbrs, stress))(jnp.arange(self.size))
         evs = [m.evaluate(R, box, nbrs, stress) for m in self.members]
         return Evaluation(*(None if getattr(evs[0], f) is None else jnp.stack([getattr(e, f) for e in evs])
                             for f in Evaluation._fields))

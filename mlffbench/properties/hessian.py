@@ -30,7 +30,7 @@ import numpy as np
 
 from mlffbench.neighbors import NeighborSpec
 from mlffbench.potentials.base import Potential
-from mlffbench.sharding import shard_batch
+from mlffbench.sharding import padded_size, shard_batch
 
 AUTODIFF, FINITE_DIFFERENCE = "autodiff", "finite-difference"
 
@@ -112,7 +112,7 @@ def _hvp_columns(potential: Potential, x, box, nbrs, basis):
 def _autodiff_columns(potential: Potential, x, box, nbrs, chunk: int) -> np.ndarray:
     """The exact Hessian, `chunk` columns per call (one compiled shape: the last chunk is padded)."""
     n = x.shape[0]
-    c = max(1, min(chunk, n))
+    c = padded_size(max(1, min(chunk, n)))  # a chunk the devices divide (the last is zero-padded)
     eye = np.eye(n, dtype=np.float64)
     cols = []
     for k in range(0, n, c):
@@ -137,6 +137,7 @@ def _finite_difference(potential: Potential, x: np.ndarray, box, nbrs, h: float,
     D = np.eye(n) * h
     displaced = np.concatenate([x + D, x - D])  # (2n, n): plus rows, then minus rows
     if caps.jit and caps.batched:
+        chunk = padded_size(chunk)  # a chunk the devices divide
         pad = (-len(displaced)) % chunk
         padded = np.concatenate([displaced, np.repeat(displaced[-1:], pad, axis=0)])
         F = np.concatenate([np.asarray(_forces_batch(potential, shard_batch(jnp.asarray(padded[k:k + chunk])), box, nbrs))

@@ -36,7 +36,7 @@ from mlffbench.dynamics.minimize import FIRE, cap_displacement, fire_step, newto
 from mlffbench.errors import SimulationError
 from mlffbench.neighbors import batched_update
 from mlffbench.properties.hessian import hessian
-from mlffbench.sharding import constrain_batch
+from mlffbench.sharding import vmap_sharded
 
 Array = jnp.ndarray
 
@@ -439,7 +439,7 @@ def potential_batched_ef(potential, box, skin: float = 0.5, capacity_multiplier:
 
     def batched_ef(Xi, nbrs):
         nbrs = update_all(Xi, nbrs)
-        E, F = jax.vmap(one)(constrain_batch(Xi), nbrs)  # images over devices
+        E, F = vmap_sharded(one)(Xi, nbrs)  # images over devices (padded to a multiple)
         return E.astype(jnp.float64), F.astype(jnp.float64), nbrs
 
     return batched_ef, aux_init, aux_overflow
