@@ -42,3 +42,21 @@ def run_cli(args: list[str]):
         os.sys.argv = old_argv
         cli.console.file = None
     return code, out.getvalue() + err.getvalue()
+
+
+def sigkill_when_file_appears(cli_args: list[str], watch, log_path, timeout_s: float = 600.0) -> None:
+    """Run `python -m mlffbench *cli_args` in a child process and SIGKILL it (a real kill, not an
+    exception) as soon as file `watch` exists; assert the child died of that signal."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = open(log_path, "wb")  # a file, not a pipe: a full pipe would block the child
+    proc = subprocess.Popen([sys.executable, "-m", "mlffbench", *cli_args], stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.monotonic() + timeout_s
+    while not watch.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    log.close()
+    assert proc.wait(timeout=60) == -signal.SIGKILL, open(log_path).read()[-2000:]

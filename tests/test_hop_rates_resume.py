@@ -7,17 +7,12 @@ and rates of the run left alone, and no partial or scratch directory is left beh
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import A0_LJ, run_cli
+from conftest import A0_LJ, run_cli, sigkill_when_file_appears
 import mlffbench.workflows.vacancy as vacancy_workflow
 
 # LJ units; 107-atom cell, one temperature, 2 replicas x 3 checkpointed segments of 500 steps:
@@ -70,15 +65,7 @@ def test_sigkill_mid_hop_rates_resumes_to_identical_hops(setup, monkeypatch):
     out = root / "killed"
     bench = out / "benchmarks"
     ckpt = bench / ".hop_rates.scratch" / "reference" / "checkpoint.npz"
-    log = open(root / "stderr.txt", "wb")  # a file, not a pipe: a full pipe would block the child
-    proc = subprocess.Popen([sys.executable, "-m", "mlffbench", *_run_args(cfg, out)],
-                            stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 600
-    while not ckpt.is_file() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    log.close()
-    assert proc.wait(timeout=60) == -signal.SIGKILL, (root / "stderr.txt").read_text()[-2000:]
+    sigkill_when_file_appears(_run_args(cfg, out), ckpt, root / "stderr.txt")
     # killed mid-benchmark: a checkpoint inside the temperature, nothing committed
     state = json.loads(str(np.load(ckpt)["_state"]))
     assert state["t_index"] == 0 and 1 <= state["segment"] < N_SEG and state["equilibrated"], state

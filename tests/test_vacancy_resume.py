@@ -88,26 +88,15 @@ def test_sigkill_resumes_to_identical_hops(uninterrupted, tmp_path):
     finally block runs) right after its first checkpoint; resuming from that checkpoint counts
     exactly the hops, hop times and simulated time of the run left alone."""
     import json
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+
+    from conftest import sigkill_when_file_appears
 
     cfg, pot, whole = uninterrupted
     cfg_file = tmp_path / "vacancy.yaml"
     cfg_file.write_text(json.dumps(CONFIG))  # JSON is YAML
     ckpt = tmp_path / "ckpt.npz"
-    log = open(tmp_path / "stderr.txt", "wb")  # a file, not a pipe: a full pipe would block the child
-    proc = subprocess.Popen([sys.executable, "-m", "mlffbench", "vacancy", "-c", str(cfg_file), "-o",
-                             str(tmp_path / "vac"), "--checkpoint", str(ckpt), "-q"],
-                            stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 600
-    while not ckpt.is_file() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    log.close()
-    assert proc.wait(timeout=60) == -signal.SIGKILL, (tmp_path / "stderr.txt").read_text()[-2000:]
+    sigkill_when_file_appears(["vacancy", "-c", str(cfg_file), "-o", str(tmp_path / "vac"), "--checkpoint",
+                               str(ckpt), "-q"], ckpt, tmp_path / "stderr.txt")
     assert ckpt.is_file() and not (tmp_path / "vac").exists()  # killed mid-run: no output committed
     state = json.loads(str(np.load(ckpt)["_state"]))
     assert state["t_index"] == 0 and state["segment"] >= 1  # inside the first temperature
