@@ -4,6 +4,7 @@ import pytest
 
 from mlffbench.training.trainer import make_loss, output_scale, predict_graphs
 from mlffbench.training.config import LossConfig
+from mlffbench.training.data import standardization
 
 
 class _Graphs:
@@ -91,7 +92,7 @@ def _fixed_batch():
 def test_trainer_prior_term_equals_the_cg_loop_loss():
     import jax.numpy as jnp
 
-    from mlffbench.cg.fit import cg_graphs, cg_standardization
+    from mlffbench.cg.fit import cg_frames, cg_graphs
     from mlffbench.cg.prior import ExponentialPrior
     from mlffbench.potentials.gnn import init_params
     from mlffbench.potentials.gnn.hipnn_ts import HIPNNTS, hparams_with_defaults
@@ -102,7 +103,7 @@ def test_trainer_prior_term_equals_the_cg_loop_loss():
     module = HIPNNTS(**hp)
     params = init_params("hipnn-ts", hp, seed=4, dtype=jnp.float64)
     prior = ExponentialPrior(onset=0.7, strength=3.0, width=0.1, fraction=0.05)
-    std = cg_standardization(F)
+    std = standardization(cg_frames(X, F, box), np.arange(len(X)), use_energy=False)
     scale = std["force_scale"]
     batch = {k: jnp.asarray(v) for k, v in cg_graphs(X, F, box, hp["cutoff"]).take(np.arange(3)).items()}
     for kind, factor in (("mse", 1.0), ("rmse+mae", scale)):  # rmse+mae: trainer on F/scale, loop /scale^2

@@ -409,7 +409,7 @@ def _submit_and_wait(client, todo: list[Task], run_path: Path, cfg: SweepConfig,
             return study_command(cfg, outdir, t.recipe)
         return task_command(t, run_path, cfg.mode, t.run_dir(outdir).resolve())
     futs = {client.submit(execute_task, command(t), env, cwd,
-                          key=f"mlffbench-{t.label}-{t.keys and next(iter(t.keys.values()))[:8]}",
+                          key=f"mlffbench-{t.label}-{next(iter(t.keys.values()))[:8] if t.keys else 'study'}",
                           retries=cfg.retries, pure=False): t for t in todo}
     out: dict[str, dict] = {}
     with _bar(len(futs), progress) as bar:

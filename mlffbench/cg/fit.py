@@ -119,30 +119,25 @@ class TrainResult:
     best_epoch: int = -1
 
 
-def cg_graphs(X: np.ndarray, F: np.ndarray, box: np.ndarray, cutoff: float, index=None):
-    """CG frames -> `training.data.GraphSet` (full edge lists, exactly `cutoff`, energies NaN).
-
-    X, F (n, M, 3) bead positions (sigma) and mapped forces (epsilon/sigma), box (3, 3) or (3,);
-    index: the frames to take (default all)."""
+def cg_frames(X: np.ndarray, F: np.ndarray, box: np.ndarray):
+    """CG frames as the fields of an `io.Dataset` that `training.data.build_graphs` and
+    `standardization` read: X, F (n, M, 3) bead positions (sigma) and mapped forces (epsilon/sigma),
+    box (3, 3) or (3,); energies NaN (force matching)."""
     from types import SimpleNamespace
 
+    n = len(X)
+    return SimpleNamespace(positions=np.asarray(X, np.float64), forces=np.asarray(F, np.float64),
+                           box=np.broadcast_to(as_box_matrix(box), (n, 3, 3)), energy=np.full(n, np.nan),
+                           kT_target=np.full(n, np.nan))
+
+
+def cg_graphs(X: np.ndarray, F: np.ndarray, box: np.ndarray, cutoff: float, index=None):
+    """CG frames -> `training.data.GraphSet` (full edge lists, exactly `cutoff`, energies NaN);
+    index: the frames to take (default all)."""
     from mlffbench.training.data import build_graphs
 
-    n = len(X)
-    index = np.arange(n) if index is None else np.asarray(index)
-    frames = SimpleNamespace(positions=np.asarray(X, np.float64), forces=np.asarray(F, np.float64),
-                             box=np.broadcast_to(as_box_matrix(box), (n, 3, 3)), energy=np.full(n, np.nan),
-                             kT_target=np.full(n, np.nan))  # the fields build_graphs reads
-    return build_graphs(frames, index, cutoff, half=False)
-
-
-def cg_standardization(F: np.ndarray) -> dict:
-    """One output scale (epsilon/sigma, = energy scale in epsilon at 1 sigma): RMS of F's components."""
-    s = float(np.sqrt(np.mean(np.asarray(F) ** 2)))
-    if not np.isfinite(s) or s <= 0:
-        raise UserError("CG training frames have zero or non-finite mapped forces")
-    return {"energy_shift": 0.0, "energy_scale": s, "force_scale": s,
-            "units": {"energy_shift": "epsilon/bead", "energy_scale": "epsilon", "force_scale": "epsilon/sigma"}}
+    index = np.arange(len(X)) if index is None else np.asarray(index)
+    return build_graphs(cg_frames(X, F, box), index, cutoff, half=False)
 
 
 def fit_hipnn(X: np.ndarray, F_ref: np.ndarray, box: np.ndarray, hparams: dict, settings: TrainSettings,
@@ -159,6 +154,7 @@ def fit_hipnn(X: np.ndarray, F_ref: np.ndarray, box: np.ndarray, hparams: dict, 
     import tempfile
 
     from mlffbench.training.config import LossConfig, OptimConfig
+    from mlffbench.training.data import standardization
     from mlffbench.training.trainer import member_params, train_loop
 
     hp = hparams_with_defaults(hparams)
@@ -169,7 +165,7 @@ def fit_hipnn(X: np.ndarray, F_ref: np.ndarray, box: np.ndarray, hparams: dict, 
     n_val = max(1, int(round(settings.valid_fraction * len(X))))
     val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
     graphs = {"train": cg_graphs(X, F_ref, box, hp["cutoff"], tr), "val": cg_graphs(X, F_ref, box, hp["cutoff"], val)}
-    std = cg_standardization(F_ref[tr])
+    std = standardization(cg_frames(X, F_ref, box), tr, use_energy=False)  # one scale: RMS mapped force
     opt = OptimConfig(epochs=settings.epochs, batch_size=settings.batch_size, learning_rate=settings.learning_rate,
                       schedule=settings.schedule, patience=settings.patience)
     loss_cfg = LossConfig(kind=settings.loss, energy_weight=0.0, force_weight=1.0)
