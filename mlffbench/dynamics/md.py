@@ -430,11 +430,7 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
             learned models where accuracy is shown to hold; reference physics stays float64.
         progress: called as progress(steps_done, n_steps) after every chunk.
     """
-    unknown = set(record) - set(RECORDABLE)
-    if unknown:
-        raise ValueError(f"cannot record {sorted(unknown)}; choose from {RECORDABLE}")
-    if n_steps <= 0 or n_steps % sample_every:
-        raise ValueError(f"n_steps ({n_steps}) must be a positive multiple of sample_every ({sample_every})")
+    _check_run_args(record, n_steps, sample_every)
     np_dtype = np.dtype(jnp.dtype(dtype).name)
     R = np.asarray(positions, dtype=np_dtype)
     replicated = R.ndim == 3
@@ -486,13 +482,10 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
             nbrs = prog.neighbors(R_end if np.all(np.isfinite(R_end)) else R_start, extra)
             nbrs = prog.update_each(prog.list_coords(R_start), nbrs)
             continue
-        T_max = float(jnp.max(chunk_samples["T"]))
-        md = float(jnp.max(max_disp))
-        if not (np.isfinite(md) and md <= max_step_displacement and np.isfinite(T_max) and T_max <= max_kT):
+        why = _blowup_reason(float(jnp.max(max_disp)), float(jnp.max(chunk_samples["T"])),
+                             max_step_displacement, max_kT)
+        if why:
             status = "blowup"
-            why = (f"an atom moved {md:.3g} sigma in one step (limit {max_step_displacement})"
-                   if not (np.isfinite(md) and md <= max_step_displacement)
-                   else f"the temperature reached {T_max:.3g} epsilon/k_B (limit {max_kT})")
             message = f"blow-up between steps {done} and {done + length}: {why}; kept the state at step {done}"
             break
         state, nbrs = new_state, new_nbrs
@@ -511,6 +504,26 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
     return MDResult(samples=_stack_samples(samples, replicated, integrator.dt), final=final,
                     status=status, message=message, steps_done=done, neighbor_reallocations=reallocs,
                     compile_seconds=compile_s, run_seconds=run_s)
+
+
+def _check_run_args(record: tuple[str, ...], n_steps: int, sample_every: int) -> None:
+    """ValueError for an unknown recorded quantity or a step count that is not a positive multiple
+    of sample_every."""
+    unknown = set(record) - set(RECORDABLE)
+    if unknown:
+        raise ValueError(f"cannot record {sorted(unknown)}; choose from {RECORDABLE}")
+    if n_steps <= 0 or n_steps % sample_every:
+        raise ValueError(f"n_steps ({n_steps}) must be a positive multiple of sample_every ({sample_every})")
+
+
+def _blowup_reason(max_disp: float, T_max: float, max_step_displacement: float, max_kT: float) -> str:
+    """Why a chunk blew up ('' if it did not): an atom moved more than max_step_displacement
+    (sigma) in one step, or the temperature exceeded max_kT (epsilon/k_B); NaN counts as both."""
+    if not (np.isfinite(max_disp) and max_disp <= max_step_displacement):
+        return f"an atom moved {max_disp:.3g} sigma in one step (limit {max_step_displacement})"
+    if not (np.isfinite(T_max) and T_max <= max_kT):
+        return f"the temperature reached {T_max:.3g} epsilon/k_B (limit {max_kT})"
+    return ""
 
 
 def _cartesian_all(state, npt: bool):
