@@ -119,6 +119,7 @@ def vacancy_formation_energy(potential, a0: float, e0: float, n_cells: int, fmax
     return {"n_cells": n_cells, "n_atoms": n - 1,
             "E_f_relaxed": rel.energy - (n - 1) * e0, "E_f_unrelaxed": e_unrelaxed - (n - 1) * e0,
             "max_force": rel.max_force, "converged": bool(rel.converged), "iterations": rel.iterations,
+            "relax_fmax": rel.fmax, "relax_method": rel.method,
             "max_displacement": float(disp.max()), "seconds": time.perf_counter() - t0}
 
 
@@ -155,6 +156,10 @@ def run_vacancy_formation(potential, ctx: BenchContext) -> dict:
                                                           reduced=r["E_f_unrelaxed"], reduced_unit="epsilon"),
                       "max_force": value(r["max_force"] * F, "eV/Å", reduced=r["max_force"]),
                       "converged": r["converged"], "iterations": r["iterations"],
+                      # the threshold actually applied (a potential without autodiff relaxes to
+                      # max(fmax, FD_RELAX_FMAX)) and the route that finished the relaxation
+                      "relax_fmax": value(r["relax_fmax"] * F, "eV/Å", reduced=r["relax_fmax"]),
+                      "relax_method": r["relax_method"],
                       "max_displacement": value(r["max_displacement"] * L, "Å"),
                       "seconds": r["seconds"]})
     raw = {"lattice_constant": value(a0 * L, "Å", reduced=a0, reduced_unit="sigma"), "cells": cells,
