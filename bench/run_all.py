@@ -244,8 +244,15 @@ def _stage_only(key: str, scale: float = 1.0) -> Callable[[dict, dict], dict]:
 def _demo_rss(data: dict, rec: dict) -> dict:
     out = {"ours": rec["peak_rss_mb"] / 1024.0}
     man = data or {}
-    per = {k: _get(v, "value") for k, v in (man.get("benchmark_peak_rss") or {}).items()}
-    per = {k: v for k, v in per.items() if v is not None}
+    per = {}  # manifest: {benchmark: {stage (model, reference, ...): {"value": MiB, ...}}}
+    for name, stages in (man.get("benchmark_peak_rss") or {}).items():
+        vals = [_get(v, "value") for v in stages.values()] if isinstance(stages, dict) else []
+        vals = [v for v in vals if isinstance(v, (int, float))]
+        if vals:
+            per[name] = max(vals)
+    for name, v in (man.get("stage_peak_rss") or {}).items():  # generate, train (if recorded)
+        if isinstance(_get(v, "value"), (int, float)):
+            per[name] = v["value"]
     if per:
         out["detail"] = {"benchmark_peak_rss_mb": per}
     return out
