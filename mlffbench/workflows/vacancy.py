@@ -142,107 +142,11 @@ def run_vacancy(potential: Potential, cfg: VacancyConfig, outdir: Path, checkpoi
     a = lattice_constant(potential, cfg.system.lattice_constant, sysname, units)
     vac, _, _ = vacancy_structure(cfg.system.supercell, a)
     R0, _, _, _ = relax(potential, vac.positions, vac.box, 1e-6, cfg.md.skin_sigma)
-    integ = _integrator(cfg)
     kTs = [convert_input(T, "temperature", sysname, units) for T in cfg.run.temperatures]
-    n_seg = -(-cfg.run.steps // cfg.md.segment_steps)
-
-    loaded = _load_checkpoint(checkpoint, chash)
-    if loaded is None:
-        state = {"config_hash": chash, "t_index": 0, "segment": 0, "equilibrated": False,
-                 "detectors": None, "start_time": None, "time_offset": 0.0, "finished": [],
-                 "messages": [], "alive": None, "md_seconds": 0.0}
-        arrays: dict = {}
-    else:
-        state, arrays = loaded
-        where = (f"temperature {state['t_index'] + 1}/{len(kTs)}, segment {state['segment']}"
-                 if state["t_index"] < len(kTs) else "all MD done")
-        log(f"resuming from {checkpoint}: {where}")
-
+    state, arrays = _resume_or_start(checkpoint, chash, len(kTs), log)
+    run = _HopRun(potential, cfg, vac, _integrator(cfg), checkpoint)
     while state["t_index"] < len(kTs):
-        ti = state["t_index"]
-        kT = kTs[ti]
-        n_rep = cfg.run.n_replicas
-        if state["alive"] is None:
-            state["alive"] = list(range(n_rep))
-            state["detectors"] = [HopDetector(cfg.run.persist_samples, cfg.run.defect_persist_samples).state()
-                                  for _ in range(n_rep)]
-            state["start_time"] = [0.0] * n_rep
-            state["time_offset"] = 0.0
-            state["segment"], state["equilibrated"] = 0, False
-            arrays = {"positions": np.repeat(R0[None], n_rep, axis=0), "velocities": np.zeros((0,)),
-                      "last_sample": np.repeat(R0[None], n_rep, axis=0), "drift": np.zeros((n_rep, 3))}
-        dets = [HopDetector.from_state(d) for d in state["detectors"]]
-        alive = state["alive"]
-        seed_base = cfg.seed * 100003 + ti * 1009
-        if not state["equilibrated"] and cfg.run.equilibration_steps > 0:
-            n_eq = -(-cfg.run.equilibration_steps // cfg.md.sample_every) * cfg.md.sample_every
-            md = run_md(potential, arrays["positions"][alive] if len(alive) > 1 else arrays["positions"][alive[0]],
-                        vac.box, integ, n_eq, kT=kT, seed=seed_base + 999, sample_every=cfg.md.sample_every,
-                        chunk_steps=cfg.md.segment_steps, skin=cfg.md.skin_sigma)
-            state["md_seconds"] += md.run_seconds + md.compile_seconds
-            P = md.final["positions"].reshape(len(alive), -1, 3)
-            V = md.final["velocities"].reshape(len(alive), -1, 3)
-            arrays["positions"][alive] = P
-            arrays["velocities"] = np.zeros_like(arrays["positions"])
-            arrays["velocities"][alive] = V
-            state["equilibrated"] = True
-        progress_cm = (progress_factory(f"kT={kT:.3f} hops", n_seg) if progress_factory else None)
-        update = progress_cm.__enter__() if progress_cm else None
-        try:
-            while state["segment"] < n_seg and alive:
-                seg = state["segment"]
-                steps = min(cfg.md.segment_steps, cfg.run.steps - seg * cfg.md.segment_steps)
-                steps = max(cfg.md.sample_every, steps // cfg.md.sample_every * cfg.md.sample_every)
-                P0 = arrays["positions"][alive]
-                V0 = arrays["velocities"][alive] if arrays["velocities"].size else None
-                single = len(alive) == 1
-                md = run_md(potential, P0[0] if single else P0, vac.box, integ, steps, kT=kT,
-                            seed=seed_base + seg, sample_every=cfg.md.sample_every, chunk_steps=steps,
-                            skin=cfg.md.skin_sigma, velocities=None if V0 is None else (V0[0] if single else V0),
-                            record=("positions",))
-                state["md_seconds"] += md.run_seconds + md.compile_seconds
-                if md.status != "ok":
-                    state["messages"].append(f"kT={kT:.4g}: MD stopped ({md.message}); replicas {alive} dropped")
-                    alive = []
-                    break
-                pos = md.samples["positions"]
-                pos = pos[:, None] if single else pos  # (S, R, N, 3)
-                times = state["time_offset"] + md.samples["time"]
-                for k, r in enumerate(alive):
-                    prev = arrays["last_sample"][r] if seg > 0 else None
-                    drift = arrays["drift"][r] if seg > 0 else None
-                    fixed, last, drift = remove_drift(pos[:, k], vac.box, prev, drift)
-                    arrays["last_sample"][r], arrays["drift"][r] = last, drift
-                    v, ne = site_occupancy(fixed, vac.sites, vac.box)
-                    dets[r].feed(v, ne, times)
-                state["time_offset"] = float(times[-1])
-                Pf = md.final["positions"].reshape(len(alive), -1, 3)
-                Vf = md.final["velocities"].reshape(len(alive), -1, 3)
-                if arrays["velocities"].size == 0:
-                    arrays["velocities"] = np.zeros_like(arrays["positions"])
-                arrays["positions"][alive] = Pf
-                arrays["velocities"][alive] = Vf
-                for r in list(alive):
-                    if dets[r].stopped:
-                        state["messages"].append(f"kT={kT:.4g} replica {r}: {dets[r].stopped}")
-                        alive = [x for x in alive if x != r]
-                state["segment"] = seg + 1
-                state["alive"] = alive
-                state["detectors"] = [d.state() for d in dets]
-                _save_checkpoint(checkpoint, state, arrays)
-                if update:
-                    update(state["segment"], n_seg)
-        finally:
-            if progress_cm:
-                progress_cm.__exit__(None, None, None)
-        hops = sum(d.n_hops for d in dets)
-        sim_time = sum(max(d.valid_time - state["start_time"][r], 0.0) for r, d in enumerate(dets))
-        state["finished"].append({"kT": kT, "hops": hops, "time": sim_time,
-                                  "per_replica": [{"hops": d.n_hops, "time": d.valid_time, "stopped": d.stopped,
-                                                   "hop_times": [h.time for h in d.hops]} for d in dets]})
-        state["t_index"] = ti + 1
-        state["alive"] = None
-        _save_checkpoint(checkpoint, state, {"positions": np.zeros(0), "velocities": np.zeros(0)})
+        arrays = run.temperature(state, arrays, R0, kTs[state["t_index"]], progress_factory)
 
     doc = _result(potential, cfg, state, a, vac.n_atoms)
     if cfg.compare.htst:
@@ -254,6 +158,130 @@ def run_vacancy(potential: Potential, cfg: VacancyConfig, outdir: Path, checkpoi
     write_json(outdir / "manifest.json", manifest("vacancy", cfg, cfg.seed, potential.precision,
                                                   timings, model=model_spec))
     return doc
+
+
+def _resume_or_start(checkpoint: Path, chash: str, n_temperatures: int, log) -> tuple[dict, dict]:
+    """The checkpoint's (state, arrays), or a fresh state before the first temperature."""
+    loaded = _load_checkpoint(checkpoint, chash)
+    if loaded is None:
+        return ({"config_hash": chash, "t_index": 0, "segment": 0, "equilibrated": False,
+                 "detectors": None, "start_time": None, "time_offset": 0.0, "finished": [],
+                 "messages": [], "alive": None, "md_seconds": 0.0}, {})
+    state, arrays = loaded
+    where = (f"temperature {state['t_index'] + 1}/{n_temperatures}, segment {state['segment']}"
+             if state["t_index"] < n_temperatures else "all MD done")
+    log(f"resuming from {checkpoint}: {where}")
+    return state, arrays
+
+
+def _take(array: np.ndarray, alive: list[int]) -> np.ndarray:
+    """The alive replicas' rows, or the single replica's array (run_md's un-batched form)."""
+    return array[alive[0]] if len(alive) == 1 else array[alive]
+
+
+class _HopRun:
+    """One temperature's replicas: equilibration, then segments of MD through the hop detector,
+    a checkpoint after each. `state`/`arrays` are the checkpoint's contents, updated in place."""
+
+    def __init__(self, potential: Potential, cfg: VacancyConfig, vac, integ: Integrator, checkpoint: Path):
+        self.potential, self.cfg, self.vac, self.integ, self.checkpoint = potential, cfg, vac, integ, checkpoint
+        self.n_seg = -(-cfg.run.steps // cfg.md.segment_steps)
+
+    def temperature(self, state: dict, arrays: dict, R0: np.ndarray, kT: float, progress_factory) -> dict:
+        """Run (the rest of) temperature `state['t_index']`; returns the arrays to continue with."""
+        cfg = self.cfg
+        if state["alive"] is None:
+            arrays = self._start(state, R0)
+        dets = [HopDetector.from_state(d) for d in state["detectors"]]
+        seed_base = cfg.seed * 100003 + state["t_index"] * 1009
+        if not state["equilibrated"] and cfg.run.equilibration_steps > 0:
+            self._equilibrate(state, arrays, kT, seed_base + 999)
+        progress_cm = (progress_factory(f"kT={kT:.3f} hops", self.n_seg) if progress_factory else None)
+        update = progress_cm.__enter__() if progress_cm else None
+        try:
+            while state["segment"] < self.n_seg and state["alive"]:
+                self._segment(state, arrays, dets, kT, seed_base + state["segment"])
+                if update:
+                    update(state["segment"], self.n_seg)
+        finally:
+            if progress_cm:
+                progress_cm.__exit__(None, None, None)
+        self._finish(state, dets, kT)
+        return {"positions": np.zeros(0), "velocities": np.zeros(0)}
+
+    def _start(self, state: dict, R0: np.ndarray) -> dict:
+        n_rep, run = self.cfg.run.n_replicas, self.cfg.run
+        state["alive"] = list(range(n_rep))
+        state["detectors"] = [HopDetector(run.persist_samples, run.defect_persist_samples).state()
+                              for _ in range(n_rep)]
+        state["start_time"] = [0.0] * n_rep
+        state["time_offset"] = 0.0
+        state["segment"], state["equilibrated"] = 0, False
+        return {"positions": np.repeat(R0[None], n_rep, axis=0), "velocities": np.zeros((0,)),
+                "last_sample": np.repeat(R0[None], n_rep, axis=0), "drift": np.zeros((n_rep, 3))}
+
+    def _store_final(self, arrays: dict, alive: list[int], md) -> None:
+        arrays["positions"][alive] = md.final["positions"].reshape(len(alive), -1, 3)
+        if arrays["velocities"].size == 0:
+            arrays["velocities"] = np.zeros_like(arrays["positions"])
+        arrays["velocities"][alive] = md.final["velocities"].reshape(len(alive), -1, 3)
+
+    def _equilibrate(self, state: dict, arrays: dict, kT: float, seed: int) -> None:
+        md_cfg, alive = self.cfg.md, state["alive"]
+        n_eq = -(-self.cfg.run.equilibration_steps // md_cfg.sample_every) * md_cfg.sample_every
+        md = run_md(self.potential, _take(arrays["positions"], alive), self.vac.box, self.integ, n_eq, kT=kT,
+                    seed=seed, sample_every=md_cfg.sample_every, chunk_steps=md_cfg.segment_steps,
+                    skin=md_cfg.skin_sigma)
+        state["md_seconds"] += md.run_seconds + md.compile_seconds
+        arrays["velocities"] = np.zeros_like(arrays["positions"])
+        self._store_final(arrays, alive, md)
+        state["equilibrated"] = True
+
+    def _segment(self, state: dict, arrays: dict, dets: list[HopDetector], kT: float, seed: int) -> None:
+        """One MD segment of the alive replicas, fed to their hop detectors; checkpointed."""
+        md_cfg, seg, alive = self.cfg.md, state["segment"], state["alive"]
+        steps = min(md_cfg.segment_steps, self.cfg.run.steps - seg * md_cfg.segment_steps)
+        steps = max(md_cfg.sample_every, steps // md_cfg.sample_every * md_cfg.sample_every)
+        V0 = _take(arrays["velocities"], alive) if arrays["velocities"].size else None
+        md = run_md(self.potential, _take(arrays["positions"], alive), self.vac.box, self.integ, steps, kT=kT,
+                    seed=seed, sample_every=md_cfg.sample_every, chunk_steps=steps, skin=md_cfg.skin_sigma,
+                    velocities=V0, record=("positions",))
+        state["md_seconds"] += md.run_seconds + md.compile_seconds
+        if md.status != "ok":
+            state["messages"].append(f"kT={kT:.4g}: MD stopped ({md.message}); replicas {alive} dropped")
+            state["alive"] = []
+            return
+        pos = md.samples["positions"]
+        pos = pos[:, None] if len(alive) == 1 else pos  # (S, R, N, 3)
+        times = state["time_offset"] + md.samples["time"]
+        for k, r in enumerate(alive):
+            prev = arrays["last_sample"][r] if seg > 0 else None
+            drift = arrays["drift"][r] if seg > 0 else None
+            fixed, last, drift = remove_drift(pos[:, k], self.vac.box, prev, drift)
+            arrays["last_sample"][r], arrays["drift"][r] = last, drift
+            v, ne = site_occupancy(fixed, self.vac.sites, self.vac.box)
+            dets[r].feed(v, ne, times)
+        state["time_offset"] = float(times[-1])
+        self._store_final(arrays, alive, md)
+        for r in list(alive):
+            if dets[r].stopped:
+                state["messages"].append(f"kT={kT:.4g} replica {r}: {dets[r].stopped}")
+                alive = [x for x in alive if x != r]
+        state["segment"] = seg + 1
+        state["alive"] = alive
+        state["detectors"] = [d.state() for d in dets]
+        _save_checkpoint(self.checkpoint, state, arrays)
+
+    def _finish(self, state: dict, dets: list[HopDetector], kT: float) -> None:
+        """Record the temperature's hops and valid time; checkpoint before the next one."""
+        hops = sum(d.n_hops for d in dets)
+        sim_time = sum(max(d.valid_time - state["start_time"][r], 0.0) for r, d in enumerate(dets))
+        state["finished"].append({"kT": kT, "hops": hops, "time": sim_time,
+                                  "per_replica": [{"hops": d.n_hops, "time": d.valid_time, "stopped": d.stopped,
+                                                   "hop_times": [h.time for h in d.hops]} for d in dets]})
+        state["t_index"] += 1
+        state["alive"] = None
+        _save_checkpoint(self.checkpoint, state, {"positions": np.zeros(0), "velocities": np.zeros(0)})
 
 
 def _result(potential, cfg: VacancyConfig, state: dict, a: float, n_atoms: int) -> dict:
