@@ -38,6 +38,18 @@ class RecipeConfig(StrictModel):
     description: str = ""
 
 
+class ExtraConfig(StrictModel):
+    """Benchmarks outside the default study: run only by `mlffbench study --extra`, and only on
+    `tasks` (empty: the baseline recipe), on the committees the study already trained (generate
+    and train are reused from the study's cache; nothing is retrained). For the costly ones
+    (`hop_rates`: vacancy MD per member; `migration_barrier`: a string per member and a0),
+    e.g. the paper's claim that the model trained without vacancies reproduces barrier and hop
+    rates. Their settings come from the run config's benchmark block and `benchmark_overrides`."""
+
+    tasks: list[str] = []
+    benchmarks: list[str] = []
+
+
 class StudyConfig(StrictModel):
     """Config of `mlffbench study` (see configs/study-quick.yaml).
 
@@ -55,6 +67,7 @@ class StudyConfig(StrictModel):
         task (an `overrides` dict is merged key by key), e.g. smaller cells for the study.
     table_metrics: {benchmark: [metric, ...]}: further rows of the table besides each benchmark's
         headline (scored metrics as errors with gains; unscored ones as plain values).
+    extra: ExtraConfig: benchmarks run only with `--extra`, on some tasks (see ExtraConfig).
     """
 
     run: str = "configs/run-quick.yaml"
@@ -70,12 +83,26 @@ class StudyConfig(StrictModel):
     generate_overrides: dict[str, Any] = {}
     benchmark_overrides: dict[str, dict[str, Any]] = {}
     table_metrics: dict[str, list[str]] = {}
+    extra: ExtraConfig = ExtraConfig()
 
     @model_validator(mode="after")
     def _baseline_listed(self):
         if self.baseline not in self.recipes:
             raise ValueError(f"baseline {self.baseline!r} is not one of the recipes")
         return self
+
+    def extra_tasks(self) -> list[str]:
+        """The tasks `--extra` adds benchmarks to (default: the baseline)."""
+        return list(self.extra.tasks) or [self.baseline]
+
+
+def task_benchmarks(cfg: StudyConfig, task: str, extra: bool) -> list[str]:
+    """The benchmarks a task runs: the study's list, plus `extra.benchmarks` on the extra tasks
+    when `extra` is on (the study's benchmarks keep their stored results either way)."""
+    names = list(cfg.benchmarks)
+    if extra and task in cfg.extra_tasks():
+        names += [b for b in cfg.extra.benchmarks if b not in names]
+    return names
 
 
 def plan(cfg: StudyConfig) -> dict[str, tuple[RecipeConfig, int]]:
@@ -232,6 +259,101 @@ def markdown_table(table: dict, tasks: list[str], baseline: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rate_ratio_interval(n_model: int, t_model: float, n_ref: int, t_ref: float,
+                        confidence: float = 0.95) -> tuple[float, float, float]:
+    """(ratio, low, high): the ratio of two Poisson rates (n_model / t_model) / (n_ref / t_ref)
+    with its exact conditional interval. Given n = n_model + n_ref, n_model is binomial with
+    p = rho t_model / (rho t_model + t_ref), so the Clopper-Pearson interval of p maps to rho.
+    Times in any one unit; low = 0 when n_model = 0, high = inf when n_ref = 0; nan without hops."""
+    from scipy import stats
+
+    n = n_model + n_ref
+    if n == 0:
+        return float("nan"), 0.0, float("inf")
+    a = (1.0 - confidence) / 2.0
+    p_lo = 0.0 if n_model == 0 else float(stats.beta.ppf(a, n_model, n_ref + 1))
+    p_hi = 1.0 if n_ref == 0 else float(stats.beta.ppf(1.0 - a, n_model + 1, n_ref))
+    scale = t_ref / t_model
+
+    def rho(p: float) -> float:
+        return float("inf") if p >= 1.0 else scale * p / (1.0 - p)
+
+    ratio = float("inf") if n_ref == 0 else (n_model / t_model) / (n_ref / t_ref)
+    return ratio, rho(p_lo), rho(p_hi)
+
+
+def hop_rate_summary(result: dict) -> dict | None:
+    """Model vs LJ vacancy hop rates from a passed `hop_rates` result (result.json content).
+
+    Per temperature tag ('105K'): LJ's hops, simulated time (ps) and rate (1/ps) with the exact
+    Poisson 95 % interval; per committee member the same plus the rate ratio model/LJ with its
+    exact 95 % interval (`rate_ratio_interval`); and for the committee the pooled ratio (all
+    members' hops over all members' time: the committee's mean rate) with its interval, and the
+    mean +- std (ddof=1) over members of log10(ratio) (model spread; members with 0 hops left out).
+    None if the benchmark did not pass."""
+    import numpy as np
+
+    from mlffbench.properties.rates import rate_with_interval
+
+    if result.get("state") != PASSED or not result.get("reference"):
+        return None
+    ref = result["reference"]["rates"]
+    model = result.get("model") or {}
+    members = model.get("members") or [model]
+    out = {}
+    for tag, r in ref.items():
+        t_ref = float(r["simulated_time"]["value"])
+        row = {"temperature_K": float(r["temperature"]["value"]),
+               "lj": rate_with_interval(r["hops"], t_ref), "members": []}
+        for m in members:
+            mr = m["rates"].get(tag)
+            if mr is None:
+                continue
+            t_m = float(mr["simulated_time"]["value"])
+            ratio, lo, hi = rate_ratio_interval(mr["hops"], t_m, r["hops"], t_ref)
+            row["members"].append({**rate_with_interval(mr["hops"], t_m), "ratio": ratio,
+                                   "ratio_low": lo, "ratio_high": hi})
+        n_all = sum(m["hops"] for m in row["members"])
+        t_all = sum(m["time"] for m in row["members"])
+        ratio, lo, hi = rate_ratio_interval(n_all, t_all, r["hops"], t_ref)
+        logs = [math.log10(m["ratio"]) for m in row["members"] if m["hops"] > 0 and np.isfinite(m["ratio"])]
+        row["committee"] = {**rate_with_interval(n_all, t_all), "ratio": ratio, "ratio_low": lo, "ratio_high": hi,
+                            "log10_ratio_mean": float(np.mean(logs)) if logs else float("nan"),
+                            "log10_ratio_std": float(np.std(logs, ddof=1)) if len(logs) >= 2 else float("nan"),
+                            "n_members_with_hops": len(logs)}
+        out[tag] = row
+    return out
+
+
+def hop_rate_markdown(summaries: dict[str, dict]) -> str:
+    """Markdown of `hop_rate_summary` per task: rates (1/ps) and ratios with 95 % intervals."""
+    import numpy as np
+
+    def iv(x: dict, key: str = "rate") -> str:
+        return f"{x[key]:.3g} [{x[key + '_low']:.2g}, {x[key + '_high']:.2g}]"
+
+    lines = ["| task | T (K) | potential | hops | time (ps) | rate (1/ps) [95 %] | model/LJ [95 %] |",
+             "|---|---|---|---|---|---|---|"]
+    for task, summ in summaries.items():
+        for tag, row in summ.items():
+            T = f"{row['temperature_K']:g}"
+            lj = row["lj"]
+            lines.append(f"| {task} | {T} | LJ | {lj['hops']} | {lj['time']:.0f} | {iv(lj)} | 1 |")
+            for k, m in enumerate(row["members"]):
+                lines.append(f"| {task} | {T} | member {k} | {m['hops']} | {m['time']:.0f} | {iv(m)} | "
+                             f"{iv(m, 'ratio')} |")
+            c = row["committee"]
+            spread = (f"; log10 ratio over members {c['log10_ratio_mean']:+.2f} ± {c['log10_ratio_std']:.2f}"
+                      if np.isfinite(c["log10_ratio_std"]) else "")
+            lines.append(f"| {task} | {T} | committee (pooled) | {c['hops']} | {c['time']:.0f} | {iv(c)} | "
+                         f"{iv(c, 'ratio')}{spread} |")
+    lines.append("")
+    lines.append("Exact Poisson 95 % intervals for each rate; the ratio's interval is the exact conditional "
+                 "(binomial) one. Pooled: all members' hops over all members' time. The spread over members "
+                 "is the model uncertainty, the intervals the sampling noise.")
+    return "\n".join(lines) + "\n"
+
+
 def plot_study(table: dict, tasks: list[str], path: Path) -> None:
     """One panel per benchmark: headline error per task with committee error bars (log scale)."""
     from mlffbench.plotting import PALETTE, pyplot, save
@@ -346,7 +468,7 @@ def prepare_study_dir(outdir: Path, overwrite: bool) -> None:
 
 
 def run_task(cfg: StudyConfig, rcfg, task_dir: Path, done_dirs: list[Path], progress: bool, log: Callable,
-             source: str) -> tuple[dict, dict]:
+             source: str, select: list[str] | None = None) -> tuple[dict, dict]:
     """One task's run (its dataset shared from an earlier task where identical): (results doc, times)."""
     import time
 
@@ -356,7 +478,7 @@ def run_task(cfg: StudyConfig, rcfg, task_dir: Path, done_dirs: list[Path], prog
     shared = share_dataset(task_dir, stage_configs(rcfg, source)[0], done_dirs)
     if shared is not None:
         log(f"  {task_dir.name}: dataset shared from {shared.name} (same generate config)")
-    doc = run_battery(rcfg, task_dir, select=cfg.benchmarks, progress=progress,
+    doc = run_battery(rcfg, task_dir, select=select or cfg.benchmarks, progress=progress,
                       log=lambda m: log(f"  {task_dir.name}: {m}"), source=source)
     times = task_times(task_dir, doc, time.perf_counter() - t0, _cpu_s() - c0)
     log(f"  {task_dir.name}: {times['wall_s']:.0f} s (generate {times['stages']['generate']:.0f}, "
@@ -383,25 +505,30 @@ def times_table(times: dict[str, dict]) -> str:
 
 def run_study(cfg: StudyConfig, outdir: Path, source: str = "config", overwrite: bool = False,
               progress: bool = False, log: Callable[[str], None] = print,
-              recipes: list[str] | None = None) -> dict:
+              recipes: list[str] | None = None, extra: bool = False) -> dict:
     """Every recipe's loop into OUTDIR/recipes/<task>, then the comparison. Resumable.
 
-    Returns (and writes as study.json) the table, each task's summary and its wall/CPU times (s)."""
+    extra: also run `cfg.extra.benchmarks` on `cfg.extra_tasks()` (from the cache: a finished
+    study only runs the new benchmarks). Returns (and writes as study.json) the table, each
+    task's summary and its wall/CPU times (s)."""
     from mlffbench.benchmarks.runner import RunConfig
 
     reg = battery()
     for name in cfg.benchmarks:
         if name not in reg:
             raise UserError(f"{source}: benchmarks: unknown benchmark {name!r} (known: {', '.join(reg)})")
-    for name in [*cfg.benchmark_overrides, *cfg.table_metrics]:
+    for name in [*cfg.benchmark_overrides, *cfg.table_metrics, *cfg.extra.benchmarks]:
         if name not in reg:
-            raise UserError(f"{source}: unknown benchmark {name!r} in benchmark_overrides/table_metrics")
+            raise UserError(f"{source}: unknown benchmark {name!r} in benchmark_overrides/table_metrics/extra")
     base_path = resolve_path(cfg.run)
     if not base_path.is_file():
         raise UserError(f"{source}: run: file not found: {cfg.run}")
     base = load_config(RunConfig, base_path)
     tasks = plan(cfg)
     check_recipes(tasks, recipes, source)
+    bad = [t for t in cfg.extra.tasks if t not in tasks]
+    if bad:
+        raise UserError(f"{source}: extra.tasks: {bad[0]!r} is not a task of the study (tasks: {', '.join(tasks)})")
     validate_recipes(cfg, base, tasks, source)
     prepare_study_dir(outdir, overwrite)
 
@@ -412,7 +539,8 @@ def run_study(cfg: StudyConfig, outdir: Path, source: str = "config", overwrite:
         log(f"[recipe {k}/{len(tasks)}] {task}: {frames} training frames, {cfg.members} members")
         rcfg = recipe_run_config(cfg, base, recipe, frames)
         task_dir = outdir / "recipes" / task
-        docs[task], times[task] = run_task(cfg, rcfg, task_dir, done, progress, log, f"{source}: recipes.{task}")
+        docs[task], times[task] = run_task(cfg, rcfg, task_dir, done, progress, log, f"{source}: recipes.{task}",
+                                           select=task_benchmarks(cfg, task, extra))
         done.append(task_dir)
     if recipes is not None:  # some tasks only: no table (the run without --recipe writes it)
         return {"tasks": {t: {"summary": d["summary"]} for t, d in docs.items()}, "table": None}
@@ -429,9 +557,14 @@ def write_study(cfg: StudyConfig, outdir: Path, tasks: dict, docs: dict, times: 
                          "times": times[t]} for t, (r, f) in tasks.items()},
            "wall_s": sum(t["wall_s"] for t in times.values()), "cpu_s": sum(t["cpu_s"] for t in times.values()),
            "table": table, "config": cfg.model_dump(mode="json")}
+    hops = {t: h for t, d in docs.items()
+            if (h := hop_rate_summary(d["benchmarks"].get("hop_rates") or {})) is not None}
+    if hops:
+        doc["hop_rates"] = hops
     write_json(outdir / "study.json", doc)
+    hop_md = f"## Vacancy hop rates, model vs LJ\n\n{hop_rate_markdown(hops)}\n" if hops else ""
     (outdir / "study.md").write_text(f"# Data-engineering study\n\n{markdown_table(table, names, cfg.baseline)}\n"
-                                     f"## Time per task (s; stages as first computed)\n\n{times_table(times)}")
+                                     f"{hop_md}## Time per task (s; stages as first computed)\n\n{times_table(times)}")
     try:
         plot_study(table, names, outdir / "study.png")
     except Exception as exc:  # the table matters, the picture is a bonus

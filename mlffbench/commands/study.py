@@ -20,6 +20,9 @@ def register(app: typer.Typer) -> None:
         recipe: list[str] = typer.Option(None, "--recipe",
                                          help="Run only this task (repeatable; a recipe or 'paper@N'); no table "
                                               "is written (run once without --recipe for it, as `mlffbench sweep` does)."),
+        extra: bool = typer.Option(False, "--extra",
+                                   help="Also run the config's extra.benchmarks (e.g. hop_rates, migration_barrier) on "
+                                        "extra.tasks (default: the baseline), reusing the study's trained committees."),
     ) -> None:
         """Generate -> train a committee -> battery for every data recipe, with the same number of
         training frames each; then one table and one plot of each property's error per recipe
@@ -33,7 +36,8 @@ def register(app: typer.Typer) -> None:
 
         cfg = load_config(StudyConfig, config, {"seed": seed})
         doc = run_study(cfg, outdir, source=str(config), overwrite=overwrite, progress=not quiet,
-                        log=lambda msg: console.print(msg, highlight=False), recipes=recipe or None)
+                        log=lambda msg: console.print(msg, highlight=False), recipes=recipe or None,
+                        extra=extra)
         if doc["table"] is None:
             console.print(f"study: {', '.join(doc['tasks'])} done in {outdir}", highlight=False)
             return
