@@ -45,6 +45,16 @@ def test_import_roundtrip_and_rejects_malformed(tmp_path):
         "mol.npz": {**good, "molecule": np.array([0, 1, 0])},
         "gap.npz": {**good, "molecule": np.array([0, 2, 0, 2])},
     }
+    # replica labels (independent trajectories) survive the round trip; malformed ones are refused
+    d2 = _two_molecules()
+    d2.positions, d2.forces = np.repeat(d.positions, 4, 0), np.repeat(d.forces, 4, 0)
+    d2.times, d2.replica = np.tile([0.0, 1.0], 2), np.array([0, 0, 1, 1])
+    save_all_atom(tmp_path / "rep.npz", d2)
+    np.testing.assert_array_equal(load_all_atom(tmp_path / "rep.npz").replica, [0, 0, 1, 1])
+    assert back.replica is None
+    four = {**good, "positions": d2.positions, "forces": d2.forces}
+    cases["replica.npz"] = {**four, "replica": np.array([0, 1, 0, 1])}  # not contiguous
+    cases["replicashape.npz"] = {**four, "replica": np.array([0, 1])}
     for name, arrays in cases.items():
         np.savez(tmp_path / name, **arrays)
         with pytest.raises(UserError) as exc:
@@ -184,3 +194,34 @@ def test_cg_md_with_prior_is_stable_and_without_collapses():
     Y = ref[-1:].copy()
     Y[0, 1] = Y[0, 0] + [0.3, 0.0, 0.0]
     assert not contact_check(float(min_pair_distances(Y, box).min()), r_ref, 0.05)["ok"]
+
+
+def test_validation_frames_starts_and_decision():
+    from mlffbench.cg.transfer import combine_members, decide, md_starts, validation_frames
+
+    rep = np.repeat([0, 1, 2], 10)
+    val = validation_frames(30, rep, 0.2)  # the last 2 frames of every replica, in time order
+    np.testing.assert_array_equal(val, [8, 9, 18, 19, 28, 29])
+    np.testing.assert_array_equal(validation_frames(10, None, 0.3), [7, 8, 9])
+    X = np.arange(30)[:, None, None] * np.ones((1, 2, 3))
+    np.testing.assert_array_equal(md_starts({"X": X, "replica": rep}, 4)[:, 0, 0], [9, 19, 29, 9])
+    np.testing.assert_array_equal(md_starts({"X": X, "replica": None}, 3)[:, 0, 0], [9, 19, 29])
+    a = {"rdf_distance": 0.10, "rdf_distance_std": 0.01}
+    assert decide({"hipnn-ts": a, "pair-spline": {"rdf_distance": 0.05, "rdf_distance_std": 0.01}})["better"] \
+        == "pair-spline"  # 0.05 > 2 sqrt(2) 0.01
+    undecided = decide({"hipnn-ts": a, "pair-spline": {"rdf_distance": 0.08, "rdf_distance_std": 0.01}})
+    assert undecided["better"] is None and "<=" in undecided["reason"]
+    assert decide({"hipnn-ts": {"rdf_distance": None}, "pair-spline": a})["better"] is None
+
+    def member(d, P, ok=True):
+        return {"rdf_distance": d, "rdf_distance_std": 0.01, "rdf_noise_expected": 0.005, "rdf_distance_excess": d,
+                "rdf_noise_floor": 0.004, "contact": {"ok": ok, "model_min": {"value": 0.5}},
+                "force_rmse": {"value": 2.0}, "force_rmse_relative": 0.9, "md_status": "ok" if ok else "failed",
+                "md_message": "" if ok else "contact check: x", "md_seconds": 1.0,
+                "pressure": {"value": P}, "pressure_difference": {"value": P - 1}, "diffusion": {"value": 0.1},
+                "diffusion_ratio": 2.0, "rdf": {"r": [0, 1], "g": np.array([0.0, d])}}
+    c = combine_members([member(0.1, 3.0), member(0.2, 5.0, ok=False)])
+    assert c["rdf_distance"] == pytest.approx(0.15) and c["rdf_distance_member_std"] == pytest.approx(np.std([0.1, 0.2], ddof=1))
+    assert c["rdf_distance_std"] == pytest.approx(np.hypot(c["rdf_distance_member_std"], 0.01))
+    assert c["pressure"]["std"] == pytest.approx(np.std([3.0, 5.0], ddof=1)) and c["pressure"]["n"] == 2
+    assert c["md_status"] == "failed" and "member 1" in c["md_message"] and not c["contact"]["ok"]

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 import mlffbench  # noqa: F401  (x64)
-from mlffbench.cg.checks import frame_rdfs, min_pair_distances, split_half_distance
+from mlffbench.cg.checks import (
+    frame_rdfs,
+    min_pair_distances,
+    noise_floor,
+    replica_noise_floor,
+    split_half_distance,
+)
 from mlffbench.cg.fit import (
     SplinePair,
     hipnn_cg_potential,
@@ -41,6 +47,31 @@ def test_split_half_noise_floor_matches_the_analytic_expectation():
     assert split_half_distance(r, G, "l2") == pytest.approx(expect, rel=0.03)
     assert split_half_distance(r, G, "l1") == pytest.approx(math.sqrt(2 / math.pi) * expect, rel=0.03)
     assert split_half_distance(r, np.repeat(g[None], 6, 0)) == 0.0  # noise-free reference: no floor
+
+
+def test_replica_noise_floor_sees_slow_fluctuations_that_split_half_misses():
+    # R independent replicas of F frames; replica k carries a slow offset o_kb ~ N(0, tau^2) that
+    # lasts its whole run (a fluctuation slower than the run) plus i.i.d. frame noise N(0, sigma^2).
+    # A replica mean has variance v = tau^2 + sigma^2/F, the difference of two half-means (R/2
+    # replicas each) 4 v / R: l2 -> sqrt(4 v / R), l1 -> sqrt(2/pi) sqrt(4 v / R).
+    rng = np.random.default_rng(11)
+    r = np.linspace(0.0, 3.5, 4000)
+    g = np.where(r < 0.9, 0.0, 1.0 + 0.8 * np.exp(-((r - 1.1) / 0.2) ** 2))
+    R, F, sigma, tau = 8, 30, 0.05, 0.02
+    G = (g + rng.normal(0.0, tau, size=(R, 1, r.size)) + rng.normal(0.0, sigma, size=(R, F, r.size))).reshape(-1, r.size)
+    rep = np.repeat(np.arange(R), F)
+    expect = math.sqrt(4 * (tau ** 2 + sigma ** 2 / F) / R)
+    assert replica_noise_floor(r, G, rep, "l2") == pytest.approx(expect, rel=0.05)
+    assert replica_noise_floor(r, G, rep, "l1") == pytest.approx(math.sqrt(2 / math.pi) * expect, rel=0.05)
+    assert noise_floor(r, G, rep, "l2") == (replica_noise_floor(r, G, rep, "l2"), "replicas (8)")
+    # one replica's split halves share its slow offset: they only see frame noise, 2 sigma/sqrt(F),
+    # well below the distance between two independent runs of that length, sqrt(2 (tau^2 + 2 sigma^2/F))
+    one = G[rep == 0]
+    assert split_half_distance(r, one) == pytest.approx(2 * sigma / math.sqrt(F), rel=0.05)
+    assert noise_floor(r, one, None) == (split_half_distance(r, one), "split-half")
+    assert split_half_distance(r, one) < 0.75 * math.sqrt(2 * (tau ** 2 + 2 * sigma ** 2 / F))
+    with pytest.raises(ValueError, match="2 replicas"):
+        replica_noise_floor(r, one, np.zeros(F, int))
 
 
 def test_frame_rdfs_average_to_the_trajectory_rdf_and_min_distance_by_hand():

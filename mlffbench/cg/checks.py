@@ -7,6 +7,9 @@
   noise of variance sigma^2 per bin, F frames: E[l2^2] = 4 sigma^2 / F; an exact model sampled as
   long as the reference is expected at about 1/sqrt(2) of the floor. A model distance within
   the floor is not distinguishable from the reference.
+  With independent replicas (`reference.replicas` >= 2), `replica_noise_floor` replaces it: the
+  same expectation from the spread of the replica means, which needs no assumption about the
+  time correlation inside a trajectory.
 * Contact check: `contact_check` fails a model whose CG MD brings two beads closer than the
   reference's smallest sampled distance minus a margin (the reference never shows such pairs, so
   nothing in the data supports them).
@@ -34,6 +37,41 @@ def split_half_distance(r: np.ndarray, G: np.ndarray, metric: str = "l2") -> flo
     if h < 1:
         raise ValueError("the noise floor needs at least 2 frames")
     return rdf_distance(r, G[:h].mean(0), G[h:2 * h].mean(0), metric)
+
+
+def replica_noise_floor(r: np.ndarray, G: np.ndarray, replica: np.ndarray, metric: str = "l2") -> float:
+    """Expected RDF distance between two independent halves of the replicas, from the spread of
+    the replica means: G (F, n_bins) per-frame g(r), replica (F,) int with R >= 2 distinct values.
+
+    Replica k's mean g_k has per-bin variance s_b^2 (unbiased sample variance over the R
+    replicas, which are independent whatever the time correlation inside each); the difference of
+    two half-means (R/2 replicas each) has variance 4 s_b^2 / R. So 'l2' -> sqrt(mean_b 4 s_b^2/R)
+    (the root of E[l2^2], as `split_half_distance` estimates for i.i.d. frames) and 'l1' ->
+    mean_b sqrt(2/pi) sqrt(4 s_b^2/R) (Gaussian |X|). Replicas of unequal length are weighted
+    equally (their means are the samples)."""
+    G = np.asarray(G, np.float64)
+    replica = np.asarray(replica)
+    if replica.shape != (len(G),):
+        raise ValueError(f"replica must have shape ({len(G)},), got {replica.shape}")
+    ids = np.unique(replica)
+    if len(ids) < 2:
+        raise ValueError("the replica noise floor needs at least 2 replicas")
+    means = np.stack([G[replica == k].mean(0) for k in ids])
+    var_diff = 4.0 * means.var(axis=0, ddof=1) / len(ids)
+    if metric == "l2":
+        return float(np.sqrt(np.mean(var_diff)))
+    if metric == "l1":
+        return float(np.mean(np.sqrt(2.0 / np.pi) * np.sqrt(var_diff)))
+    raise ValueError(f"unknown RDF metric {metric!r} (choose 'l2' or 'l1')")
+
+
+def noise_floor(r: np.ndarray, G: np.ndarray, replica: np.ndarray | None, metric: str = "l2") -> tuple[float, str]:
+    """(floor, method): `replica_noise_floor` when the frames come from >= 2 independent replicas,
+    else `split_half_distance` of the one trajectory (which underestimates when the trajectory's
+    slow fluctuations outlast a half)."""
+    if replica is not None and len(np.unique(replica)) >= 2:
+        return replica_noise_floor(r, G, replica, metric), f"replicas ({len(np.unique(replica))})"
+    return split_half_distance(r, G, metric), "split-half"
 
 
 def min_pair_distances(X: np.ndarray, box: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ class ReferenceConfig(StrictModel):
     equil_steps: int = Field(2000, ge=0)
     prod_steps: int = Field(4000, ge=100)
     sample_every: int = Field(50, ge=1)
+    replicas: int = Field(1, ge=1, le=64)  # independent trajectories per state (noise floor from their spread)
     molecule: TrimerConfig = TrimerConfig()
 
 
@@ -80,6 +81,8 @@ class HipnnConfig(StrictModel):
     schedule: Literal["cosine", "constant"] = "cosine"
     valid_fraction: float = Field(0.2, gt=0, lt=1)
     dtype: Literal["float32", "float64"] = "float32"
+    frame_stride: int = Field(1, ge=1)  # train (HIP-NN-TS and the spline) on every k-th reference frame
+    members: int = Field(1, ge=1, le=16)  # committee of seeds seed..seed+members-1; each runs its own CG MD
 
 
 class BaselineConfig(StrictModel):
@@ -94,6 +97,7 @@ class CGMDConfig(StrictModel):
     equil_steps: int = Field(1000, ge=0)
     prod_steps: int = Field(4000, ge=100)
     sample_every: int = Field(50, ge=1)
+    replicas: int = Field(1, ge=1, le=64)  # CG MD trajectories per state and model member, side by side
 
 
 class AnalysisConfig(StrictModel):
@@ -106,7 +110,7 @@ class CGConfig(StrictModel):
     seed: int = 0
     mapping: Literal["com"] = "com"
     states: list[StateConfig] = Field(min_length=1)
-    train_state: str
+    train_state: str | list[str] = Field(description="state name, or a list of names (multi-state training)")
     reference: ReferenceConfig = ReferenceConfig()
     prior: PriorConfig = PriorConfig()
     hipnn: HipnnConfig = HipnnConfig()
@@ -114,13 +118,22 @@ class CGConfig(StrictModel):
     cg_md: CGMDConfig = CGMDConfig()
     analysis: AnalysisConfig = AnalysisConfig()
 
+    @property
+    def train_states(self) -> list[str]:
+        """The training state names (one for single-state training)."""
+        return [self.train_state] if isinstance(self.train_state, str) else list(self.train_state)
+
     @model_validator(mode="after")
     def _check(self):
         names = [s.name for s in self.states]
         if len(set(names)) != len(names):
             raise ValueError("state names must be unique")
-        if self.train_state not in names:
-            raise ValueError(f"train_state {self.train_state!r} is not one of the states {names}")
+        ts = self.train_states
+        if not ts or len(set(ts)) != len(ts):
+            raise ValueError("train_state must name at least one state, each once")
+        for t in ts:
+            if t not in names:
+                raise ValueError(f"train_state {t!r} is not one of the states {names}")
         for stage, steps in (("reference", self.reference.prod_steps), ("cg_md", self.cg_md.prod_steps)):
             se = getattr(self, stage).sample_every
             if steps % se:

@@ -31,6 +31,8 @@ class AllAtomData:
         kT: thermostat temperature (epsilon); NaN if unknown.
         pressure: (F,) instantaneous pressure if known (epsilon/sigma^3), else NaN.
         name: state-point label.
+        replica: (F,) int, the independent trajectory (replica) every frame comes from, 0..R-1;
+            None = one trajectory. Frames of one replica are contiguous and in time order.
     """
 
     positions: np.ndarray
@@ -43,6 +45,7 @@ class AllAtomData:
     pressure: np.ndarray | None = None
     name: str = "state"
     meta: dict = field(default_factory=dict)
+    replica: np.ndarray | None = None
 
     @property
     def n_molecules(self) -> int:
@@ -67,6 +70,12 @@ def validate(arrays: dict, source: str) -> None:
         raise UserError(f"{source}: molecule must have shape ({n},), got {mol.shape}")
     if box.shape not in ((3, 3), (3,), (R.shape[0], 3, 3)):
         raise UserError(f"{source}: box must have shape (3, 3), (3,) or (frames, 3, 3), got {box.shape}")
+    if "replica" in arrays:
+        rep = np.asarray(arrays["replica"])
+        if rep.shape != (R.shape[0],) or not np.issubdtype(rep.dtype, np.integer) or rep.min() < 0:
+            raise UserError(f"{source}: replica must be non-negative integers of shape ({R.shape[0]},)")
+        if np.any(np.diff(rep) < 0):
+            raise UserError(f"{source}: replica indices must be non-decreasing (each replica's frames contiguous)")
     if not (np.all(np.isfinite(R)) and np.all(np.isfinite(F))):
         raise UserError(f"{source}: positions or forces contain NaN/inf")
     if np.any(m <= 0):
@@ -93,25 +102,29 @@ def from_arrays(arrays: dict, source: str, name: str | None = None) -> AllAtomDa
     R = np.asarray(arrays["positions"], np.float64)
     times = np.asarray(arrays.get("times", np.full(R.shape[0], np.nan)), np.float64)
     pressure = arrays.get("pressure")
+    replica = arrays.get("replica")
     return AllAtomData(positions=R, forces=np.asarray(arrays["forces"], np.float64),
                        masses=np.asarray(arrays["masses"], np.float64),
                        molecule=np.asarray(arrays["molecule"], np.int64),
                        box=_box33(arrays["box"], source), times=times,
                        kT=float(np.asarray(arrays.get("kT", np.nan))),
                        pressure=None if pressure is None else np.asarray(pressure, np.float64),
-                       name=str(name or arrays.get("name", Path(source).stem)))
+                       name=str(name or arrays.get("name", Path(source).stem)),
+                       replica=None if replica is None else np.asarray(replica, np.int64))
 
 
 def save_all_atom(path: str | Path, d: AllAtomData) -> None:
     """npz with the fields `load_all_atom` reads (reduced units)."""
     extra = {} if d.pressure is None else {"pressure": d.pressure}
+    if d.replica is not None:
+        extra["replica"] = d.replica
     np.savez_compressed(path, positions=d.positions, forces=d.forces, masses=d.masses, molecule=d.molecule,
                         box=d.box, times=d.times, kT=d.kT, name=d.name, _meta=json.dumps(d.meta), **extra)
 
 
 def load_all_atom(path: str | Path, name: str | None = None) -> AllAtomData:
     """Read all-atom frames from .npz (arrays positions, forces, masses, molecule, box [, times,
-    kT]) or .extxyz (per-atom columns pos, forces, masses, molecule; Lattice in the header).
+    kT, pressure, replica (F,) int: independent trajectories, contiguous]) or .extxyz (per-atom columns pos, forces, masses, molecule; Lattice in the header).
 
     Raises a one-line UserError naming the file for anything missing or inconsistent.
     """

@@ -119,15 +119,26 @@ class TrainResult:
     best_epoch: int = -1
 
 
+def frame_boxes(box: np.ndarray, n: int) -> np.ndarray:
+    """(n, 3, 3) box matrices from one box ((3,) or (3, 3)) or per-frame boxes (n, 3, 3)."""
+    b = np.asarray(box, np.float64)
+    if b.ndim == 3:
+        if b.shape != (n, 3, 3):
+            raise ValueError(f"per-frame boxes must have shape ({n}, 3, 3), got {b.shape}")
+        return b
+    return np.broadcast_to(as_box_matrix(b), (n, 3, 3))
+
+
 def cg_frames(X: np.ndarray, F: np.ndarray, box: np.ndarray):
     """CG frames as the fields of an `io.Dataset` that `training.data.build_graphs` and
     `standardization` read: X, F (n, M, 3) bead positions (sigma) and mapped forces (epsilon/sigma),
-    box (3, 3) or (3,); energies NaN (force matching)."""
+    box (3, 3) or (3,), or (n, 3, 3) one per frame (frames of several state points); energies NaN
+    (force matching)."""
     from types import SimpleNamespace
 
     n = len(X)
     return SimpleNamespace(positions=np.asarray(X, np.float64), forces=np.asarray(F, np.float64),
-                           box=np.broadcast_to(as_box_matrix(box), (n, 3, 3)), energy=np.full(n, np.nan),
+                           box=frame_boxes(box, n), energy=np.full(n, np.nan),
                            kT_target=np.full(n, np.nan))
 
 
@@ -141,14 +152,19 @@ def cg_graphs(X: np.ndarray, F: np.ndarray, box: np.ndarray, cutoff: float, inde
 
 
 def fit_hipnn(X: np.ndarray, F_ref: np.ndarray, box: np.ndarray, hparams: dict, settings: TrainSettings,
-              prior: Prior, progress=None) -> tuple[HIPNNTS, TrainResult, float]:
+              prior: Prior, progress=None, val_index: np.ndarray | None = None,
+              members: int = 1) -> tuple[HIPNNTS, TrainResult, float]:
     """Force-match HIP-NN-TS + fixed prior to the mapped forces F_ref with the project's trainer.
 
     The loss compares -grad(E_model + E_prior) with F_ref (`trainer.make_loss(prior=...)`),
     standardised by one scale = RMS of the training frames' mapped force components; the
     validation split (`valid_fraction`, frames drawn with `seed`) drives early stopping and the
     learning curve (history: one record per epoch, val_force_rmse in epsilon/sigma, prior
-    included). Returns (module, TrainResult with the best-validation parameters, energy_scale).
+    included). val_index: the validation frames (default: a random `valid_fraction` of them);
+    box: one box or (n, 3, 3) per frame. members: a committee trained side by side by the
+    trainer (member m initialised from seed + m, batches in its own order); then
+    TrainResult.params is a list with every member's best parameters.
+    Returns (module, TrainResult with the best-validation parameters, energy_scale).
     """
     import hashlib
     import tempfile
@@ -160,16 +176,21 @@ def fit_hipnn(X: np.ndarray, F_ref: np.ndarray, box: np.ndarray, hparams: dict, 
     hp = hparams_with_defaults(hparams)
     if prior.cutoff > hp["cutoff"]:
         raise UserError(f"prior cutoff {prior.cutoff:.3g} exceeds the model cutoff {hp['cutoff']:.3g}")
-    rng = np.random.default_rng(settings.seed)
-    order = rng.permutation(len(X))
-    n_val = max(1, int(round(settings.valid_fraction * len(X))))
-    val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if val_index is None:
+        rng = np.random.default_rng(settings.seed)
+        order = rng.permutation(len(X))
+        n_val = max(1, int(round(settings.valid_fraction * len(X))))
+        val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
+    else:
+        val = np.sort(np.asarray(val_index))
+        tr = np.setdiff1d(np.arange(len(X)), val)
     graphs = {"train": cg_graphs(X, F_ref, box, hp["cutoff"], tr), "val": cg_graphs(X, F_ref, box, hp["cutoff"], val)}
     std = standardization(cg_frames(X, F_ref, box), tr, use_energy=False)  # one scale: RMS mapped force
     opt = OptimConfig(epochs=settings.epochs, batch_size=settings.batch_size, learning_rate=settings.learning_rate,
                       schedule=settings.schedule, patience=settings.patience)
     loss_cfg = LossConfig(kind=settings.loss, energy_weight=0.0, force_weight=1.0)
-    tag = hashlib.sha256(repr((hp, settings, np.asarray(X).shape)).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(repr((hp, settings, np.asarray(X).shape, members)).encode()).hexdigest()[:16]
+    seeds = [settings.seed + m for m in range(members)]
 
     def on_epoch(rec):
         if progress is not None:
@@ -178,12 +199,16 @@ def fit_hipnn(X: np.ndarray, F_ref: np.ndarray, box: np.ndarray, hparams: dict, 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cg-hipnn-") as tmp:
         st = train_loop("hipnn-ts", hp, graphs, std, loss_cfg, opt, settings.seed, settings.dtype,
-                        Path(tmp) / "checkpoint.msgpack", tag, on_epoch=on_epoch, prior=prior)
+                        Path(tmp) / "checkpoint.msgpack", tag, on_epoch=on_epoch, prior=prior,
+                        member_seeds=seeds if members > 1 else None)
     steps_per_epoch = len(tr) // min(settings.batch_size, len(tr))
-    params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), member_params(st.best_params, 0))
-    res = TrainResult(params=params, history=st.history, best_valid_rmse=float(st.best_val[0]),
+    plist = [jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), member_params(st.best_params, m))
+             for m in range(members)]
+    res = TrainResult(params=plist[0] if members == 1 else plist, history=st.history,
+                      best_valid_rmse=float(st.best_val[0]) if members == 1 else [float(v) for v in st.best_val],
                       steps=st.epoch * steps_per_epoch, stopped="early_stopping" if st.stopped_early else "max_epochs",
-                      seconds=time.perf_counter() - t0, best_epoch=int(st.best_epoch[0]))
+                      seconds=time.perf_counter() - t0,
+                      best_epoch=int(st.best_epoch[0]) if members == 1 else [int(v) for v in st.best_epoch])
     return HIPNNTS(**hp), res, std["energy_scale"]
 
 
@@ -250,17 +275,18 @@ def fit_spline(X: np.ndarray, F_target: np.ndarray, box: np.ndarray, r_min: floa
                n_knots: int = 40, ridge: float = 1e-6) -> tuple[SplinePair, float]:
     """MS-CG least squares: pair forces sum_j -U'(r_ij) (r_i - r_j)/r_ij fitted to F_target.
 
-    Returns the spline and the training force RMSE (epsilon/sigma).
+    box: one box, or (F, 3, 3) one per frame (frames of several state points). Returns the spline and the training force RMSE (epsilon/sigma).
     """
     knots, h = spline_knots(r_min, cutoff, n_knots)
     K = len(knots)
-    b = as_box_matrix(box)
-    inv = np.linalg.inv(b)
+    boxes = frame_boxes(box, len(X))
     A = np.zeros((K, K))
     y = np.zeros(K)
     ss = 0.0
     rows = []
     for f in range(len(X)):
+        b = boxes[f]
+        inv = np.linalg.inv(b)
         d = X[f][None, :, :] - X[f][:, None, :]  # d[i, j] = r_j - r_i
         s = d @ inv.T
         d = (s - np.round(s)) @ b.T

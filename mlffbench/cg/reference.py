@@ -78,7 +78,7 @@ def trimer_potential(n_molecules: int, model: TrimerModel = TrimerModel()) -> Po
                      params={"n_molecules": n_molecules, **model.__dict__})
 
 
-def initial_configuration(n_side: int, atom_density: float, seed: int,
+def initial_configuration(n_side: int, atom_density: float, seed: int | list[int],
                           model: TrimerModel = TrimerModel(), min_dist: float = 0.85,
                           max_tries: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """n_side^3 randomly oriented trimers on a cubic lattice, no intermolecular pair closer than
@@ -113,13 +113,23 @@ def initial_configuration(n_side: int, atom_density: float, seed: int,
 def simulate_state(name: str, kT: float, atom_density: float, n_side: int, *, seed: int,
                    dt: float = 0.005, gamma: float = 1.0, warmup_steps: int = 2000,
                    equil_steps: int = 4000, prod_steps: int = 8000, sample_every: int = 50,
-                   model: TrimerModel = TrimerModel(), progress=None) -> AllAtomData:
+                   model: TrimerModel = TrimerModel(), replicas: int = 1, progress=None) -> AllAtomData:
     """Langevin MD of the trimer liquid at (kT, atom density); frames of the production run.
 
     Warm-up at dt/10 with strong friction removes the lattice start's strain, then equilibration and production at dt.
+    replicas: independent trajectories run side by side (one vectorised `run_md`), replica r from
+    its own random lattice start (`initial_configuration` seed `seed` for r = 0, [seed, r] else)
+    and its own Langevin noise; each runs warm-up + equilibration + `prod_steps`. Frames are
+    returned replica after replica (`AllAtomData.replica`), so statistics can use independent
+    samples (`mlffbench.cg.checks.noise_floor`).
     """
-    R0, box = initial_configuration(n_side, atom_density, seed, model)
-    n = len(R0)
+    if replicas < 1:
+        raise ValueError("replicas must be >= 1")
+    starts = [initial_configuration(n_side, atom_density, seed if r == 0 else [seed, r], model)
+              for r in range(replicas)]
+    box = starts[0][1]
+    R0 = np.stack([x for x, _ in starts]) if replicas > 1 else starts[0][0]
+    n = R0.shape[-2]
     pot = trimer_potential(n // 3, model)
     mass = np.ones(n)
     integ = Integrator(ensemble="nvt_langevin", dt=dt / 10, gamma=5.0)
@@ -136,11 +146,17 @@ def simulate_state(name: str, kT: float, atom_density: float, n_side: int, *, se
                  record=("positions", "forces"), progress=progress, **kw)
     _check(res, name, "production")
     s = res.samples
-    return AllAtomData(positions=s["positions"], forces=s["forces"], masses=mass,
-                       molecule=np.repeat(np.arange(n // 3), 3), box=box, times=s["time"], kT=kT,
-                       pressure=s["P"], name=name,
+
+    def frames(a):  # (S, R, ...) -> (R * S, ...), replica after replica
+        return np.concatenate(np.swapaxes(a, 0, 1)) if replicas > 1 else a
+
+    S = len(s["time"])
+    return AllAtomData(positions=frames(s["positions"]), forces=frames(s["forces"]), masses=mass,
+                       molecule=np.repeat(np.arange(n // 3), 3), box=box, times=np.tile(s["time"], replicas),
+                       kT=kT, pressure=frames(s["P"]), name=name,
+                       replica=np.repeat(np.arange(replicas), S) if replicas > 1 else None,
                        meta={"atom_density": atom_density, "model": model.__dict__, "dt": dt, "gamma": gamma,
-                             "mean_kT_instantaneous": float(np.mean(s["T"]))})
+                             "replicas": replicas, "mean_kT_instantaneous": float(np.mean(s["T"]))})
 
 
 def _check(res, name: str, stage: str) -> None:

@@ -52,29 +52,37 @@ def _fmt(x, spec=".3f") -> str:
 
 
 def print_summary(summary: dict, outdir: Path) -> None:
-    table = Table(title=f"CG transferability (trained at {summary['train_state']}), written to {outdir}",
+    trained = ", ".join(summary.get("train_states") or [summary["train_state"]])
+    table = Table(title=f"CG transferability (trained at {trained}), written to {outdir}",
                   header_style="bold")
-    for col in ("state", "model", f"RDF dist ({summary['rdf_metric']})", "ref noise", "min r (ref)",
+    for col in ("state", "model", f"RDF dist ({summary['rdf_metric']})", "exact-model", "ref noise", "min r (ref)",
                 "ΔP (ε/σ³)", "D/D_ref", "force RMSE (ε/σ)", "MD"):
         table.add_column(col, justify="right" if col not in ("state", "model", "MD") else "left")
-    failures = []
+    failures, decisions = [], []
     for state, row in summary["table"].items():
         label = f"{state}{' *' if row.get('trained_here') else ''}"
+        dec = row.get("decision") or {}
+        decisions.append(f"{state}: {dec.get('better') or 'not decided'}"
+                         + (f" ({dec['reason']})" if dec.get("reason") else ""))
         for model, m in row.items():
-            if model == "trained_here":
+            if model in ("trained_here", "decision"):
                 continue
+            dist = _fmt(m["rdf_distance"])
+            if m.get("rdf_distance_std") is not None and m["rdf_distance"] is not None:
+                dist += f" ± {m['rdf_distance_std']:.3f}"
             dp = _fmt(m["pressure_difference"], ".2f")
             if m.get("pressure_difference_std") is not None and m["pressure_difference"] is not None:
                 dp += f" ± {m['pressure_difference_std']:.2f}"
-            table.add_row(label, model, _fmt(m["rdf_distance"]), _fmt(m["rdf_noise_floor"]),
+            table.add_row(label, model, dist, _fmt(m.get("rdf_noise_expected")), _fmt(m["rdf_noise_floor"]),
                           f"{_fmt(m['min_distance'], '.2f')} ({m['reference_min_distance']:.2f})", dp,
                           _fmt(m["diffusion_ratio"], ".2f"), _fmt(m["force_rmse"], ".2f"), m["md_status"])
             if m["md_status"] != "ok":
                 failures.append(f"{state} {model}: {m['md_message']}")
             label = ""
     console.print(table)
+    console.print("smaller RDF distance beyond 2 sigma: " + "; ".join(decisions))
     for line in failures:
         console.print(f"[red]failed[/red] {line}")
-    console.print("* training state. ref noise: split-half RDF distance of the mapped reference (distances "
-                  "within it are not resolved). min r: smallest bead distance of the model's CG MD (reference). "
+    console.print("* training state. exact-model: the distance an exact model would show with this sampling. "
+                  "ref noise: the mapped reference's own noise floor (distances within it are not resolved). min r: smallest bead distance of the model's CG MD (reference). "
                   "Pressure and diffusion caveats: see transferability.json.")
