@@ -1,7 +1,7 @@
 """`mlffbench sweep`: Dask fan-out of `mlffbench run` tasks.
 
-- a LocalCluster with 2 workers runs a 4-task sweep while one worker is SIGKILLed mid-task; the
-  sweep completes, the merged numbers equal the same tasks run serially (bit for bit), and a
+- a LocalCluster with 2 workers runs a 2-task sweep (two models, one task per worker) while one
+  worker is SIGKILLed mid-task; the sweep completes, the merged numbers equal the same tasks run serially (bit for bit), and a
   second invocation recomputes nothing;
 - bad sweeps (unknown model, unreachable scheduler, conflicting OUTDIR): one line, exit 2, nothing
   written.
@@ -26,6 +26,8 @@ from mlffbench.config import resolve_path
 from mlffbench.errors import UserError
 
 SWEEP = {"models": ["lj", "lj/smooth"], "benchmarks": [["lattice_constant"]], "seeds": [0, 1], "retries": 3}
+# the killed sweep: one task per worker (2 models x seed 1; a non-default seed, so --seed reaches the task)
+KILLED = {**SWEEP, "seeds": [1]}
 
 
 def _untimed(x):
@@ -66,7 +68,7 @@ def _kill_a_busy_worker(client, stop: threading.Event, killed: list) -> None:
 def test_sweep_kill_worker_equals_serial_and_resumes(tmp_path):
     from distributed import Client, LocalCluster
 
-    cfg = SweepConfig(**SWEEP)
+    cfg = SweepConfig(**KILLED)
     out = tmp_path / "sweep"
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=40) as cluster, Client(cluster) as client:
@@ -77,9 +79,9 @@ def test_sweep_kill_worker_equals_serial_and_resumes(tmp_path):
         stop.set()
         killer.join(5)
     assert killed, "no worker was killed mid-task"
-    assert doc["summary"] == {"computed": 4, "cached": 0, "failed": 0}
+    assert doc["summary"] == {"computed": 2, "cached": 0, "failed": 0}
     tasks = plan(cfg)
-    assert sorted(doc["tasks"]) == sorted(t.label for t in tasks)
+    assert sorted(doc["tasks"]) == sorted(t.label for t in tasks) == ["lj-s1", "lj_smooth-s1"]
 
     # the same tasks, serially, one after another in this process's environment
     for t in tasks:
@@ -96,9 +98,9 @@ def test_sweep_kill_worker_equals_serial_and_resumes(tmp_path):
 
     # a second invocation recomputes nothing (no cluster is even started)
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/benchmarks/*/result.json")}
-    assert len(stamps) == 4
+    assert len(stamps) == 2
     again = run_sweep(cfg, out, scheduler="tcp://127.0.0.1:9", progress=False, log=lambda m: None)
-    assert again["summary"] == {"computed": 0, "cached": 4, "failed": 0}
+    assert again["summary"] == {"computed": 0, "cached": 2, "failed": 0}
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert {k: _numbers(v["results"]) for k, v in again["tasks"].items()} == \
         {k: _numbers(v["results"]) for k, v in doc["tasks"].items()}
