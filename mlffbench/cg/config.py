@@ -53,6 +53,10 @@ class PriorConfig(StrictModel):
     contact check's margin. `rdf_threshold` sets where the pair spline starts (and the r12 onset)."""
 
     form: Literal["exponential", "r12"] = "exponential"
+    # exponential onset: the reference's smallest sampled bead distance (width = margin), or the
+    # RDF's first rise above rdf_threshold with the width down to that distance (hippynn: the wall
+    # covers where g ~ 0, so the network cannot open a hole there)
+    onset: Literal["min_distance", "rdf_rise"] = "min_distance"
     margin: float = Field(0.05, gt=0)
     barrier_kT: float = Field(5.0, gt=0)
     fraction: float = Field(0.05, gt=0, lt=1)

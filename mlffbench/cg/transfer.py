@@ -169,7 +169,11 @@ def build_prior(cfg: CGConfig, train: list[dict]) -> tuple[Prior, float]:
         raise UserError(f"prior: {exc} at a training state") from None
     if pc.form == "exponential":
         mean_abs_f = float(np.mean(np.concatenate([np.abs(t["F"]).ravel() for t in train])))
-        prior = fit_exponential_prior(min(t["r_min"] for t in train), mean_abs_f, pc.margin,
+        r_min = min(t["r_min"] for t in train)
+        # rdf_rise: the wall starts where g first exceeds rdf_threshold and spans the sparse region
+        # down to the smallest sampled distance (its barrier_kT x kT_max energy is reached there)
+        onset, width = (r_min, pc.margin) if pc.onset == "min_distance" else (r_rise, max(r_rise - r_min, pc.margin))
+        prior = fit_exponential_prior(onset, mean_abs_f, width,
                                       max(st.kT for st in cfg.states), pc.barrier_kT, pc.fraction)
     else:
         prior = RepulsivePrior.from_rise(r_rise, pc.epsilon, pc.cut_factor)
