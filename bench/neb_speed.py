@@ -5,22 +5,31 @@ bench/results/neb_speed.json). Vacancy-MD hop throughput is in bench/vacancy_md.
     python bench/neb_speed.py [--supercell 4] [--images 7] [--tol-eV-A 1e-4] [--out FILE]
 
 Compile time of the jitted string step is reported apart from the steady-state time.
+
+Whole processes (issue 18's figure): for each tolerance, fresh interpreters converge the same path
+from the same relaxed end states (written once by this process): ours (`--worker ours`: import
+mlffbench, build the potential, compile, converge) and ASE (`--worker ase`: ASE and numpy only,
+no JAX), each run twice, interleaved. The first `ours` process gets an empty compilation cache
+(MLFFBENCH_CACHE_DIR in a temporary directory), the second finds it filled: "second invocation".
+Each worker reports its peak RSS (VmHWM).
+
+    python bench/neb_speed.py --quick   # 1e-4 eV/Å only, ASE maxstep 0.2 only
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-import mlffbench  # noqa: F401
-from mlffbench.dynamics.minimize import fcc_lattice_constant, relax
-from mlffbench.io import device_description, package_versions, write_json
-from mlffbench.potentials import load_potential
-from mlffbench.properties.string_method import StringSettings, vacancy_string
-from mlffbench.units import ARGON
-from mlffbench.workflows.neb import vacancy_structure
+# mlffbench (JAX) is imported where it is used, so that an ASE worker process carries none of it
 
 
 def ase_ci_neb(Ri, Rf, box, n_images, fmax, maxstep, max_steps=5000):
@@ -49,6 +58,8 @@ def ase_ci_neb(Ri, Rf, box, n_images, fmax, maxstep, max_steps=5000):
 
 
 def ours(pot, Ri, Rf, Ei, Ef, box, n_images, tol) -> dict:
+    from mlffbench.properties.string_method import StringSettings, vacancy_string
+
     s = StringSettings(tol=tol, climb=True, max_iter=20000)
     res = vacancy_string(pot, Ri, Rf, box, s, n_images, end_energies=(Ei, Ef))
     out = {"converged": res.converged, "iterations": res.iterations, "wall_s": res.wall_seconds,
@@ -61,6 +72,98 @@ def ours(pot, Ri, Rf, Ei, Ef, box, n_images, tol) -> dict:
     return out
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM, MB; ru_maxrss would carry the parent's over fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def end_states(supercell: int) -> dict:
+    """Relaxed initial and final vacancy states (lj/cut/shift rc 2.5, reduced units)."""
+    import mlffbench  # noqa: F401
+    from mlffbench.dynamics.minimize import fcc_lattice_constant, relax
+    from mlffbench.potentials import load_potential
+    from mlffbench.workflows.neb import vacancy_structure
+
+    pot = load_potential("lj")
+    a, _ = fcc_lattice_constant(pot)
+    vac, hopper, site = vacancy_structure(supercell, a)
+    Rf0 = vac.positions.copy()
+    Rf0[hopper] = vac.sites[site]
+    Ri, Ei, _, _ = relax(pot, vac.positions, vac.box, 1e-8)
+    Rf, Ef, _, _ = relax(pot, Rf0, vac.box, 1e-8)
+    return {"Ri": np.asarray(Ri), "Rf": np.asarray(Rf), "Ei": float(Ei), "Ef": float(Ef),
+            "box": np.asarray(vac.box), "n_atoms": int(vac.n_atoms)}
+
+
+def worker(which: str, ends_file: str, n_images: int, tol: float, maxstep: float) -> None:
+    """One whole-process path (the parent times the process): print a JSON line."""
+    d = np.load(ends_file)
+    if which == "ours":
+        from mlffbench.potentials import load_potential
+
+        out = ours_once(load_potential("lj"), d["Ri"], d["Rf"], float(d["Ei"]), float(d["Ef"]), d["box"],
+                        n_images, tol)
+    else:
+        out = ase_ci_neb(d["Ri"], d["Rf"], d["box"], n_images, tol, maxstep)
+    out["peak_rss_MB"] = peak_rss_mb()
+    out["imports_jax"] = "jax" in sys.modules
+    print(json.dumps(out))
+
+
+def ours_once(pot, Ri, Rf, Ei, Ef, box, n_images, tol) -> dict:
+    from mlffbench.properties.string_method import StringSettings, vacancy_string
+
+    res = vacancy_string(pot, Ri, Rf, box, StringSettings(tol=tol, climb=True, max_iter=20000), n_images,
+                         end_energies=(Ei, Ef))
+    return {"converged": res.converged, "iterations": res.iterations, "wall_s": res.wall_seconds,
+            "compile_s": res.compile_seconds, "barrier_epsilon": float(res.energies[res.climbing] - Ei)}
+
+
+def whole_process(which: str, ends_file: str, n_images: int, tol: float, maxstep: float, env: dict) -> dict:
+    import resource
+
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--worker", which, "--ends", ends_file, "--images",
+                           str(n_images), "--tol-reduced", repr(tol), "--maxstep", repr(maxstep)],
+                          capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{which} worker failed:\n{proc.stderr[-2000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process_wall_s"] = wall
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # children run one at a time: the delta is this one
+    out["process_cpu_s"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    return out
+
+
+def whole_processes(ends_file: str, n_images: int, tol: float, maxstep: float) -> dict:
+    """ours and ASE, each twice in fresh processes, interleaved; ours' first with an empty cache."""
+    cache = tempfile.mkdtemp(prefix="mlffbench-neb-cache-")
+    env = {**os.environ, "MLFFBENCH_CACHE_DIR": cache}
+    env.pop("MLFFBENCH_NO_COMPILE_CACHE", None)
+    runs: dict[str, list] = {"ours": [], "ase": []}
+    for _ in range(2):
+        for k in runs:
+            runs[k].append(whole_process(k, ends_file, n_images, tol, maxstep, env))
+    o, a = runs["ours"], runs["ase"]
+    return {"ours_first_s": o[0]["process_wall_s"], "ours_second_s": o[1]["process_wall_s"],
+            "peer_first_s": a[0]["process_wall_s"], "peer_second_s": a[1]["process_wall_s"],
+            "ratio_second_invocation": a[1]["process_wall_s"] / o[1]["process_wall_s"],
+            "ratio_first_invocation": a[0]["process_wall_s"] / o[0]["process_wall_s"],
+            "ours_second_cpu_s": o[1]["process_cpu_s"], "peer_second_cpu_s": a[1]["process_cpu_s"],
+            "ratio_second_invocation_cpu": a[1]["process_cpu_s"] / o[1]["process_cpu_s"],
+            "peer_converged": [r["converged"] for r in a], "ours_converged": [r["converged"] for r in o],
+            "ours_peak_rss_MB": max(r["peak_rss_MB"] for r in o), "peer_peak_rss_MB": max(r["peak_rss_MB"] for r in a),
+            "ase_maxstep_sigma": maxstep, "runs": runs,
+            "note": "first ours process: empty compilation cache; second: the cache the first filled"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--supercell", type=int, default=4)
@@ -68,22 +171,34 @@ def main() -> None:
     ap.add_argument("--tol-eV-A", type=float, nargs="+", default=[1e-4, 1e-5])
     ap.add_argument("--ase-maxstep", type=float, nargs="+", default=[0.05, 0.2],
                     help="ASE FIRE maxstep values to try (sigma); the fastest is the peer")
+    ap.add_argument("--no-whole-process", action="store_true", help="skip the fresh-process comparison")
+    ap.add_argument("--quick", action="store_true", help="1e-4 eV/Å only, ASE maxstep 0.2 only")
     ap.add_argument("--out", default="bench/results/neb_speed.json")
+    ap.add_argument("--worker", choices=["ours", "ase"], default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--ends", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--tol-reduced", type=float, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--maxstep", type=float, default=0.2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        return worker(args.worker, args.ends, args.images, args.tol_reduced, args.maxstep)
+    if args.quick:
+        args.tol_eV_A, args.ase_maxstep = [1e-4], [0.2]
+    from mlffbench.io import device_description, package_versions, write_json
+    from mlffbench.potentials import load_potential
+    from mlffbench.units import ARGON
 
+    load0 = os.getloadavg()[0]
+    ends = end_states(args.supercell)
+    Ri, Rf, Ei, Ef, box = ends["Ri"], ends["Rf"], ends["Ei"], ends["Ef"], ends["box"]
+    ends_file = str(Path(tempfile.mkdtemp(prefix="mlffbench-neb-")) / "ends.npz")
+    np.savez(ends_file, **ends)
     pot = load_potential("lj")
-    a, _ = fcc_lattice_constant(pot)
-    vac, hopper, site = vacancy_structure(args.supercell, a)
-    Rf0 = vac.positions.copy()
-    Rf0[hopper] = vac.sites[site]
-    Ri, Ei, _, _ = relax(pot, vac.positions, vac.box, 1e-8)
-    Rf, Ef, _, _ = relax(pot, Rf0, vac.box, 1e-8)
 
-    rows = []
+    rows, whole = [], []
     for tol_ev in args.tol_eV_A:
         tol = tol_ev / ARGON.scale("force")
-        mine = ours(pot, Ri, Rf, Ei, Ef, vac.box, args.images, tol)
-        ase_runs = [ase_ci_neb(Ri, Rf, vac.box, args.images, tol, m) for m in args.ase_maxstep]
+        mine = ours(pot, Ri, Rf, Ei, Ef, box, args.images, tol)
+        ase_runs = [ase_ci_neb(Ri, Rf, box, args.images, tol, m) for m in args.ase_maxstep]
         ok = [r for r in ase_runs if r["converged"]] or ase_runs
         best = min(ok, key=lambda r: r["wall_s"])
         steady = min(mine["steady_s"], mine["second_run_steady_s"])
@@ -97,10 +212,19 @@ def main() -> None:
               f"{mine['compile_s']:.2f} s compile; ASE {best['steps']} steps {best['wall_s']:.2f} s; "
               f"speed-up {row['speedup_steady_state']:.1f}x steady, {row['speedup_wall_including_compile']:.1f}x "
               f"with compile; barrier diff {row['barrier_difference_epsilon']:.1e} eps", flush=True)
+        if not args.no_whole_process:
+            wp = whole_processes(ends_file, args.images, tol, best["maxstep_sigma"])
+            wp.update(tolerance_eV_per_A=tol_ev, steady_in_process_ratio=row["speedup_steady_state"])
+            whole.append(wp)
+            print(f"  whole process: ours {wp['ours_first_s']:.1f} s then {wp['ours_second_s']:.1f} s, ASE "
+                  f"{wp['peer_first_s']:.1f} s then {wp['peer_second_s']:.1f} s: second invocation "
+                  f"{wp['ratio_second_invocation']:.2f}x", flush=True)
 
     out = {"benchmark": "neb_speed",
-           "system": {"supercell": args.supercell, "n_atoms": vac.n_atoms, "n_images": args.images},
-           "results": rows, "versions": package_versions(), "device": device_description()}
+           "system": {"supercell": args.supercell, "n_atoms": ends["n_atoms"], "n_images": args.images},
+           "results": rows, "whole_process": whole,
+           "load_average_1min": {"start": load0, "end": os.getloadavg()[0]},
+           "versions": package_versions(), "device": device_description()}
     write_json(args.out, out)
     print(f"wrote {args.out}")
 

@@ -17,6 +17,12 @@ Finite-difference PDOS of a model without autodiff: ASE's LennardJones (argon, e
 q-mesh and smearing. Timed in this process (first call cold, best of the rest steady state) and as
 whole fresh processes (`--worker`: import, spec load, compile, forces, mesh, DOS), each reporting
 its peak RSS. Both report nu_max in 1/tau.
+
+Whole processes for the autodiff route too (issue 18's figure, "second invocation"): after the
+in-process timings the default mode runs fresh interpreters, interleaved, twice each: ours
+(`--worker ours-lj`: import mlffbench, LJ, Hessian by JVPs, mesh, DOS) and phonopy + ASE's LJ
+(`--worker phonopy-lj`: no JAX imported). The first ours process gets an empty compilation cache
+(MLFFBENCH_CACHE_DIR in a temporary directory), the second the cache the first filled.
 """
 
 from __future__ import annotations
@@ -153,6 +159,12 @@ def worker(which: str, mesh: int, sigma: float, step_sigma: float) -> None:
     """One whole-process run (the parent times the process): print a JSON line with peak RSS."""
     if which == "ours":
         out = ours_counted(*ase_lj_potential(), mesh, sigma, step_sigma)
+    elif which == "ours-lj":
+        from mlffbench.potentials import lennard_jones
+
+        out = ours(lennard_jones("lj/cut/shift", cutoff=2.5), mesh, sigma)
+    elif which == "phonopy-lj":
+        out = phonopy_ase(mesh, sigma)
     else:
         out = phonopy_same_calculator(mesh, sigma, step_sigma * ASE_LJ["sigma"])
     out["peak_rss_MB"] = peak_rss_mb()
@@ -169,15 +181,43 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def whole_process(which: str, mesh: int, sigma: float, step_sigma: float) -> dict:
+def whole_process(which: str, mesh: int, sigma: float, step_sigma: float, env: dict | None = None) -> dict:
     """Wall time of a fresh interpreter doing the whole PDOS (imports and compilation included)."""
+    import resource
+
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--worker", which, "--mesh", str(mesh),
                            "--sigma", str(sigma), "--fd-step", str(step_sigma)],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, check=True, env=env)
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["process_wall_s"] = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # children run one at a time: the delta is this one
+    out["process_cpu_s"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     return out
+
+
+def second_invocation(mesh: int, sigma: float, step_sigma: float) -> dict:
+    """The autodiff PDOS as fresh processes: ours and phonopy + ASE, twice each, interleaved;
+    ours' first with an empty compilation cache, its second with the cache the first filled."""
+    cache = tempfile.mkdtemp(prefix="mlffbench-pdos-cache-")
+    env = {**os.environ, "MLFFBENCH_CACHE_DIR": cache}
+    env.pop("MLFFBENCH_NO_COMPILE_CACHE", None)
+    runs: dict[str, list] = {"ours-lj": [], "phonopy-lj": []}
+    for _ in range(2):
+        for k in runs:
+            runs[k].append(whole_process(k, mesh, sigma, step_sigma, env))
+    o, p = runs["ours-lj"], runs["phonopy-lj"]
+    return {"ours_first_s": o[0]["process_wall_s"], "ours_second_s": o[1]["process_wall_s"],
+            "peer_first_s": p[0]["process_wall_s"], "peer_second_s": p[1]["process_wall_s"],
+            "ratio_second_invocation": p[1]["process_wall_s"] / o[1]["process_wall_s"],
+            "ratio_first_invocation": p[0]["process_wall_s"] / o[0]["process_wall_s"],
+            "ours_second_cpu_s": o[1]["process_cpu_s"], "peer_second_cpu_s": p[1]["process_cpu_s"],
+            "ratio_second_invocation_cpu": p[1]["process_cpu_s"] / o[1]["process_cpu_s"],
+            "ours_peak_rss_MB": max(r["peak_rss_MB"] for r in o),
+            "peer_peak_rss_MB": max(r["peak_rss_MB"] for r in p),
+            "nu_max_relative_difference": o[1]["nu_max"] / p[1]["nu_max"] - 1, "runs": runs,
+            "note": "first ours process: empty compilation cache; second: the cache the first filled"}
 
 
 def external_main(args) -> dict:
@@ -215,7 +255,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--external", action="store_true",
                     help="the finite-difference PDOS of kind: ase vs phonopy + the same ASE calculator")
-    ap.add_argument("--worker", choices=["ours", "phonopy"], default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["ours", "phonopy", "ours-lj", "phonopy-lj"], default=None,
+                    help=argparse.SUPPRESS)
+    ap.add_argument("--no-whole-process", action="store_true", help="skip the fresh-process comparison")
     ap.add_argument("--fd-step", type=float, default=1e-3 / 3.4, help="displacement, sigma (both sides)")
     ap.add_argument("--model", default=None, help="trained-model directory to time as well")
     ap.add_argument("--mesh", type=int, default=20)
@@ -233,6 +275,7 @@ def main() -> None:
         return None
     from mlffbench.potentials import Capabilities, lennard_jones, load_potential
 
+    load0 = os.getloadavg()[0]
     lj = lennard_jones("lj/cut/shift", cutoff=2.5)
     res: dict = {"n_atoms": 256, "mesh": [args.mesh] * 3, "repeats": args.repeats}
     # first call: cold (XLA compilation of the batched JVPs and of the neighbour-list update);
@@ -264,9 +307,17 @@ def main() -> None:
         res["mlffbench_model"] = {"model": args.model, "cold": mr[0], "warm_best": mwarm,
                                   "compile_s": mr[0]["total_s"] - mwarm["total_s"]}
         res["model_speedup_steady_state"] = best_peer["total_s"] / mwarm["total_s"]
+    if not args.no_whole_process:
+        res["whole_process"] = second_invocation(args.mesh, args.sigma, args.fd_step)
+        wp = res["whole_process"]
+        wp["steady_in_process_ratio"] = res["speedup_steady_state"]
+        print(f"whole process: ours {wp['ours_first_s']:.1f} s then {wp['ours_second_s']:.1f} s, phonopy "
+              f"{wp['peer_first_s']:.1f} s then {wp['peer_second_s']:.1f} s: second invocation "
+              f"{wp['ratio_second_invocation']:.2f}x", flush=True)
     import jax
 
     res["device"] = str(jax.devices()[0])
+    res["load_average_1min"] = {"start": load0, "end": os.getloadavg()[0]}
     with open(args.out, "w") as fh:
         json.dump(res, fh, indent=2)
     print(json.dumps({k: v for k, v in res.items() if not isinstance(v, dict)}, indent=2))

@@ -211,7 +211,8 @@ def _second_invocation(data: dict, tol: float | None = None) -> dict:
     ours, peer = blk["ours_second_s"], blk["peer_second_s"]
     return {"ours": ours, "peer": peer, "ratio": peer / ours,
             "detail": {"ours_first_s": blk.get("ours_first_s"), "peer_first_s": blk.get("peer_first_s"),
-                       "steady_in_process_ratio": blk.get("steady_in_process_ratio")}}
+                       "steady_in_process_ratio": blk.get("steady_in_process_ratio"),
+                       "ratio_second_invocation_cpu": blk.get("ratio_second_invocation_cpu")}}
 
 
 def _pdos_external(data: dict) -> dict:
