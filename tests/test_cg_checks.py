@@ -141,3 +141,23 @@ def test_prior_and_models_round_trip_through_the_model_directory(tmp_path):
     (path / "prior.json").unlink()
     with pytest.raises(UserError, match="prior.json"):
         load_cg_model(path)
+
+
+def test_build_prior_onset_min_distance_or_rdf_rise():
+    from mlffbench.cg.config import CGConfig
+    from mlffbench.cg.transfer import build_prior
+
+    r = np.arange(0.05, 3.5, 0.1)
+    g = np.where(r < 0.8, 0.0, 1.0)
+    g[r < 0.3] = 0.0
+    g[(r > 0.5) & (r < 0.6)] = 0.01  # sparse pairs below the rise (g <= rdf_threshold)
+    train = [{"r": r, "g": g, "F": np.full((2, 3, 3), 4.0), "r_min": 0.42}]
+    states = [{"name": "A", "kT": 1.5, "atom_density": 0.75}, {"name": "B", "kT": 2.0, "atom_density": 0.7}]
+    base = {"train_state": "A", "states": states}
+    p_min, rise = build_prior(CGConfig(**base), train)
+    assert rise == pytest.approx(0.85) and p_min.onset == 0.42 and p_min.width == 0.05
+    p_rise, _ = build_prior(CGConfig(**base, prior={"onset": "rdf_rise"}), train)
+    assert p_rise.onset == pytest.approx(0.85) and p_rise.width == pytest.approx(0.85 - 0.42)
+    # the wall's energy at the smallest sampled distance is barrier_kT x the highest kT (5 x 2.0)
+    assert float(p_rise.pair_energy(0.42)) == pytest.approx(10.0, rel=1e-9)
+    assert float(p_rise.pair_energy(0.9)) < 0.05 * 10.0
