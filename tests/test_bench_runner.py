@@ -141,6 +141,8 @@ def test_missing_failed_and_unrun_stages_are_marked_not_invented(ra, results):
     (path / "gnn_throughput.json").unlink()
     records["neb_speed"] = _rec("neb_speed", "neb_speed.json", rc=3)
     records.pop("md_cli")
+    (path / "md_cli.json").unlink()
+    records.pop("vacancy_md")  # its JSON is still there: read, and said to have no process record
     (path / "pdos_speed.json").write_text(json.dumps({"speedup_steady_state": 40.0}))  # an old format
     rows = ra.write_summary(path, records)["figures"]
     gnn = _by_figure(rows, "GNN energy+forces")
@@ -150,6 +152,8 @@ def test_missing_failed_and_unrun_stages_are_marked_not_invented(ra, results):
     assert _by_figure(rows, "4000 steps, whole process")["status"] == "not run"
     pdos = _by_figure(rows, "0 K PDOS")
     assert pdos["ours"] is None and pdos["status"].startswith("not in pdos_speed.json")
+    vac = _by_figure(rows, "vacancy MD")
+    assert vac["ratio"] == pytest.approx(0.045) and vac["peak_rss_mb"] is None and "no process record" in vac["status"]
     table = ra.summary_markdown(rows)
     assert "not run" in table and "exit 3" in table
 
