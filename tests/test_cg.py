@@ -197,7 +197,16 @@ def test_cg_md_with_prior_is_stable_and_without_collapses():
 
 
 def test_validation_frames_starts_and_decision():
-    from mlffbench.cg.transfer import combine_members, decide, md_starts, validation_frames
+    from mlffbench.cg.transfer import combine_members, decide, md_starts, short_range_pair_ratio, validation_frames
+
+    r = np.arange(0.05, 1.0, 0.1)
+    g_ref = np.array([0, 0, 0, 0.004, 0.01, 0.03, 0.07, 0.12, 0.2, 0.34])
+    g_trap = g_ref.copy()
+    g_trap[3] = 0.305  # a peak at 0.35 sigma (seen with a swapped-in prior): pairs by hand, r^2-weighted
+    by_hand = (0.305 * 0.35 ** 2 + 0.01 * 0.45 ** 2) / (0.004 * 0.35 ** 2 + 0.01 * 0.45 ** 2)
+    assert short_range_pair_ratio(r, g_ref, g_trap, 0.55) == pytest.approx(by_hand)
+    assert short_range_pair_ratio(r, g_ref, g_ref, 0.55) == pytest.approx(1.0)
+    assert short_range_pair_ratio(r, g_ref, g_trap, 0.3) is None  # no reference pairs below 0.3
 
     rep = np.repeat([0, 1, 2], 10)
     val = validation_frames(30, rep, 0.2)  # the last 2 frames of every replica, in time order
