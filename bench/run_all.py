@@ -209,8 +209,8 @@ def _second_invocation(data: dict, tol: float | None = None) -> dict:
     if tol is not None:
         blk = next(b for b in blk if abs(b["tolerance_eV_per_A"] - tol) <= 1e-12 + 1e-6 * tol)
     ours, peer = blk["ours_second_s"], blk["peer_second_s"]
-    return {"ours": ours, "peer": peer, "ratio": peer / ours,
-            "detail": {"ours_first_s": blk.get("ours_first_s"), "peer_first_s": blk.get("peer_first_s"),
+    return {"ours": ours, "peer": peer, "ratio": peer / ours, "ours_peak_rss_mb": blk.get("ours_peak_rss_MB"),
+            "detail": {"peer_peak_rss_mb": blk.get("peer_peak_rss_MB"), "ours_first_s": blk.get("ours_first_s"), "peer_first_s": blk.get("peer_first_s"),
                        "steady_in_process_ratio": blk.get("steady_in_process_ratio"),
                        "ratio_second_invocation_cpu": blk.get("ratio_second_invocation_cpu")}}
 
@@ -364,9 +364,17 @@ def figure_row(fig: Figure, results: Path, records: dict[str, dict]) -> dict:
         return row
     row.update({k: v for k, v in got.items()})
     if row["peak_rss_mb"] is None and isinstance(data, dict):  # the script's own figure, where it gives one
-        own = data.get("peak_rss_mb", _get(data, "process", "peak_rss_mb"))
+        own = got.get("ours_peak_rss_mb") or data.get("peak_rss_mb", _get(data, "process", "peak_rss_mb"))
         if isinstance(own, (int, float)):
             row.update(peak_rss_mb=own, peak_rss_source="the script's own ru_maxrss")
+    if row["load_average_1min"] is None and isinstance(data, dict):
+        la = data.get("load_average_1min", _get(data, "machine", "load_average_1min"))
+        if la is None and isinstance(data.get("load_average_1_5_15"), list):
+            la = data["load_average_1_5_15"][0]
+        if isinstance(la, (int, float)):
+            la = {"start": la, "end": la}
+        if isinstance(la, dict) and {"start", "end"} <= set(la):
+            row["load_average_1min"] = la
     row["goal_met"] = fig.met(row)
     return row
 
