@@ -336,7 +336,9 @@ def figure_row(fig: Figure, results: Path, records: dict[str, dict]) -> dict:
         if not name or not (results / name).is_file() or getattr(fig.extract, "uses_record", False):
             row["status"] = "not run"
             return row
-        rec = {"json": STAGES[fig.stage].out}  # a JSON written outside this runner: figures, no process record
+        # a JSON written outside this runner: its figures, no process record; the command make bench runs
+        rec = {"json": STAGES[fig.stage].out,
+               "command": shlex.join(_relative(STAGES[fig.stage].argv(results, False, None))) + "  (not recorded)"}
         row["status"] = "ok (no process record: JSON written outside run_all)"
     row.update(peak_rss_mb=rec.get("peak_rss_mb"), command=rec.get("command"),
                load_average_1min=rec.get("load_average_1min"), wall_s=rec.get("wall_s"), cpu_s=rec.get("cpu_s"),
@@ -366,7 +368,7 @@ def figure_row(fig: Figure, results: Path, records: dict[str, dict]) -> dict:
     if row["peak_rss_mb"] is None and isinstance(data, dict):  # the script's own figure, where it gives one
         own = got.get("ours_peak_rss_mb") or data.get("peak_rss_mb", _get(data, "process", "peak_rss_mb"))
         if isinstance(own, (int, float)):
-            row.update(peak_rss_mb=own, peak_rss_source="the script's own ru_maxrss")
+            row.update(peak_rss_mb=own, peak_rss_source="the script's own figure for our process")
     if row["load_average_1min"] is None and isinstance(data, dict):
         la = data.get("load_average_1min", _get(data, "machine", "load_average_1min"))
         if la is None and isinstance(data.get("load_average_1_5_15"), list):
