@@ -43,6 +43,12 @@ def is_dense(nbrs) -> bool:
     return getattr(nbrs, "format", None) == partition.NeighborListFormat.Dense and not hasattr(nbrs, "shifts")
 
 
+def is_dense_multi_image(nbrs) -> bool:
+    """True for a multi-image list in the dense layout (`_multi_image_dense_fns`): idx (N, K) and
+    integer image shifts (N, K, 3), row i the neighbours of atom i (each pair in both rows)."""
+    return getattr(nbrs, "format", None) == partition.NeighborListFormat.Dense and hasattr(nbrs, "shifts")
+
+
 def as_box_matrix(box) -> np.ndarray:
     """(3,) side lengths or (3,3) matrix -> (3,3) float64 matrix, columns = lattice vectors."""
     b = np.asarray(box, dtype=np.float64)
@@ -154,12 +160,25 @@ def _cell_table(cid: Array, n_cells: int, M: int, n_atoms: int) -> tuple[Array, 
     return table.reshape(n_cells, M), counts
 
 
-def _pack_rows(cand: Array, valid: Array, width: int, fill: int) -> tuple[Array, Array]:
+def _running_count(valid: Array, group: int) -> Array:
+    """Inclusive running count of `valid` (N, C) along each row, as int32. Where C is a multiple
+    of `group` (the candidates of one stencil cell), counted within groups and then across the
+    group totals: two short prefix sums instead of one C long (XLA's CPU cumsum is a
+    reduce_window; the long one cost ~1.6x more at N = 4000, C = 750)."""
+    N, C = valid.shape
+    if group <= 1 or C % group:
+        return jnp.cumsum(valid, axis=1, dtype=jnp.int32)
+    within = jnp.cumsum(valid.reshape(N, C // group, group), axis=2, dtype=jnp.int32)
+    totals = within[:, :, -1]
+    return (within + (jnp.cumsum(totals, axis=1, dtype=jnp.int32) - totals)[:, :, None]).reshape(N, C)
+
+
+def _pack_rows(cand: Array, valid: Array, width: int, fill: int, group: int = 1) -> tuple[Array, Array]:
     """Each row's valid candidates moved to its front: (idx (N, width) padded with `fill`,
     most valid in a row). A binary search of the row's running count for each slot (gathers
     only: XLA's CPU scatter of every candidate cost ~2.5x more at N = 4000)."""
     C = cand.shape[1]
-    pos = jnp.cumsum(valid, axis=1, dtype=jnp.int32)
+    pos = _running_count(valid, group)
     slots = jnp.arange(1, width + 1, dtype=jnp.int32)
     col = jax.vmap(lambda p: jnp.searchsorted(p, slots, side="left"))(pos)
     idx = jnp.take_along_axis(cand, jnp.minimum(col, C - 1), axis=1)
@@ -245,7 +264,7 @@ def _cell_list_fns(box, cutoff: float, skin: float, fmt: str, capacity_multiplie
     def build(R, error, cell_capacity: int, max_occupancy: int, ref_dtype):
         cand, valid, cell_overflow = grid.candidates(R, cell_capacity)
         if dense:
-            idx, counts = _pack_rows(cand, valid, max_occupancy, R.shape[0])
+            idx, counts = _pack_rows(cand, valid, max_occupancy, R.shape[0], cell_capacity)
             n_listed = jnp.max(counts)
         else:
             idx, n_listed = _pack_flat(cand, valid, max_occupancy)
@@ -266,6 +285,81 @@ def _cell_list_fns(box, cutoff: float, skin: float, fmt: str, capacity_multiplie
         R = jnp.asarray(R)
         M, cap = _capacities(grid, R, fmt, capacity_multiplier, extra_capacity)
         return build_jit(R, partition.PartitionError(jnp.zeros((), jnp.uint8)), M, cap, R.dtype)
+
+    return allocate, update
+
+
+def _image_stencil(box: np.ndarray, reach: float) -> np.ndarray:
+    """Integer image offsets t (T, 3), (0, 0, 0) first, such that every image of an atom within
+    `reach` of another is j's minimum image plus some t: |t_a| <= 1/2 + reach / h_a (h_a the
+    perpendicular widths), since the minimum image leaves each fractional component in [-1/2, 1/2]."""
+    n_max = np.floor(0.5 + reach / perpendicular_widths(box)).astype(int)
+    span = [range(-n, n + 1) for n in n_max]
+    rest = [d for d in ((a, b, c) for a in span[0] for b in span[1] for c in span[2]) if d != (0, 0, 0)]
+    return np.array([(0, 0, 0)] + rest, dtype=np.int32)
+
+
+def _multi_image_dense_fns(box, cutoff: float, skin: float, capacity_multiplier: float):
+    """(allocate, update) for a dense multi-image list in a small fixed cell (some perpendicular
+    width < 2 (cutoff + skin)): all pairs times the few image offsets `_image_stencil` gives,
+    compacted into rows by `_pack_rows`. Lists are jax-md `custom_partition.NeighborListMultiImage`s
+    in the Dense layout: idx (N, K) padded with N, shifts (N, K, 3) int32 with the edge vector
+    box (s_j - s_i + shift) for the positions the list was built from (`reference_position`); the
+    kernel corrects for atoms that wrapped since. Rebuilt when an atom moved more than skin / 2
+    (minimum image); overflow of the K slots sets `did_buffer_overflow`. O(N^2) per rebuild, like
+    jax-md's multi-image list (small cells only)."""
+    box = as_box_matrix(box)
+    reach = float(cutoff + skin)
+    stencil = _image_stencil(box, reach)
+    n_img = len(stencil)
+    inv_t = np.linalg.inv(box).T
+    cut_sq, half_skin_sq = reach ** 2, (0.5 * float(skin)) ** 2
+
+    def candidates(R):
+        """(valid (N, N T) over candidates c = j T + t, base images -round(s_j - s_i) (N, N, 3))."""
+        N = R.shape[0]
+        S = R @ jnp.asarray(inv_t, R.dtype)
+        df = S[None, :, :] - S[:, None, :]
+        base = -jnp.round(df)
+        u = (df + base)[:, :, None, :] + jnp.asarray(stencil, R.dtype)[None, None]
+        d = rows_times_box_t(u, jnp.asarray(box, R.dtype))
+        r2 = jnp.sum(d * d, axis=-1)  # (N, N, T)
+        self_image = (jnp.arange(N)[:, None, None] == jnp.arange(N)[None, :, None]) & (jnp.arange(n_img) == 0)
+        valid = (r2 < cut_sq) & ~self_image
+        return valid.reshape(N, N * n_img), base
+
+    def build(R, max_occupancy: int, ref_dtype):
+        N = R.shape[0]
+        valid, base = candidates(R)
+        cols = jnp.broadcast_to(jnp.arange(N * n_img, dtype=jnp.int32), valid.shape)
+        col, counts = _pack_rows(cols, valid, max_occupancy, N * n_img, n_img)
+        real = col < N * n_img
+        j = jnp.where(real, col // n_img, 0)
+        shift = jnp.take_along_axis(base, j[..., None], axis=1).astype(jnp.int32) + \
+            jnp.asarray(stencil)[jnp.where(real, col % n_img, 0)]
+        box_j = jnp.asarray(box, ref_dtype)
+        return custom_partition.NeighborListMultiImage(
+            idx=jnp.where(real, j, N).astype(jnp.int32), shifts=jnp.where(real[..., None], shift, 0),
+            reference_position=R.astype(ref_dtype), reference_box=box_j, box=box_j,
+            search_shifts=jnp.asarray(stencil), format=partition.NeighborListFormat.Dense,
+            max_occupancy=max_occupancy, update_fn=update, did_buffer_overflow=jnp.max(counts) > max_occupancy)
+
+    def update(R, nbrs, **_):
+        ref = nbrs.reference_position
+        df = (R - ref.astype(R.dtype)) @ jnp.asarray(inv_t, R.dtype)
+        d = (df - jnp.round(df)) @ jnp.asarray(box.T, R.dtype)
+        need = jnp.any(jnp.sum(d * d, axis=-1) > half_skin_sq)
+        return lax.cond(need, lambda r: build(r, nbrs.max_occupancy, ref.dtype), lambda r: nbrs, R)
+
+    build_jit = jax.jit(build, static_argnums=(1, 2))
+    most_jit = jax.jit(lambda R: jnp.max(jnp.sum(candidates(R)[0], axis=1)))
+
+    def allocate(R, extra_capacity: int = 0, **_):
+        R = jnp.asarray(R)
+        most = int(most_jit(R))
+        K = min(bucket(int(np.ceil(most * dense_multiplier(capacity_multiplier))) + extra_capacity),
+                R.shape[0] * n_img)
+        return build_jit(R, K, R.dtype)
 
     return allocate, update
 
@@ -303,7 +397,8 @@ def neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
         skin: extra search distance; the list is rebuilt when an atom moved more than skin/2.
         fmt: 'half' (each pair once), 'full' (message passing) or 'dense' (per-atom rows,
             jax-md's Dense layout: a pair kernel without scatters; small cells that need
-            explicit image shifts get a 'full' sparse multi-image list instead).
+            explicit image shifts get dense rows with per-slot integer shifts,
+            `_multi_image_dense_fns`).
         fractional: positions are fractional coordinates (needed by jax-md's NPT).
         disable_cell_list: True forces all-pairs candidates; None picks automatically (for
             fractional coordinates jax-md's cell list is used from 1500 atoms).
@@ -318,10 +413,12 @@ def neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
     box_j = jnp.asarray(box_m)
     r_cut = jnp.float64(cutoff)
     dr = jnp.float64(skin)
-    if multi:
+    if multi and fmt == "dense":
+        allocate, update = _multi_image_dense_fns(box_m, cutoff, skin, capacity_multiplier)
+    elif multi:
         fns = custom_partition.neighbor_list_multi_image(
             None, box_j, r_cut, dr_threshold=dr, capacity_multiplier=capacity_multiplier,
-            fractional_coordinates=False, format=FORMATS["full" if fmt == "dense" else fmt])
+            fractional_coordinates=False, format=FORMATS[fmt])
         allocate, update = fns.allocate, fns.update
     elif not fractional and not disable_cell_list and cell_list_applies(box_m, cutoff, skin):
         allocate, update = _cell_list_fns(box_m, cutoff, skin, fmt, capacity_multiplier)
@@ -370,6 +467,10 @@ def pad_to_capacity(nbrs, n_slots: int):
     if is_dense(nbrs):  # (N, K): more slots per atom
         return dataclasses.replace(nbrs, idx=jnp.pad(idx, ((0, 0), (0, extra)), constant_values=n_atoms),
                                    max_occupancy=n_slots)
+    if is_dense_multi_image(nbrs):  # (N, K) and shifts (N, K, 3)
+        return dataclasses.replace(nbrs, idx=jnp.pad(idx, ((0, 0), (0, extra)), constant_values=n_atoms),
+                                   shifts=jnp.pad(nbrs.shifts, ((0, 0), (0, extra), (0, 0))),
+                                   max_occupancy=n_slots)
     if isinstance(idx, tuple):  # multi-image list: (receivers, senders) and per-edge image shifts
         idx = tuple(jnp.pad(a, (0, extra), constant_values=n_atoms) for a in idx)
         shifts = jnp.pad(nbrs.shifts, ((0, extra), (0, 0)))
@@ -404,20 +505,25 @@ def batched_update(update: Callable, box, skin: float) -> Callable:
     list whether to rebuild with a `lax.cond`; under vmap that cond becomes a select, so every
     list would be rebuilt at every call (measured: 6 vmapped MD replicas ran 2x slower than 6
     sequential runs). Here one un-batched cond asks whether *any* system moved more than skin/2
-    (minimum image, so atoms wrapping across the cell do not count) and only then runs the
-    vmapped update, inside which each list still applies its own criterion.
+    (minimum image, so atoms wrapping across the cell do not count) and only then rebuilds
+    *every* list of the batch (`forced_rebuild`). The vmapped rebuild costs the whole batch
+    either way, so letting each list keep its own criterion (as before) only meant more
+    rebuilds: the lists fell out of step and each one's turn rebuilt all of them (8 vacancy
+    replicas at kT = 1: up to one batch rebuild per replica per event). A list rebuilt early
+    holds every pair within cutoff + skin of the new positions, so the forces do not change.
     """
     box = jnp.asarray(box)
     inv_box = jnp.linalg.inv(box)
-    # a hair below jax-md's own threshold, so this gate never skips a rebuild jax-md would do
+    half_cell = 0.5 * box[:, 0]
+    # a hair below the lists' own threshold, so this gate never skips a rebuild they would do
     threshold_sq = (0.999 * skin / 2.0) ** 2
 
     def update_all(R, nbrs):
-        update_each = over_batch(update, R.shape[0])
+        rebuild_each = over_batch(partial(forced_rebuild, update, half_cell.astype(R.dtype)), R.shape[0])
         frac = (R - nbrs.reference_position.astype(R.dtype)) @ inv_box.T
         moved = (frac - jnp.round(frac)) @ box.T
         need = jnp.any(jnp.sum(moved * moved, axis=-1) > threshold_sq)
-        return lax.cond(need, update_each, lambda r, nb: nb, R, nbrs)
+        return lax.cond(need, rebuild_each, lambda r, nb: nb, R, nbrs)
 
     return update_all
 
@@ -437,7 +543,7 @@ def edge_index(nbrs) -> tuple[Array, Array]:
     """(receivers i, senders j), each shape (E,). Padded slots hold N. A dense list's edges are
     its rows flattened (E = N K; i the row's atom, j the neighbour)."""
     idx = nbrs.idx
-    if is_dense(nbrs):
+    if is_dense(nbrs) or is_dense_multi_image(nbrs):
         n, k = idx.shape
         return jnp.broadcast_to(jnp.arange(n, dtype=idx.dtype)[:, None], (n, k)).reshape(-1), idx.reshape(-1)
     return idx[0], idx[1]
@@ -479,6 +585,8 @@ def edge_vectors(R: Array, box: Array, nbrs) -> tuple[Array, Array, Array, Array
         ref = nbrs.reference_position.astype(R.dtype)
         moved = (R - ref) @ inv_box.T
         R = ref + (moved - jnp.round(moved)) @ box.T
+        if is_dense_multi_image(nbrs):
+            shifts = shifts.reshape(-1, 3)
         dR = R[jc] - R[ic] + shifts.astype(R.dtype) @ box.T
     else:
         # fractional positions once per atom, then gathered: one (E, 3) x (3, 3) product per

@@ -24,7 +24,7 @@ from jax import lax
 from jax_md import energy as jmd_energy
 from jax_md import partition
 
-from mlffbench.neighbors import edge_vectors, is_dense, rows_times_box_t, safe_norm
+from mlffbench.neighbors import edge_vectors, is_dense, is_dense_multi_image, rows_times_box_t, safe_norm
 from mlffbench.potentials.base import Potential
 
 VARIANTS = ("lj/cut", "lj/cut/shift", "lj/smooth")
@@ -56,43 +56,89 @@ def lj_pair_function(variant: str, sigma: float = 1.0, epsilon: float = 1.0, cut
     return truncated
 
 
-def dense_pair_energy(phi, cutoff: float):
-    """E(R, box, idx) = 1/2 sum_i sum_k phi(|d_ik|) for a dense list idx (N, K) (padded with N),
-    d_ik the minimum-image vector from atom i to idx[i, k]; phi zero at and beyond `cutoff`.
+def lj_pair_r2(variant: str, sigma: float = 1.0, epsilon: float = 1.0, cutoff: float = 2.5, dtype=jnp.float64):
+    """(e, g) = (phi, phi'(r) / r) as functions of r^2 for 'lj/cut' and 'lj/cut/shift' (None for
+    'lj/smooth', whose switch needs r): no square root and no division chain per pair. The same
+    energy as `lj_pair_function` to round-off (the kernel's callers mask r >= rc)."""
+    if variant not in ("lj/cut", "lj/cut/shift"):
+        return None
+    sig2 = jnp.asarray(float(sigma) ** 2, dtype)
+    eps4 = jnp.asarray(4.0 * float(epsilon), dtype)
+    eps24 = jnp.asarray(24.0 * float(epsilon), dtype)
+    x = (float(sigma) / float(cutoff)) ** 6
+    shift = jnp.asarray(4.0 * float(epsilon) * (x * x - x) if variant == "lj/cut/shift" else 0.0, dtype)
+
+    def terms(r2):
+        inv2 = 1.0 / r2
+        s6 = sig2 * inv2
+        s6 = s6 * s6 * s6
+        return eps4 * (s6 * s6 - s6) - shift, -eps24 * (2.0 * s6 * s6 - s6) * inv2
+
+    return terms
+
+
+def dense_pair_energy(phi, cutoff: float, phi_r2=None, images: bool = False):
+    """E(R, box, idx[, shifts, ref]) = 1/2 sum_i sum_k phi(|d_ik|) for a dense list idx (N, K)
+    (padded with N); phi zero at and beyond `cutoff`; phi_r2 (optional): r^2 -> (phi, phi'(r)/r)
+    (`lj_pair_r2`), used instead of phi where given.
+
+    Minimum image (images=False): d_ik is the minimum-image vector from atom i to idx[i, k].
+    Multi-image (images=True, small cells): d_ik = box (s_j - s_i + n_ik) with the list's integer
+    image shifts n (N, K, 3), valid for the positions the list was built from (ref (N, 3)); each
+    atom's fractional position is first moved by the whole cells w_i = round(s_i - s_ref_i) it
+    wrapped by since then, so a wrap between rebuilds does not change an edge.
 
     Its JVP is analytic: dE/dR_i = -sum_k phi'(r_ik) d_ik / r_ik (a row sum: the list holds every
     pair in both rows, and d_ki = -d_ik exactly, since fractional differences are negated
-    exactly) and dE/dbox = -sum_ik (dphi/dd_ik) n_ik^T with n_ik the integer image of the edge
-    (d = r_j - r_i - box n). So forces cost no scatter-add; second derivatives (Hessians) and the
+    exactly) and dE/dbox = sum_ik (dphi/dd_ik) m_ik^T / 2 with m_ik the integer image of the edge
+    (d = r_j - r_i + box m). So forces cost no scatter-add; second derivatives (Hessians) and the
     strain derivative (stress) go through the same rule. Units: reduced; R (N, 3), box (3, 3).
     """
     rc2 = float(cutoff) ** 2
 
-    def pair_terms(R, box, idx):
+    def pair_terms(R, box, idx, shifts=None, ref=None):
         n_atoms = R.shape[0]
-        S = R @ jnp.linalg.inv(box).T
-        df = S[jnp.minimum(idx, n_atoms - 1)] - S[:, None, :]
-        image = lax.stop_gradient(jnp.round(df))
-        d = rows_times_box_t(df - image, box)
+        inv_t = jnp.linalg.inv(box).T
+        S = R @ inv_t
+        if shifts is not None:
+            wrapped = lax.stop_gradient(jnp.round(S - ref.astype(R.dtype) @ inv_t))  # (N, 3)
+            S = S - wrapped
+        jc = jnp.minimum(idx, n_atoms - 1)
+        df = S[jc] - S[:, None, :]
+        if shifts is None:
+            image = lax.stop_gradient(-jnp.round(df))
+        else:
+            image = shifts.astype(R.dtype)
+        d = rows_times_box_t(df + image, box)
         r2 = jnp.sum(d * d, axis=-1)
         ok = (idx < n_atoms) & (r2 < rc2)
-        r = jnp.sqrt(jnp.where(ok, r2, 1.0))
-        e, de_dr = jax.jvp(phi, (r,), (jnp.ones_like(r),))
-        return jnp.where(ok, e, 0.0), jnp.where(ok, de_dr / r, 0.0), d, image
+        r2s = jnp.where(ok, r2, 1.0)
+        if phi_r2 is not None:
+            e, g = phi_r2(r2s)
+        else:
+            r = jnp.sqrt(r2s)
+            e, de_dr = jax.jvp(phi, (r,), (jnp.ones_like(r),))
+            g = de_dr / r
+        if shifts is not None:  # the edge's image in the positions R themselves: n - w_j + w_i
+            image = image - wrapped[jc] + wrapped[:, None, :]
+        return jnp.where(ok, e, 0.0), jnp.where(ok, g, 0.0), d, image
 
-    @jax.custom_jvp
-    def energy(R, box, idx):
-        return 0.5 * jnp.sum(pair_terms(R, box, idx)[0])
+    def energy_of(*args):
+        return 0.5 * jnp.sum(pair_terms(*args)[0])
 
-    @energy.defjvp
-    def energy_jvp(primals, tangents):
-        R, box, idx = primals
-        dR, dbox, _ = tangents
-        e, g, d, image = pair_terms(R, box, idx)  # g = phi'(r) / r
+    def jvp_of(primals, tangents):
+        R, box = primals[:2]
+        dR, dbox = tangents[:2]
+        e, g, d, image = pair_terms(*primals)  # g = phi'(r) / r
         grad_R = -jnp.sum(g[..., None] * d, axis=1)  # dE/dR = -F, (N, 3)
-        grad_box = -0.5 * jnp.einsum("ik,ika,ikb->ab", g, d, image)
+        grad_box = 0.5 * jnp.einsum("ik,ika,ikb->ab", g, d, image)
         return 0.5 * jnp.sum(e), jnp.sum(grad_R * dR) + jnp.sum(grad_box * dbox)
 
+    if images:
+        energy = jax.custom_jvp(lambda R, box, idx, shifts, ref: energy_of(R, box, idx, shifts, ref))
+    else:
+        energy = jax.custom_jvp(lambda R, box, idx: energy_of(R, box, idx))
+    energy.defjvp(jvp_of)
     return energy
 
 
@@ -110,7 +156,9 @@ def lennard_jones(variant: str = "lj/cut/shift", sigma: float = 1.0, epsilon: fl
             (each pair once) or 'full' (both directions), the sparse layouts through autodiff.
     """
     phi = lj_pair_function(variant, sigma, epsilon, cutoff, r_onset, dtype)
-    dense_energy = dense_pair_energy(phi, cutoff)
+    phi_r2 = lj_pair_r2(variant, sigma, epsilon, cutoff, dtype)
+    dense_energy = dense_pair_energy(phi, cutoff, phi_r2)
+    dense_images_energy = dense_pair_energy(phi, cutoff, phi_r2, images=True)
 
     def weight(nbrs) -> float:  # 1 when each pair is listed once, 1/2 when listed both ways
         return 1.0 if getattr(nbrs, "format", None) == partition.NeighborListFormat.OrderedSparse else 0.5
@@ -123,6 +171,8 @@ def lennard_jones(variant: str = "lj/cut/shift", sigma: float = 1.0, epsilon: fl
     def energy_fn(R, box, nbrs):
         if is_dense(nbrs):
             return dense_energy(R, box, nbrs.idx)
+        if is_dense_multi_image(nbrs):
+            return dense_images_energy(R, box, nbrs.idx, nbrs.shifts, nbrs.reference_position)
         e, _, _ = pair_energies(R, box, nbrs)
         return weight(nbrs) * jnp.sum(e)
 
