@@ -42,14 +42,7 @@ reference: $(STAMP)
 	$(BIN)/python scripts/make_reference.py
 
 bench: $(STAMP)
-	mkdir -p bench/results
-	$(BIN)/python bench/md_throughput.py --out bench/results/md_throughput.json
-	$(BIN)/python bench/neighbor_scaling.py --out bench/results/neighbor_scaling.json
-	$(BIN)/python bench/neb_speed.py --out bench/results/neb_speed.json
-	$(BIN)/python bench/pdos_speed.py --out bench/results/pdos_speed.json
-	$(BIN)/python bench/vacancy_md.py --out bench/results/vacancy_md.json $(if $(MODEL),--model $(MODEL))
-	$(BIN)/python bench/gnn_throughput.py --out bench/results/gnn_throughput.json
-	$(BIN)/python bench/external_overhead.py --out bench/results/external_overhead.json
+	$(BIN)/python bench/run_all.py $(if $(MODEL),--model $(MODEL)) $(BENCH_FLAGS)
 
 RUN ?= demo-out
 report-screenshot: $(STAMP)

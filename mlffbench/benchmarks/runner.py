@@ -413,12 +413,17 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
     if resumed:
         log(f"resuming the run in {outdir}")
     wall: dict[str, float] = {}
+    stage_rss: dict[str, dict] = {}  # peak RSS of generate and train (the battery's is per benchmark)
     hashes: dict[str, str | None] = {"dataset_sha256": None, "checkpoint_sha256": None}
     dataset_path: Path | None = None
     if full_loop:
-        data, wall["generate"] = stage_generate(cfg, gcfg, outdir, log, progress)
+        with PeakRSS() as mem:
+            data, wall["generate"] = stage_generate(cfg, gcfg, outdir, log, progress)
+        stage_rss["generate"] = mem.as_dict()
         dataset_path = data / "dataset.npz"
-        model_dir, wall["train"] = stage_train(cfg, tcfg, data, outdir, log, progress)
+        with PeakRSS() as mem:
+            model_dir, wall["train"] = stage_train(cfg, tcfg, data, outdir, log, progress)
+        stage_rss["train"] = mem.as_dict()
         model_spec = str(model_dir)
     elif given is not None:
         dataset_path = given[0]
@@ -477,7 +482,7 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
     wall["battery"] = time.perf_counter() - t_start - sum(wall.values())
     wall["total"] = time.perf_counter() - t_start
     return write_run_outputs(outdir, cfg, ordered, model, reference, model_spec, full_loop, wall, hashes, keys,
-                             resumed, gcfg, tcfg)
+                             resumed, gcfg, tcfg, stage_rss=stage_rss)
 
 
 def stage_configs(cfg: RunConfig, source: str):
@@ -511,7 +516,8 @@ def stored_result(final_dir: Path, key: str) -> dict | None:
 
 
 def write_run_outputs(outdir: Path, cfg: RunConfig, ordered: dict, model, reference, model_spec: str,
-                      full_loop: bool, wall: dict, hashes: dict, keys: dict, resumed: bool, gcfg, tcfg) -> dict:
+                      full_loop: bool, wall: dict, hashes: dict, keys: dict, resumed: bool, gcfg, tcfg,
+                      stage_rss: dict | None = None) -> dict:
     """results.json, manifest.json and scorecard.md of a finished run; returns results.json's content."""
     units = cfg.units.unit_system()
     model_id, ref_id = model.fingerprint, reference.fingerprint
@@ -532,6 +538,7 @@ def write_run_outputs(outdir: Path, cfg: RunConfig, ordered: dict, model, refere
                seeds={"run": cfg.seed, "generate": getattr(gcfg, "seed", None), "train": getattr(tcfg, "seed", None)},
                benchmark_keys=keys, benchmark_wall_times_s={n: r.get("wall_time_s") for n, r in ordered.items()},
                benchmark_peak_rss={n: r.get("peak_rss") for n, r in ordered.items() if r.get("peak_rss")},
+               stage_peak_rss=stage_rss or {},
                process_peak_rss={"value": round(process_peak_rss_mb(), 1), "unit": "MiB"},
                stage_configs={"generate": None if gcfg is None else gcfg.model_dump(mode="json"),
                               "train": None if tcfg is None else tcfg.model_dump(mode="json")})
