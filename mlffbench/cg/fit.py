@@ -329,18 +329,31 @@ def spline_cg_potential(spline: SplinePair, prior: Prior, name: str = "cg:pair-s
 
 
 def model_forces(potential: Potential, X: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Forces of any Potential on every frame, (F, M, 3) (neighbour list allocated once)."""
+    """Forces of any Potential on every frame, (F, M, 3) (neighbour list allocated once).
+
+    The neighbour update and the force call are one jitted program. jax-md's `update` called
+    eagerly dispatches a `lax.cond` that is looked up in JAX's persistent compilation cache on
+    every call; hundreds of such loads (one per frame) crashed the process in XLA's executable
+    deserialisation (SIGSEGV in libgcc_s, issue 15), so no eager update remains here.
+    """
     b = jnp.asarray(as_box_matrix(box))
     spec = potential.neighbors(b, skin=0.3, n_atoms=X.shape[1])
     nbrs = spec.allocate(jnp.asarray(X[0]), extra_capacity=16)
-    f = jax.jit(lambda R, nb: potential.forces(R, b, nb))
+
+    @jax.jit
+    def step(R, nb):
+        nb = spec.update(R, nb)
+        return nb, potential.forces(R, b, nb)
+
     out = []
     for k in range(len(X)):
         R = jnp.asarray(X[k])
-        nbrs = spec.update(R, nbrs)
-        if bool(nbrs.did_buffer_overflow):
+        new, f = step(R, nbrs)
+        if bool(new.did_buffer_overflow):
             nbrs = spec.allocate(R, extra_capacity=32)
-        out.append(np.asarray(f(R, nbrs)))
+            new, f = step(R, nbrs)
+        nbrs = new
+        out.append(np.asarray(f))
     return np.stack(out)
 
 
