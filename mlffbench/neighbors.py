@@ -8,7 +8,8 @@ fractional s). A neighbour list is either
   at least 2 * (cutoff + skin); or
 * a jax-md `custom_partition.NeighborListMultiImage` (explicit integer image shifts), used for
   small cells where the minimum-image convention would miss neighbours (e.g. a 3x3x3 FCC cell
-  with rc = 2.5 sigma). jax-md's plain list checks nothing here (see shared/notes), so the choice
+  with rc = 2.5 sigma): jax-md's sparse one for 'full'/'half', our dense rows
+  (`_multi_image_dense_fns`) for 'dense'. jax-md's plain list checks nothing here (see shared/notes), so the choice
   is made for the user rather than left to chance.
 
 Both are consumed through `edge_vectors`, which is the single place where displacements are made.

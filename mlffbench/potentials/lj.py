@@ -12,8 +12,9 @@ casts Python floats to float32 even in x64 mode (a 1e-8 relative energy error in
 
 The default list layout is 'dense' (jax-md's Dense: one row of neighbours per atom, each pair in
 both rows), evaluated by `dense_pair_energy`: its custom JVP returns the analytic forces (row sums,
-no scatter-add) and the box derivative, so -grad E costs one pass over the pairs. A sparse list
-('half', 'full', and the multi-image lists of small cells) goes through `edge_vectors` and autodiff.
+no scatter-add) and the box derivative, so -grad E costs one pass over the pairs. Small cells
+(multi-image) get dense rows too, with an integer image shift per slot. A sparse list ('half',
+'full') goes through `edge_vectors` and autodiff.
 """
 
 from __future__ import annotations
