@@ -122,6 +122,8 @@ def run_stage(stage: Stage, results: Path, quick: bool, model: str | None, logs:
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     with open(log, "w") as fh:
+        # ru_maxrss of a child counts the RSS it had as a fork of this process before exec (Linux
+        # keeps the high-water mark across exec), so this runner must stay small: it imports no JAX.
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
         _, status, ru = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)

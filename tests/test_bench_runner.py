@@ -167,9 +167,17 @@ def test_a_rerun_of_some_stages_keeps_the_others(ra, results):
 
 def test_stage_record_has_exit_status_and_the_childs_peak_rss(ra, tmp_path):
     """A child that holds ~200 MB and exits 2: the record says so (RSS from wait4, not the parent)."""
+    import subprocess
+
     code = "import sys; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); sys.exit(2)"
-    stage = ra.Stage("fake", None, lambda results, quick, model: [sys.executable, "-c", code])
-    rec = ra.run_stage(stage, tmp_path, False, None, tmp_path / "logs")
+    # run_stage runs in a fresh small process, as under `make bench`: a child forked from this
+    # pytest worker (JAX loaded, GBs resident) would carry the worker's RSS in its ru_maxrss
+    runner = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import run_all as ra; "
+              f"from pathlib import Path; t = Path({str(tmp_path)!r}); "
+              f"stage = ra.Stage('fake', None, lambda results, quick, model: [sys.executable, '-c', {code!r}]); "
+              "print(json.dumps(ra.run_stage(stage, t, False, None, t / 'logs')))")
+    out = subprocess.run([sys.executable, "-c", runner], capture_output=True, text=True, check=True).stdout
+    rec = json.loads(out.strip().splitlines()[-1])
     assert rec["returncode"] == 2
     assert 200 <= rec["peak_rss_mb"] < 400
     assert rec["wall_s"] >= 0 and rec["cpu_s"] >= 0 and set(rec["load_average_1min"]) == {"start", "end"}
