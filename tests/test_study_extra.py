@@ -23,6 +23,7 @@ from mlffbench.benchmarks import REGISTRY, battery
 from mlffbench.benchmarks.study import (StudyConfig, hop_rate_markdown, hop_rate_summary, rate_ratio_interval,
                                         run_study, task_benchmarks)
 from mlffbench.errors import UserError
+from test_study import TINY_GENERATE, TINY_TRAIN  # one tiny study setting for both files (tests/ is on the path)
 
 
 def test_rate_ratio_interval_is_clopper_pearson_of_the_split():
@@ -70,16 +71,6 @@ def test_hop_rate_summary_by_hand():
     md = hop_rate_markdown({"paper": {"105K": row}})
     assert "member 2" in md and "committee (pooled)" in md
     assert hop_rate_summary({"state": "failed"}) is None
-
-
-TINY_GENERATE = {"protocol.n_trajectories": 1, "protocol.npt": {"temperature": 10.0, "steps": 100},
-                 "protocol.nvt": {"temperature": 10.0, "steps": 100},
-                 "protocol.ramp": {"start": 10.0, "stop": 60.0, "steps": 200, "ensemble": "npt"},
-                 "protocol.hold": [], "protocol.frame_every": 50, "md.chunk_steps": 100}
-TINY_TRAIN = {"optim.epochs": 1, "optim.batch_size": 2,
-              "model.hparams": {"features": 8, "n_blocks": 1, "n_basis": 8, "pair_term": True},
-              "splits.train": {"phase": "any", "trajectories": [0], "frames": [2, 100]},
-              "splits.val": {"trajectories": [0], "frames": [0, 2]}, "splits.test": {}}
 
 
 def _tiny_cfg(root, two: bool = True, **extra) -> StudyConfig:
