@@ -14,7 +14,7 @@ help:
 	@echo "make test       set up .venv and run the fast test suite"
 	@echo "make test-slow  paper-scale checks (pytest -m slow)"
 	@echo "make reference  regenerate reference_data/ (never run by CI)"
-	@echo "make bench      performance benchmarks, JSON into bench/results/"
+	@echo "make bench      every benchmark as its own process (bench/run_all.py): JSON + summary.md in bench/results/ (BENCH_FLAGS=--quick: tiny sizes)"
 	@echo "make report-screenshot RUN=demo-out   HTML report rendered in headless Chromium -> RUN/report.png"
 	@echo "make mace-demo  train a tiny MACE in its own venv and benchmark it (slow; needs ~2 GB disk)"
 
