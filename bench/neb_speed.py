@@ -21,11 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _whole_process import run_worker, second_invocation  # same directory (bench/)
 
 import numpy as np
 
@@ -125,43 +126,18 @@ def ours_once(pot, Ri, Rf, Ei, Ef, box, n_images, tol) -> dict:
 
 
 def whole_process(which: str, ends_file: str, n_images: int, tol: float, maxstep: float, env: dict) -> dict:
-    import resource
-
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--worker", which, "--ends", ends_file, "--images",
-                           str(n_images), "--tol-reduced", repr(tol), "--maxstep", repr(maxstep)],
-                          capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{which} worker failed:\n{proc.stderr[-2000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["process_wall_s"] = wall
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # children run one at a time: the delta is this one
-    out["process_cpu_s"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    return out
+    return run_worker([__file__, "--worker", which, "--ends", ends_file, "--images", str(n_images),
+                       "--tol-reduced", repr(tol), "--maxstep", repr(maxstep)], env, which)
 
 
 def whole_processes(ends_file: str, n_images: int, tol: float, maxstep: float) -> dict:
     """ours and ASE, each twice in fresh processes, interleaved; ours' first with an empty cache."""
-    cache = tempfile.mkdtemp(prefix="mlffbench-neb-cache-")
-    env = {**os.environ, "MLFFBENCH_CACHE_DIR": cache}
-    env.pop("MLFFBENCH_NO_COMPILE_CACHE", None)
-    runs: dict[str, list] = {"ours": [], "ase": []}
-    for _ in range(2):
-        for k in runs:
-            runs[k].append(whole_process(k, ends_file, n_images, tol, maxstep, env))
-    o, a = runs["ours"], runs["ase"]
-    return {"ours_first_s": o[0]["process_wall_s"], "ours_second_s": o[1]["process_wall_s"],
-            "peer_first_s": a[0]["process_wall_s"], "peer_second_s": a[1]["process_wall_s"],
-            "ratio_second_invocation": a[1]["process_wall_s"] / o[1]["process_wall_s"],
-            "ratio_first_invocation": a[0]["process_wall_s"] / o[0]["process_wall_s"],
-            "ours_second_cpu_s": o[1]["process_cpu_s"], "peer_second_cpu_s": a[1]["process_cpu_s"],
-            "ratio_second_invocation_cpu": a[1]["process_cpu_s"] / o[1]["process_cpu_s"],
-            "peer_converged": [r["converged"] for r in a], "ours_converged": [r["converged"] for r in o],
-            "ours_peak_rss_MB": max(r["peak_rss_MB"] for r in o), "peer_peak_rss_MB": max(r["peak_rss_MB"] for r in a),
-            "ase_maxstep_sigma": maxstep, "runs": runs,
-            "note": "first ours process: empty compilation cache; second: the cache the first filled"}
+    out = second_invocation(lambda which, env: whole_process(which, ends_file, n_images, tol, maxstep, env),
+                            "ours", "ase", "mlffbench-neb-cache-")
+    runs = out["runs"]
+    out.update(peer_converged=[r["converged"] for r in runs["ase"]],
+               ours_converged=[r["converged"] for r in runs["ours"]], ase_maxstep_sigma=maxstep)
+    return out
 
 
 def main() -> None:

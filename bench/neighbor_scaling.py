@@ -39,14 +39,7 @@ A0, DT, SKIN, KT, RC = 1.5496, 0.005, 0.3, 0.5, 2.5
 
 
 def _best_cpu_ms(fn, repeats: int) -> float:
-    """Best process CPU milliseconds of `repeats` calls (all threads; steadier than wall time on
-    a machine shared with other jobs)."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.process_time()
-        jax.block_until_ready(fn())
-        times.append(time.process_time() - t0)
-    return 1e3 * min(times)
+    return _best_ms(fn, repeats, clock=time.process_time)
 
 
 def _rebuild_ms(update, half_cell, R, nbrs, repeats: int, cpu: bool = False) -> float:

@@ -33,11 +33,12 @@ import json
 import math
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _whole_process import run_worker, second_invocation  # same directory (bench/)
 
 import numpy as np
 
@@ -183,41 +184,18 @@ def peak_rss_mb() -> float:
 
 def whole_process(which: str, mesh: int, sigma: float, step_sigma: float, env: dict | None = None) -> dict:
     """Wall time of a fresh interpreter doing the whole PDOS (imports and compilation included)."""
-    import resource
-
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--worker", which, "--mesh", str(mesh),
-                           "--sigma", str(sigma), "--fd-step", str(step_sigma)],
-                          capture_output=True, text=True, check=True, env=env)
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["process_wall_s"] = time.perf_counter() - t0
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # children run one at a time: the delta is this one
-    out["process_cpu_s"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    return out
+    return run_worker([__file__, "--worker", which, "--mesh", str(mesh), "--sigma", str(sigma),
+                       "--fd-step", str(step_sigma)], env, which)
 
 
-def second_invocation(mesh: int, sigma: float, step_sigma: float) -> dict:
+def second_invocation_pdos(mesh: int, sigma: float, step_sigma: float) -> dict:
     """The autodiff PDOS as fresh processes: ours and phonopy + ASE, twice each, interleaved;
     ours' first with an empty compilation cache, its second with the cache the first filled."""
-    cache = tempfile.mkdtemp(prefix="mlffbench-pdos-cache-")
-    env = {**os.environ, "MLFFBENCH_CACHE_DIR": cache}
-    env.pop("MLFFBENCH_NO_COMPILE_CACHE", None)
-    runs: dict[str, list] = {"ours-lj": [], "phonopy-lj": []}
-    for _ in range(2):
-        for k in runs:
-            runs[k].append(whole_process(k, mesh, sigma, step_sigma, env))
-    o, p = runs["ours-lj"], runs["phonopy-lj"]
-    return {"ours_first_s": o[0]["process_wall_s"], "ours_second_s": o[1]["process_wall_s"],
-            "peer_first_s": p[0]["process_wall_s"], "peer_second_s": p[1]["process_wall_s"],
-            "ratio_second_invocation": p[1]["process_wall_s"] / o[1]["process_wall_s"],
-            "ratio_first_invocation": p[0]["process_wall_s"] / o[0]["process_wall_s"],
-            "ours_second_cpu_s": o[1]["process_cpu_s"], "peer_second_cpu_s": p[1]["process_cpu_s"],
-            "ratio_second_invocation_cpu": p[1]["process_cpu_s"] / o[1]["process_cpu_s"],
-            "ours_peak_rss_MB": max(r["peak_rss_MB"] for r in o),
-            "peer_peak_rss_MB": max(r["peak_rss_MB"] for r in p),
-            "nu_max_relative_difference": o[1]["nu_max"] / p[1]["nu_max"] - 1, "runs": runs,
-            "note": "first ours process: empty compilation cache; second: the cache the first filled"}
+    out = second_invocation(lambda which, env: whole_process(which, mesh, sigma, step_sigma, env),
+                            "ours-lj", "phonopy-lj", "mlffbench-pdos-cache-")
+    o, p = out["runs"]["ours-lj"], out["runs"]["phonopy-lj"]
+    out["nu_max_relative_difference"] = o[1]["nu_max"] / p[1]["nu_max"] - 1
+    return out
 
 
 def external_main(args) -> dict:
@@ -308,7 +286,7 @@ def main() -> None:
                                   "compile_s": mr[0]["total_s"] - mwarm["total_s"]}
         res["model_speedup_steady_state"] = best_peer["total_s"] / mwarm["total_s"]
     if not args.no_whole_process:
-        res["whole_process"] = second_invocation(args.mesh, args.sigma, args.fd_step)
+        res["whole_process"] = second_invocation_pdos(args.mesh, args.sigma, args.fd_step)
         wp = res["whole_process"]
         wp["steady_in_process_ratio"] = res["speedup_steady_state"]
         print(f"whole process: ours {wp['ours_first_s']:.1f} s then {wp['ours_second_s']:.1f} s, phonopy "
