@@ -138,6 +138,25 @@ def test_headline_error_is_the_members_error_magnitude():
     assert row["value"] == pytest.approx(4.0 / 3) and row["gain"] == pytest.approx(17.1 / 3 - 4.0 / 3)
 
 
+def test_a_passed_benchmark_without_a_value_is_a_no_value_cell_not_a_crash():
+    # hop_rates passes with rate_log10_error = nan (JSON null) when the model's replicas all stop
+    # (melting): the table must say so, and `study` must still write its table (it crashed here)
+    from mlffbench.benchmarks.runner import committee_metrics
+
+    note = "no temperature with hops in both runs (8 model replicas stopped: Frenkel pair or melting)"
+    per_member = [{"rate_log10_error": {"value": float("nan"), "unit": "1", "note": note}} for _ in range(3)]
+    metric = {**committee_metrics(per_member)["rate_log10_error"], "good": 0.15}
+    assert metric["note"] == note
+    docs = {t: {"benchmarks": {"hop_rates": {"state": "passed", "metrics": {"rate_log10_error": m}}}}
+            for t, m in (("paper", {**metric, "value": None}), ("other", {"value": 0.3, "unit": "1", "good": 0.15}))}
+    table = study_mod.compare_recipes(docs, "paper")
+    cell = table["hop_rates"]["tasks"]["paper"]
+    assert cell["state"] == "no value" and "value" not in cell and "melting" in cell["reason"]
+    assert "gain" not in table["hop_rates"]["tasks"]["other"]
+    md = study_mod.markdown_table(table, ["paper", "other"], "paper")
+    assert "| hop_rates: rate_log10_error | no value | 0.3 |" in md and f"- no value, `paper` hop_rates: {note}" in md
+
+
 def test_value_rows_whole_committee_cells_and_shared_dataset(tmp_path):
     # an unscored extra metric is a signed value row without gain; a whole-committee metric (no
     # members) has no spread, so whether its gain beats the noise is unknown (None), not True

@@ -59,8 +59,10 @@ def compare_hop_rates(model: dict, ref: dict) -> dict:
             std = math.sqrt(1.0 / m["hops"] + 1.0 / r["hops"]) / math.log(10.0)
             out[f"rate_log10_error_{tag}"] = value(e, "1", std=std, hops_model=m["hops"], hops_lj=r["hops"])
             errs.append(e)
+    stopped = sum("replica stopped" in msg for msg in model.get("messages", []))
+    why = f"{stopped} model replicas stopped: Frenkel pair or melting" if stopped else "too short"
     out["rate_log10_error"] = value(max(errs) if errs else float("nan"), "1",
-                                    note="" if errs else "no temperature with hops in both runs (too short)")
+                                    note="" if errs else f"no temperature with hops in both runs ({why})")
     if "arrhenius_E_m" in model and "arrhenius_E_m" in ref:
         m, r = model["arrhenius_E_m"], ref["arrhenius_E_m"]
         spread = {}

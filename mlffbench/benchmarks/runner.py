@@ -216,6 +216,9 @@ def committee_metrics(per_member: list[dict]) -> dict:
         q = from_samples(vals, per_member[0][name]["unit"])
         q["members"] = vals
         q["exceeds_spread"] = bool(abs(q["value"]) > q.get("std", 0.0))
+        notes = sorted({m[name].get("note") for m in per_member if m[name].get("note")})
+        if notes:
+            q["note"] = "; ".join(notes)
         out[name] = q
     return out
 

@@ -188,6 +188,11 @@ def _cell(m: dict, as_error: bool) -> dict:
     return {"value": m["value"], "std": m.get("std") or 0.0, "n": 1}
 
 
+def _finite(x) -> bool:
+    """Is `x` a number that is not nan/inf (JSON writes nan as null)?"""
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
 def _has_spread(t: dict) -> bool:
     """Does a cell carry an error bar (a committee's members, or the metric's own std)?"""
     return len(t.get("members") or []) >= 2 or bool(t.get("std"))
@@ -206,15 +211,17 @@ def compare_recipes(docs: dict[str, dict], baseline: str, extra: dict[str, list[
             if "deselected" in (res.get("reason") or ""):
                 continue  # not part of the study
             h = headline(res)
-            rows = [(bname, h)]
+            rows = [(bname, h if h is None or _finite(h[1].get("value")) else None)]
             for mname in (extra or {}).get(bname, []):
                 m = (res.get("metrics") or {}).get(mname) if h is not None else None
-                rows.append((f"{bname}: {mname}", None if m is None or m.get("value") is None else (mname, m)))
+                rows.append((f"{bname}: {mname}", None if m is None or not _finite(m.get("value")) else (mname, m)))
             for key, hm in rows:
                 row = table.setdefault(key, {"metric": None, "unit": None, "kind": "error", "tasks": {}})
                 if hm is None:
-                    row["tasks"][task] = {"state": res.get("state") if h is None else "no value",
-                                          "reason": res.get("reason", "")}
+                    if h is not None and key == bname and row["metric"] is None:
+                        row.update(metric=h[0], unit=h[1].get("unit"))
+                    why = (h[1].get("note") if h is not None else None) or res.get("reason", "")
+                    row["tasks"][task] = {"state": res.get("state") if h is None else "no value", "reason": why}
                     continue
                 name, m = hm
                 as_error = key == bname or m.get("good") is not None
@@ -253,6 +260,13 @@ def markdown_table(table: dict, tasks: list[str], baseline: str) -> str:
         label = bname if ":" in bname else f"{bname}: {row['metric']}"
         lines.append(f"| {label}{unit} | {' | '.join(cells)} |")
     lines.append("")
+    for bname, row in table.items():
+        for task in tasks:
+            t = row["tasks"].get(task, {})
+            if t.get("state") == "no value" and t.get("reason"):
+                lines.append(f"- no value, `{task}` {bname}: {t['reason']}")
+    if lines[-1] != "":
+        lines.append("")
     lines.append(f"Mean ± std of the members' |error| over the committee; in parentheses the gain over `{baseline}` (error reduction; "
                  "* = larger than the combined spread; ? = no spread to compare with). Value rows (unscored metrics) show the "
                  "signed mean ± std and no gain.")
