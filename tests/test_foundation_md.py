@@ -137,3 +137,18 @@ def test_small_cell_forces_stay_exact_after_atoms_wrap(lj):
         np.testing.assert_allclose(F, _brute_forces(R, s.box), rtol=0, atol=1e-9 * np.abs(F).max())
     e = res.samples["Etot"] / s.n_atoms
     assert e.max() - e.min() < 2e-3
+
+
+def test_chunks_are_even_where_a_divisor_allows_and_never_change_the_trajectory(lj):
+    # each distinct chunk length is its own compilation: 2500 steps in chunks of at most 2000
+    # run as 2 x 1250 (one program), not 2000 + 500; a prime number of samples keeps the old split
+    from mlffbench.dynamics.md import even_chunk
+
+    assert even_chunk(2500, 2000, 50) == 1250 and even_chunk(7000, 2000, 50) == 1750
+    assert even_chunk(970, 100, 10) == 100 and even_chunk(500, 2000, 50) == 500
+    s = random_displacements(fcc(2, A0_LJ), 0.03, 5)
+    integ = Integrator("nvt_langevin", dt=0.005)
+    runs = [run_md(lj, s.positions, s.box, integ, 250, kT=0.3, seed=2, sample_every=10, chunk_steps=c,
+                   record=("positions",)) for c in (200, 250)]  # 2 x 125 vs 1 x 250
+    assert runs[0].steps_done == runs[1].steps_done == 250
+    np.testing.assert_array_equal(runs[0].samples["positions"], runs[1].samples["positions"])

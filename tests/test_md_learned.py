@@ -188,3 +188,26 @@ def test_learned_npt_keeps_volume_near_start(trained_schnet):
     assert np.all(np.isfinite(vol)) and np.all(np.isfinite(r.samples["P"]))
     assert np.max(np.abs(vol / V_start - 1)) < 0.05, (vol.min() / V_start, vol.max() / V_start)
     assert np.ptp(vol) > 0  # the box did move: the barostat is live
+
+
+def test_gnn_md_with_less_list_head_room_runs_the_same_trajectory():
+    # GNNs allocate MD lists with less head room than LJ (their cost is per padded slot); the
+    # padding must change the cost only: the same start gives the same trajectory as with LJ's 1.3
+    from mlffbench.dynamics.md import Integrator, run_md
+    from mlffbench.potentials.gnn import GNN_MD_LIST_HEADROOM, make_potential
+    from mlffbench.potentials.lj import lennard_jones
+
+    hp = HP["schnet"]
+    pot = make_potential("schnet", hp, init_params("schnet", hp, seed=3), STD, dtype=jnp.float64)
+    assert pot.md_list_headroom == GNN_MD_LIST_HEADROOM < lennard_jones("lj/cut/shift").md_list_headroom
+    s = fcc(3, A0_LJ)
+    R = s.positions + np.random.default_rng(4).normal(0.0, 0.03, s.positions.shape)
+    slots = {m: jax.tree_util.tree_leaves(pot.neighbors(s.box, skin=0.3, n_atoms=len(R), capacity_multiplier=m)
+                                          .allocate(jnp.asarray(R)).idx)[0].size
+             for m in (GNN_MD_LIST_HEADROOM, 1.3)}
+    assert slots[GNN_MD_LIST_HEADROOM] < slots[1.3]
+    kw = dict(kT=0.05, seed=1, sample_every=10, chunk_steps=20, record=("positions",))
+    own = run_md(pot, R, s.box, Integrator("nve", dt=0.002), 40, **kw)
+    lj_room = run_md(pot, R, s.box, Integrator("nve", dt=0.002), 40, capacity_multiplier=1.3, **kw)
+    assert own.status == lj_room.status == "ok"
+    np.testing.assert_allclose(own.samples["positions"], lj_room.samples["positions"], rtol=0, atol=1e-12)

@@ -32,7 +32,7 @@ from mlffbench.errors import UserError
 from mlffbench.io import read_json, write_json
 from mlffbench.neighbors import as_box_matrix, edge_vectors
 from mlffbench.potentials.base import Potential
-from mlffbench.potentials.gnn import load_model, save_model
+from mlffbench.potentials.gnn import GNN_MD_LIST_HEADROOM, load_model, save_model
 from mlffbench.potentials.gnn.hipnn_ts import HIPNNTS, hparams_with_defaults
 
 Prior = RepulsivePrior | ExponentialPrior
@@ -222,7 +222,8 @@ def hipnn_cg_potential(module: HIPNNTS, params, energy_scale: float, prior: Prio
         return e + prior.energy_from_edges(dR, mask)
 
     return Potential(name=name, cutoff=max(float(module.cutoff), prior.cutoff), energy_fn=energy_fn,
-                     neighbor_format="full", params={"prior": prior.as_dict(), "energy_scale": energy_scale})
+                     neighbor_format="full", params={"prior": prior.as_dict(), "energy_scale": energy_scale},
+                     md_list_headroom=GNN_MD_LIST_HEADROOM)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -297,6 +297,26 @@ class _Program:
         return self.compiled[key](state, nbrs, kT_steps), compile_s
 
 
+def even_chunk(n_steps: int, chunk_steps: int, sample_every: int) -> int:
+    """Steps per chunk: a multiple of `sample_every`, at most `chunk_steps` (rounded down to one)
+    where possible, and dividing `n_steps` evenly when a divisor needs at most twice the chunks.
+
+    Each distinct chunk length is its own XLA compilation: 2500 steps in chunks of 2000 compile a
+    2000- and a 500-step program, in chunks of 1250 one. `n_steps` is a multiple of sample_every."""
+    per = max(1, chunk_steps // sample_every)  # samples per chunk, requested
+    blocks = max(1, n_steps // sample_every)
+    fewest = -(-blocks // per)
+    for n_chunks in range(fewest, 2 * fewest + 1):
+        if blocks % n_chunks == 0:
+            return blocks // n_chunks * sample_every
+    return per * sample_every
+
+
+def _headroom(potential: Potential, capacity_multiplier: float | None) -> float:
+    """The caller's neighbour-list capacity multiplier, else the potential's own MD head room."""
+    return potential.md_list_headroom if capacity_multiplier is None else float(capacity_multiplier)
+
+
 _PROGRAMS: OrderedDict[tuple, _Program] = OrderedDict()
 _MAX_PROGRAMS = 8
 
@@ -364,7 +384,7 @@ def _replica_keys(seed: int, n_rep: int) -> jnp.ndarray:
 def simulation(potential: Potential, box, integrator: Integrator, *, n_atoms: int, n_replicas: int = 1,
                sample_every: int = 100, record: tuple[str, ...] = (), skin: float = 0.3,
                mass: float | np.ndarray = 1.0, dtype=jnp.float64,
-               capacity_multiplier: float = 1.3) -> tuple[Callable, Callable]:
+               capacity_multiplier: float | None = None) -> tuple[Callable, Callable]:
     """MD for (potential, box, integrator) in jax-md's style: returns (init_fn, chunk_fn).
 
     Batch-first: replicas are the leading axis of every array. The compiled programs behind the
@@ -383,7 +403,7 @@ def simulation(potential: Potential, box, integrator: Integrator, *, n_atoms: in
     box_m = jnp.asarray(as_box_matrix(box), dtype)
     mass_j = _mass_array(mass, dtype)
     prog = _program(potential, box_m, integrator, dtype, npt, sample_every, tuple(record), mass_j,
-                    n_replicas, n_atoms, skin, capacity_multiplier)
+                    n_replicas, n_atoms, skin, _headroom(potential, capacity_multiplier))
     np_dtype = np.dtype(jnp.dtype(dtype).name)
 
     def init_fn(R, kT, seed: int = 0, velocities=None):
@@ -403,7 +423,7 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
            kT: float | np.ndarray = 0.0, seed: int = 0, sample_every: int = 100,
            chunk_steps: int = 1000, skin: float = 0.3, velocities=None,
            record: tuple[str, ...] = (), max_step_displacement: float = 0.25,
-           max_kT: float = 50.0, capacity_multiplier: float = 1.3,
+           max_kT: float = 50.0, capacity_multiplier: float | None = None,
            mass: float | np.ndarray = 1.0, dtype=jnp.float64,
            progress: Callable[[int, int], None] | None = None) -> MDResult:
     """Run MD; see the module docstring for chunking, overflow and blow-up handling.
@@ -418,13 +438,15 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
             used to draw initial velocities when `velocities` is None.
         seed: RNG seed for velocities and Langevin noise (replica r uses fold_in(seed, r)).
         sample_every: steps between samples.
-        chunk_steps: steps per jit-compiled chunk (rounded to a multiple of sample_every).
+        chunk_steps: steps per jit-compiled chunk at most (a multiple of sample_every; lowered
+            so that the chunks are equal where that takes at most twice as many: `even_chunk`).
         skin: neighbour-list skin (sigma).
         velocities: optional initial velocities (sigma/tau), same shape as positions.
         record: any of RECORDABLE, stored at every sample.
         max_step_displacement: a step moving any atom further (sigma) counts as a blow-up.
         max_kT: an instantaneous temperature above this counts as a blow-up.
-        capacity_multiplier: neighbour-list head room at allocation.
+        capacity_multiplier: neighbour-list head room at allocation; None: the potential's
+            `md_list_headroom` (1.3 for LJ, 1.1 for GNNs).
         mass: particle mass (m), scalar or shape (N,).
         dtype: float dtype of the integrator state (positions, momenta, box, dt). float32 is for
             learned models where accuracy is shown to hold; reference physics stays float64.
@@ -441,13 +463,13 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
         raise ValueError("NPT runs one system at a time (each replica would need its own box)")
     box_m = jnp.asarray(as_box_matrix(box), dtype)
     kT_steps = np.broadcast_to(np.asarray(kT, dtype=np_dtype), (n_steps,)).copy()
-    chunk_steps = max(sample_every, (chunk_steps // sample_every) * sample_every)
+    chunk_steps = even_chunk(n_steps, chunk_steps, sample_every)
     mass_j = _mass_array(mass, dtype)
     # replicas over devices: padded to a multiple of the device count with copies of the last
     # replica (same key, so the same trajectory), sliced off the results
     n_run = padded_size(n_rep)
     prog = _program(potential, box_m, integrator, dtype, npt, sample_every,
-                    tuple(record), mass_j, n_run, n_atoms, skin, capacity_multiplier)
+                    tuple(record), mass_j, n_run, n_atoms, skin, _headroom(potential, capacity_multiplier))
 
     extra = 0
     V = None if velocities is None else np.asarray(velocities, np_dtype).reshape(Rs.shape)

@@ -83,6 +83,10 @@ class Potential:
             sha256 of a checkpoint); part of the fingerprint.
         kind: where it comes from ('lj', 'gnn', 'ase', 'jax', 'committee'); for provenance only,
             never for branching.
+        md_list_headroom: the neighbour-list capacity multiplier MD allocates with when the caller
+            gives none (`run_md`, `simulation`). Head room costs every force call a padded slot
+            per missing pair; a GNN's cost is per slot (gathers and scatter-adds), LJ's is not
+            (dense rows), so GNN potentials take less. An overflow re-allocates either way.
     """
 
     name: str
@@ -97,6 +101,7 @@ class Potential:
     capabilities: Capabilities | None = None
     param_hash: str = ""
     kind: str = "lj"
+    md_list_headroom: float = 1.3
 
     def __post_init__(self) -> None:
         if (self.energy_fn is None) == (self.direct_force_fn is None):

@@ -57,10 +57,12 @@ class Committee(Potential):
         if first.capabilities.energy:
             return Potential(name=f"{self.name}[k]", cutoff=self.cutoff, neighbor_format=self.neighbor_format,
                              dtype=self.dtype, energy_fn=lambda R, box, nbrs: fn(k, R, box, nbrs),
-                             capabilities=first.capabilities, kind=self.kind)
+                             capabilities=first.capabilities, kind=self.kind,
+                             md_list_headroom=self.md_list_headroom)
         return Potential(name=f"{self.name}[k]", cutoff=self.cutoff, neighbor_format=self.neighbor_format,
                          dtype=self.dtype, direct_force_fn=lambda R, box, nbrs: fn(k, R, box, nbrs),
-                         capabilities=first.capabilities, kind=self.kind)
+                         capabilities=first.capabilities, kind=self.kind,
+                         md_list_headroom=self.md_list_headroom)
 
     def evaluate_members(self, R, box, nbrs, stress: bool = False) -> Evaluation:
         """Every member's Evaluation with a leading member axis: energy (K,) or None, forces
@@ -127,4 +129,5 @@ def make_committee(pots: Sequence[Potential], name: str | None = None, member_fn
                      neighbor_format=first.neighbor_format, dtype=first.dtype,
                      params={**(params or {}), "members": [p.fingerprint for p in pots]},
                      stress_fn=stress_fn, capabilities=capabilities, kind="committee",
+                     md_list_headroom=max(p.md_list_headroom for p in pots),
                      members=pots, member_fn=fn, **fields)

@@ -45,6 +45,11 @@ __all__ = ["MODELS", "build_module", "init_params", "make_potential", "make_comm
 CARD = "model_card.json"
 PARAMS = "params.msgpack"
 CARD_VERSION = 1
+# MD neighbour-list head room for GNN potentials (LJ: 1.3). Measured with /tmp-style interleaved
+# runs of bench/gnn_throughput's 256-atom NVE MD (default SchNet, float32, 3 rounds under load 3):
+# 21-22k atom-steps/s at 1.3, 23-24k at 1.1, 24-28k at 1.05; the ladder in `neighbors.bucket`
+# adds up to 12.5 % on top, and an overflow re-allocates.
+GNN_MD_LIST_HEADROOM = 1.1
 
 
 def entry(name: str) -> ModelEntry:
@@ -105,7 +110,8 @@ def make_potential(name: str, hparams: dict, params, standardization: dict, dtyp
     label = label or f"gnn:{name}"
     apply = _apply_fn(module, standardization)
     common = {"name": label, "cutoff": float(module.cutoff), "neighbor_format": ent.neighbor_format,
-              "dtype": dtype, "params": describe, "kind": "gnn", "param_hash": param_hash}
+              "dtype": dtype, "params": describe, "kind": "gnn", "param_hash": param_hash,
+              "md_list_headroom": GNN_MD_LIST_HEADROOM}
 
     if ent.conservative:
         def per_atom(R, box, nbrs):
