@@ -155,6 +155,10 @@ def test_a_passed_benchmark_without_a_value_is_a_no_value_cell_not_a_crash():
     assert "gain" not in table["hop_rates"]["tasks"]["other"]
     md = study_mod.markdown_table(table, ["paper", "other"], "paper")
     assert "| hop_rates: rate_log10_error | no value | 0.3 |" in md and f"- no value, `paper` hop_rates: {note}" in md
+    # one member of three with hops: its value, marked as one member's
+    docs["other"]["benchmarks"]["hop_rates"]["metrics"]["rate_log10_error"]["members"] = [0.3, None, None]
+    md = study_mod.markdown_table(study_mod.compare_recipes(docs, "paper"), ["paper", "other"], "paper")
+    assert "| 0.3 (1 of 3 members) |" in md
 
 
 def test_value_rows_whole_committee_cells_and_shared_dataset(tmp_path):

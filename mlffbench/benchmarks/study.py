@@ -176,7 +176,17 @@ def error_magnitude(m: dict) -> dict:
 
 def _cell(m: dict, as_error: bool) -> dict:
     """One table cell from a metric: an error size (`error_magnitude`), or a plain value (signed
-    mean +- std (ddof=1) over the members where it has them)."""
+    mean +- std (ddof=1) over the members where it has them). A committee metric that some
+    members could not compute (None / nan) records `members_with_value` = (k, K)."""
+    cell = _cell_value(m, as_error)
+    given = m.get("members") or []
+    finite = [v for v in given if _finite(v)]
+    if given and len(finite) < len(given):
+        cell["members_with_value"] = (len(finite), len(given))
+    return cell
+
+
+def _cell_value(m: dict, as_error: bool) -> dict:
     import numpy as np
 
     if as_error:
@@ -252,6 +262,8 @@ def markdown_table(table: dict, tasks: list[str], baseline: str) -> str:
                 cells.append(t.get("state", "-"))
                 continue
             cell = f"{t['value']:.3g} ± {t['std']:.2g}" if _has_spread(t) else f"{t['value']:.3g}"
+            if t.get("members_with_value"):
+                cell += " ({} of {} members)".format(*t["members_with_value"])
             if "gain" in t:
                 mark = {True: "*", False: "", None: "?"}[t["gain_exceeds_noise"]]
                 cell += f" ({t['gain']:+.2g}{mark})"
