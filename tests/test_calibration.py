@@ -167,3 +167,19 @@ def test_identical_members_report_no_ratio_and_no_score():
     assert "identical" in m["spread_to_error_ratio_path"]["reason"]
     _, score = score_metrics("calibration", m, load_thresholds())
     assert score is None
+
+
+def test_a_committee_metric_that_some_members_could_not_compute_is_not_scored():
+    # hop_rates: one member counted a hop, two melted (nan): the survivors' value is kept for
+    # information, but a score from it would grade the survivors, not the committee
+    from mlffbench.benchmarks.runner import committee_metrics
+    from mlffbench.benchmarks.scoring import load_thresholds, score_metrics
+
+    per_member = [{"rate_log10_error": {"value": v, "unit": "1"}} for v in (0.17, float("nan"), float("nan"))]
+    m = committee_metrics(per_member)
+    assert m["rate_log10_error"]["value"] == 0.17 and m["rate_log10_error"]["n_nonfinite"] == 2
+    scored, score = score_metrics("hop_rates", m, load_thresholds())
+    assert score is None and scored["rate_log10_error"]["score"] is None
+    assert scored["rate_log10_error"]["score_withheld"] == "2 of 3 members have no value"
+    whole = committee_metrics([{"rate_log10_error": {"value": v, "unit": "1"}} for v in (0.17, 0.1, 0.12)])
+    assert score_metrics("hop_rates", whole, load_thresholds())[1] is not None

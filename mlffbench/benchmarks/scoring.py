@@ -89,6 +89,12 @@ def score_metrics(bench: str, metrics: dict, thresholds: dict) -> tuple[dict, fl
                 raise UserError(f"thresholds: {bench}.{name}: unit {th.unit!r} but the benchmark "
                                 f"reports {m.get('unit')!r}")
             s = score_value(m.get("value"), th)
+            if m.get("n_nonfinite"):
+                # a committee value from the members that could compute it (e.g. a hop rate from the
+                # one member whose crystal stayed solid) would score the survivors, not the model
+                s = None
+                m["score_withheld"] = (f"{m['n_nonfinite']} of {m['n_nonfinite'] + m.get('n', 0)} "
+                                       "members have no value")
             m.update(score=s, good=th.good, bad=th.bad, rationale=th.rationale)
             if s is not None:
                 scores.append(s)

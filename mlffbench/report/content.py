@@ -80,7 +80,7 @@ def scorecard_cell(run: Run, name: str, headline: str | None) -> dict:
     m = (b.get("metrics") or {}).get(headline) if headline else None
     if m is not None and b["state"] == "passed":
         cell["headline"] = {"metric": headline, **{k: m[k] for k in ("value", "unit", "std", "n", "ci95",
-                                                                     "exceeds_spread") if k in m}}
+                                                                     "exceeds_spread", "score_withheld") if k in m}}
     return cell
 
 
@@ -305,6 +305,8 @@ def metric_spread_note(q: dict, name: str) -> str:
     note = spread_note(q, name)
     if "exceeds_spread" in q:
         note += ("; " if note else "") + ("error exceeds the spread" if q["exceeds_spread"] else "within the spread")
+    if q.get("score_withheld"):
+        note += ("; " if note else "") + f"not scored: {q['score_withheld']}"
     return note
 
 
