@@ -141,10 +141,19 @@ def test_headline_error_is_the_members_error_magnitude():
 def test_a_passed_benchmark_without_a_value_is_a_no_value_cell_not_a_crash():
     # hop_rates passes with rate_log10_error = nan (JSON null) when the model's replicas all stop
     # (melting): the table must say so, and `study` must still write its table (it crashed here)
+    from mlffbench.benchmarks.hop_rates import compare_hop_rates, hop_rates_raw
     from mlffbench.benchmarks.runner import committee_metrics
 
-    note = "no temperature with hops in both runs (8 model replicas stopped: Frenkel pair or melting)"
-    per_member = [{"rate_log10_error": {"value": float("nan"), "unit": "1", "note": note}} for _ in range(3)]
+    def vacancy_doc(hops: int, stopped: list[str]) -> dict:  # a `vacancy` result.json, one temperature
+        return {"rates": [{"temperature": {"value": 135.0}, "hops": hops, "simulated_time": {"value": 2.0, "unit": "ps"},
+                           "total_hop_rate": {"value": hops / 2.0}, "replicas": [{"stopped": s} for s in stopped]}],
+                "system": {"n_atoms": 107}, "arrhenius": {}}
+
+    lj = hop_rates_raw(vacancy_doc(9, ["", ""]))
+    melted = hop_rates_raw(vacancy_doc(0, ["19 empty lattice sites ...; replica stopped", "", "4 empty ..."]))
+    note = "no temperature with hops in both runs (2 model replicas stopped: Frenkel pair or melting)"
+    assert compare_hop_rates(melted, lj)["rate_log10_error"]["note"] == note
+    per_member = [compare_hop_rates(melted, lj) for _ in range(3)]
     metric = {**committee_metrics(per_member)["rate_log10_error"], "good": 0.15}
     assert metric["note"] == note
     docs = {t: {"benchmarks": {"hop_rates": {"state": "passed", "metrics": {"rate_log10_error": m}}}}

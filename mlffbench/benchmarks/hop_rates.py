@@ -33,7 +33,8 @@ def hop_rates_raw(doc: dict) -> dict:
                       "simulated_time": r["simulated_time"],
                       "total_hop_rate": value(r["total_hop_rate"]["value"], "1/ps",
                                               std=r["total_hop_rate"].get("std"), n=r["hops"],
-                                              ci95=r["total_hop_rate"].get("ci95"))}
+                                              ci95=r["total_hop_rate"].get("ci95")),
+                      "stopped_replicas": sum(bool(rep.get("stopped")) for rep in r.get("replicas", []))}
     raw = {"rates": rates, "messages": doc.get("messages", []), "n_atoms": doc["system"]["n_atoms"],
            "total_hops": sum(r["hops"] for r in doc["rates"])}
     arr = doc.get("arrhenius", {})
@@ -59,7 +60,7 @@ def compare_hop_rates(model: dict, ref: dict) -> dict:
             std = math.sqrt(1.0 / m["hops"] + 1.0 / r["hops"]) / math.log(10.0)
             out[f"rate_log10_error_{tag}"] = value(e, "1", std=std, hops_model=m["hops"], hops_lj=r["hops"])
             errs.append(e)
-    stopped = sum("replica stopped" in msg for msg in model.get("messages", []))
+    stopped = sum(m.get("stopped_replicas", 0) for m in model["rates"].values())
     why = f"{stopped} model replicas stopped: Frenkel pair or melting" if stopped else "too short"
     out["rate_log10_error"] = value(max(errs) if errs else float("nan"), "1",
                                     note="" if errs else f"no temperature with hops in both runs ({why})")

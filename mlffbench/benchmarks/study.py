@@ -16,6 +16,7 @@ the baseline recipe, and whether that gain exceeds the noise (|gain| > sqrt(std_
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 from typing import Any, Callable
 
@@ -166,7 +167,7 @@ def error_magnitude(m: dict) -> dict:
     kept as `signed_value`. A single potential: |value|, std 0 (or the metric's own std)."""
     import numpy as np
 
-    members = [v for v in (m.get("members") or []) if v is not None and np.isfinite(v)]
+    members = _finite_members(m)
     if len(members) >= 2:
         mag = np.abs(np.asarray(members, float))
         return {"value": float(mag.mean()), "std": float(mag.std(ddof=1)), "n": len(mag),
@@ -179,8 +180,7 @@ def _cell(m: dict, as_error: bool) -> dict:
     mean +- std (ddof=1) over the members where it has them). A committee metric that some
     members could not compute (None / nan) records `members_with_value` = (k, K)."""
     cell = _cell_value(m, as_error)
-    given = m.get("members") or []
-    finite = [v for v in given if _finite(v)]
+    given, finite = m.get("members") or [], _finite_members(m)
     if given and len(finite) < len(given):
         cell["members_with_value"] = (len(finite), len(given))
     return cell
@@ -191,7 +191,7 @@ def _cell_value(m: dict, as_error: bool) -> dict:
 
     if as_error:
         return error_magnitude(m)
-    members = [v for v in (m.get("members") or []) if v is not None and np.isfinite(v)]
+    members = _finite_members(m)
     if len(members) >= 2:
         return {"value": float(np.mean(members)), "std": float(np.std(members, ddof=1)), "n": len(members),
                 "members": members}
@@ -200,7 +200,12 @@ def _cell_value(m: dict, as_error: bool) -> dict:
 
 def _finite(x) -> bool:
     """Is `x` a number that is not nan/inf (JSON writes nan as null)?"""
-    return isinstance(x, (int, float)) and math.isfinite(x)
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _finite_members(m: dict) -> list[float]:
+    """A metric's member values that are numbers (members that could not compute it are None/nan)."""
+    return [v for v in (m.get("members") or []) if _finite(v)]
 
 
 def _has_spread(t: dict) -> bool:

@@ -45,10 +45,9 @@ __all__ = ["MODELS", "build_module", "init_params", "make_potential", "make_comm
 CARD = "model_card.json"
 PARAMS = "params.msgpack"
 CARD_VERSION = 1
-# MD neighbour-list head room for GNN potentials (LJ: 1.3). Measured with /tmp-style interleaved
-# runs of bench/gnn_throughput's 256-atom NVE MD (default SchNet, float32, 3 rounds under load 3):
-# 21-22k atom-steps/s at 1.3, 23-24k at 1.1, 24-28k at 1.05; the ladder in `neighbors.bucket`
-# adds up to 12.5 % on top, and an overflow re-allocates.
+# MD neighbour-list head room for GNN potentials (LJ: 1.3): 256-atom NVE MD of the default SchNet
+# (float32) ran 39.6k atom-steps/s at 1.1 and 33.7k at 1.3 (`bench/gnn_throughput.py`, load 2-3);
+# the ladder in `neighbors.bucket` adds up to 12.5 % on top, and an overflow re-allocates.
 GNN_MD_LIST_HEADROOM = 1.1
 
 
