@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, Callable
 
 import jax
@@ -86,6 +86,9 @@ class NeighborSpec:
         cutoff, skin: reduced lengths; atoms within cutoff + skin are listed.
         fmt: 'full' (both i->j and j->i) or 'half' (each pair once).
         fractional: positions handed to allocate/update are fractional (NPT).
+        box_free: nothing depends on the box the spec was built for: allocate and update take
+            the box as `box=` (fractional all-pairs lists), so one compiled MD program serves
+            every box of that shape. False: the box is built in (cell grids, image stencils).
     """
 
     allocate: Callable[..., Any]
@@ -95,6 +98,13 @@ class NeighborSpec:
     skin: float
     fmt: str
     fractional: bool
+    box_free: bool = False
+
+    @cached_property
+    def jit_update(self) -> Callable[..., Any]:
+        """`update` compiled, once per spec: called eagerly, update dispatches (and compiles)
+        each of its dozens of primitives on its own."""
+        return jax.jit(self.update)
 
 
 # ----- O(N) cell lists ------------------------------------------------------------------------
@@ -409,6 +419,7 @@ def neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
         raise ValueError(f"neighbour format must be one of {sorted(FORMATS)}, got {fmt!r}")
     box_m = as_box_matrix(box)
     multi = needs_multi_image(box_m, cutoff, skin)
+    box_free = False
     if multi and fractional:
         raise ValueError("cells smaller than 2*(cutoff+skin) are not supported with a variable box (NPT)")
     box_j = jnp.asarray(box_m)
@@ -434,8 +445,11 @@ def neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
         allocate, update = fns.allocate, fns.update
         if disable_cell_list:  # all-pairs candidates: any capacity up to all pairs is a valid shape
             allocate = partial(_bucketed_allocate, fns.allocate, fmt)
+        # fractional all-pairs: jax-md measures every distance with the box passed as `box=`
+        box_free = bool(fractional and disable_cell_list)
     return NeighborSpec(allocate=allocate, update=update, multi_image=multi,
-                        cutoff=float(cutoff), skin=float(skin), fmt=fmt, fractional=fractional)
+                        cutoff=float(cutoff), skin=float(skin), fmt=fmt, fractional=fractional,
+                        box_free=box_free)
 
 
 def _bucketed_allocate(allocate: Callable, fmt: str, R, extra_capacity: int = 0, **kwargs):

@@ -77,6 +77,27 @@ def test_npt_reaches_zero_pressure_density(lj):
     assert abs(res.samples["P"][late].mean()) < 0.05
 
 
+def test_npt_segments_in_other_boxes_share_one_program_and_match_a_fresh_one(lj):
+    """NPT programs take the box as an argument (fractional all-pairs lists): a segment that starts
+    in the box the last one ended in compiles nothing, and its trajectory equals the one from a
+    program built for that box."""
+    from mlffbench.dynamics import md
+
+    integ = Integrator("npt_nose_hoover", dt=0.005, tau_T=0.25, tau_P=1.0)
+    s = random_displacements(fcc(4, 1.60), 0.02, 3)
+    kw = dict(kT=0.1, sample_every=100, chunk_steps=200, record=("box",))
+    first = run_md(lj, s.positions, s.box, integ, 200, seed=1, **kw)
+    R, V, box = first.final["positions"], first.final["velocities"], first.final["box"]
+    assert abs(box[0, 0] - s.box[0, 0]) > 1e-3  # the barostat moved the box
+    shared = run_md(lj, R, box, integ, 200, seed=2, velocities=V, **kw)
+    assert shared.compile_seconds == 0.0
+    md._PROGRAMS.clear()
+    fresh = run_md(lj, R, box, integ, 200, seed=2, velocities=V, **kw)
+    assert fresh.compile_seconds > 0.0
+    for key in ("positions", "velocities", "box"):
+        np.testing.assert_allclose(shared.final[key], fresh.final[key], rtol=0, atol=1e-10)
+
+
 def _brute_forces(R: np.ndarray, box: np.ndarray, rc: float = 2.5) -> np.ndarray:
     F = np.zeros_like(R)
     for i, _j, d in brute_force_pairs(R, box, rc):

@@ -50,15 +50,14 @@ def lattice(potential, ctx: BenchContext, n_cells: int) -> tuple[float, float, f
 
 def energy_curve(potential, ctx: BenchContext, n_cells: int, a0: float, points: int = 21) -> dict:
     """E/N of the perfect crystal for a in [0.96, 1.06] a0 (metal units), for the plot."""
-    from mlffbench.dynamics.minimize import energy_per_atom_vs_scale
-    from mlffbench.structures import fcc
+    from mlffbench.dynamics.minimize import fcc_energy_per_atom
 
     key = ("energy_curve", n_cells)
     if key not in ctx.memo:
-        e_of_s = energy_per_atom_vs_scale(potential, fcc(n_cells, a0))
-        s = np.linspace(0.96, 1.06, points)
-        ctx.memo[key] = {"a": (s * a0 * ctx.units.scale("length")).tolist(),
-                         "energy_per_atom": [float(e_of_s(x)) * ctx.units.scale("energy") for x in s],
+        e_of_a = fcc_energy_per_atom(potential, n_cells)
+        a = np.linspace(0.96, 1.06, points) * a0
+        ctx.memo[key] = {"a": (a * ctx.units.scale("length")).tolist(),
+                         "energy_per_atom": [e_of_a(x) * ctx.units.scale("energy") for x in a],
                          "unit": "Å, eV/atom"}
     return ctx.memo[key]
 
@@ -125,12 +124,11 @@ def vacancy_formation_energy(potential, a0: float, e0: float, n_cells: int, fmax
 
 def formation_at_reference_a0(potential, ctx: BenchContext, s: VacancySettings, fmax: float) -> dict:
     """E_f of the model in the largest cell at the reference potential's a0 (eV)."""
-    from mlffbench.dynamics.minimize import energy_per_atom_vs_scale
-    from mlffbench.structures import fcc
+    from mlffbench.dynamics.minimize import fcc_energy_per_atom
 
     a_ref = lattice(ctx.reference_potential, ctx, s.lattice_n_cells)[0]
     n = s.n_cells[-1]
-    e0 = float(energy_per_atom_vs_scale(potential, fcc(n, a_ref))(1.0))
+    e0 = fcc_energy_per_atom(potential, n)(a_ref)
     r = vacancy_formation_energy(potential, a_ref, e0, n, fmax)
     E, L = ctx.units.scale("energy"), ctx.units.scale("length")
     return {"lattice_constant": value(a_ref * L, "Å", reduced=a_ref, reduced_unit="sigma"),

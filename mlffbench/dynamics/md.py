@@ -253,7 +253,6 @@ class _Program:
 
     spec: Any
     npt: bool
-    inv_box: np.ndarray
     init: Callable
     chunk: Callable
     update_from_one: Callable
@@ -262,25 +261,29 @@ class _Program:
     compiled: dict = field(default_factory=dict)
     template: Any = None  # a list of the capacity compiled so far, rebuilt into by later runs
 
-    def list_coords(self, R: np.ndarray) -> jnp.ndarray:
-        """Positions in the coordinates the neighbour list is built from (fractional for NPT)."""
-        return jnp.asarray(R @ self.inv_box.T if self.npt else R)
+    def list_coords(self, R: np.ndarray, box) -> jnp.ndarray:
+        """Positions in the coordinates the neighbour list is built from (fractional for NPT).
+        box: (3, 3), the box R is in."""
+        if not self.npt:
+            return jnp.asarray(R)
+        return jnp.asarray(R @ np.linalg.inv(np.asarray(box, np.float64)).T.astype(np.asarray(R).dtype))
 
-    def neighbors(self, R: np.ndarray, extra: int = 0):
-        """Lists for positions R (n_rep, N, 3), Cartesian: rebuilt into the capacity already
-        compiled when they fit (a fresh allocation sizes the list from these positions, i.e. a
-        new shape and a new compilation every run), else one allocation from replica 0 with
-        `extra` head room, then each replica's own list."""
-        coords = self.list_coords(R)
+    def neighbors(self, R: np.ndarray, box, extra: int = 0):
+        """Lists for positions R (n_rep, N, 3), Cartesian, in `box` (3, 3): rebuilt into the
+        capacity already compiled when they fit (a fresh allocation sizes the list from these
+        positions, i.e. a new shape and a new compilation every run), else one allocation from
+        replica 0 with `extra` head room, then each replica's own list."""
+        coords = self.list_coords(R, box)
+        box = jnp.asarray(box)
         if self.template is not None and extra == 0:
-            nbrs = self.rebuild_into(coords, self.template)
+            nbrs = self.rebuild_into(coords, self.template, box)
             if not bool(jnp.any(nbrs.did_buffer_overflow)):
                 return nbrs
-        nb = self.spec.allocate(coords[0], extra_capacity=extra)
+        nb = self.spec.allocate(coords[0], extra_capacity=extra, **({"box": box} if self.npt else {}))
         if self.template is not None:
             nb = pad_to_capacity(nb, capacity(self.template))
         self.template = nb
-        return self.update_from_one(coords, nb)
+        return self.update_from_one(coords, nb, box)
 
     def run_chunk(self, state, nbrs, kT_steps) -> tuple[tuple, float]:
         """One compiled chunk: ((state, nbrs, max step displacement (n_rep,), samples), compile
@@ -325,45 +328,56 @@ def _program(potential: Potential, box_m, integrator: Integrator, dtype, npt: bo
              sample_every: int, record: tuple[str, ...], mass_j, n_rep: int, n_atoms: int, skin: float,
              capacity_multiplier: float) -> _Program:
     """The cached `_Program` for these settings (built on first use; least recently used of
-    `_MAX_PROGRAMS` evicted). Keyed by the potential's fingerprint, never its id."""
+    `_MAX_PROGRAMS` evicted). Keyed by the potential's fingerprint, never its id, and by the box
+    unless nothing in the program depends on it: NPT with a box-free neighbour list (fractional
+    all-pairs, `NeighborSpec.box_free`) takes the box as an argument everywhere, so every NPT
+    segment of a protocol (each starts in the box the last one ended in) shares one program."""
     box_np, mass_np = np.asarray(box_m), np.asarray(mass_j)
+    spec = potential.neighbors(box_m, skin=skin, fractional=npt, n_atoms=n_atoms,
+                               capacity_multiplier=capacity_multiplier)
+    box_key = None if (npt and spec.box_free) else box_np.tobytes()
     # kT0 is not part of the key: jax-md's integrators take kT from the call whenever it is
     # passed (init and every step here pass it), so the value they were built with never matters
-    key = (potential.fingerprint, box_np.tobytes(), jnp.dtype(dtype).name, integrator, npt, sample_every,
+    key = (potential.fingerprint, box_key, jnp.dtype(dtype).name, integrator, npt, sample_every,
            record, mass_np.shape, mass_np.tobytes(), n_rep, n_atoms, float(skin), float(capacity_multiplier))
     hit = _PROGRAMS.get(key)
     if hit is not None:
         _PROGRAMS.move_to_end(key)
         return hit
-    spec = potential.neighbors(box_m, skin=skin, fractional=npt, n_atoms=n_atoms,
-                               capacity_multiplier=capacity_multiplier)
     # half a cell along the first lattice vector, in the coordinates the list is built from
     half_cell = jnp.asarray([0.5, 0.0, 0.0], dtype) if npt else 0.5 * box_m[:, 0]
     init, apply, _ = _make_integrator(potential, box_m, integrator, 1.0, dtype)
 
-    def init_one(key, r, nb, kT, v):
+    def update(r, nb, box):
+        """The spec's update in `box` (NPT: fractional r, distances in the box given)."""
+        return spec.update(r, nb, box=box) if npt else spec.update(r, nb)
+
+    def rebuild(r, nb, box):
+        return forced_rebuild(lambda r_, nb_: update(r_, nb_, box), half_cell, r, nb)
+
+    def init_one(key, r, nb, kT, v, box):
         if npt:
-            state = init(key, r @ jnp.linalg.inv(box_m).T, box_m, neighbor=nb, kT=kT, mass=mass_j)
+            state = init(key, r @ jnp.linalg.inv(box).T, box, neighbor=nb, kT=kT, mass=mass_j)
         else:
             state = init(key, r, neighbor=nb, kT=kT, mass=mass_j)
         return state if v is None else state.set(momentum=v * mass_j)
 
-    init_drawn = jax.jit(jax.vmap(lambda k, r, nb, kT: init_one(k, r, nb, kT, None), in_axes=(0, 0, 0, None)))
-    init_given = jax.jit(jax.vmap(init_one, in_axes=(0, 0, 0, None, 0)))
+    init_drawn = jax.jit(jax.vmap(lambda k, r, nb, kT, box: init_one(k, r, nb, kT, None, box),
+                                  in_axes=(0, 0, 0, None, None)))
+    init_given = jax.jit(jax.vmap(init_one, in_axes=(0, 0, 0, None, 0, None)))
 
-    def init_all(keys, R, nbrs, kT, V=None):
-        """Initial states; velocities drawn at kT (reduced) unless V is given."""
-        kT = jnp.asarray(kT, dtype)
-        return init_drawn(keys, R, nbrs, kT) if V is None else init_given(keys, R, nbrs, kT, V)
+    def init_all(keys, R, nbrs, kT, V=None, box=box_m):
+        """Initial states in `box`; velocities drawn at kT (reduced) unless V is given."""
+        kT, box = jnp.asarray(kT, dtype), jnp.asarray(box, dtype)
+        return init_drawn(keys, R, nbrs, kT, box) if V is None else init_given(keys, R, nbrs, kT, V, box)
 
     prog = _Program(
-        spec=spec, npt=npt, inv_box=np.linalg.inv(np.asarray(box_m, np.float64)).astype(box_np.dtype),
-        init=init_all,
+        spec=spec, npt=npt, init=init_all,
         chunk=jax.jit(_chunk_fn(potential, apply, spec.update, box_m, npt, sample_every, record, mass_j,
                                 n_rep, spec.skin)),
-        update_from_one=jax.jit(jax.vmap(spec.update, in_axes=(0, None))),
-        update_each=jax.jit(jax.vmap(spec.update)),
-        rebuild_into=jax.jit(jax.vmap(partial(forced_rebuild, spec.update, half_cell), in_axes=(0, None))))
+        update_from_one=jax.jit(jax.vmap(update, in_axes=(0, None, None))),
+        update_each=jax.jit(jax.vmap(update, in_axes=(0, 0, None))),
+        rebuild_into=jax.jit(jax.vmap(rebuild, in_axes=(0, None, None))))
     _PROGRAMS[key] = prog
     while len(_PROGRAMS) > _MAX_PROGRAMS:
         _PROGRAMS.popitem(last=False)
@@ -408,10 +422,10 @@ def simulation(potential: Potential, box, integrator: Integrator, *, n_atoms: in
 
     def init_fn(R, kT, seed: int = 0, velocities=None):
         R = np.asarray(R, np_dtype)
-        nbrs = prog.neighbors(R)
+        nbrs = prog.neighbors(R, box_m)
         V = None if velocities is None else jnp.asarray(np.asarray(velocities, np_dtype))
         keys, R_dev, nbrs, V = shard_batch((_replica_keys(seed, R.shape[0]), jnp.asarray(R), nbrs, V))
-        return prog.init(keys, R_dev, nbrs, kT, V), nbrs
+        return prog.init(keys, R_dev, nbrs, kT, V, box_m), nbrs
 
     def chunk_fn(state, nbrs, kT_steps):
         return prog.run_chunk(state, nbrs, jnp.asarray(kT_steps, dtype))[0]
@@ -475,9 +489,9 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
     V = None if velocities is None else np.asarray(velocities, np_dtype).reshape(Rs.shape)
     Rs, V, keys = pad_leading((Rs, V, _replica_keys(seed, n_rep)), n_rep, n_run)
     Rs = np.asarray(Rs)
-    nbrs = prog.neighbors(Rs, extra)
+    nbrs = prog.neighbors(Rs, box_m, extra)
     keys, R_dev, nbrs, V = shard_batch((keys, jnp.asarray(Rs), nbrs, None if V is None else jnp.asarray(V)))
-    state = prog.init(keys, R_dev, nbrs, kT_steps[0], V)
+    state = prog.init(keys, R_dev, nbrs, kT_steps[0], V, box_m)
 
     samples: list[dict] = []
     done, reallocs = 0, 0
@@ -501,8 +515,11 @@ def run_md(potential: Potential, positions, box, integrator: Integrator, n_steps
             R_end = np.asarray(_cartesian_all(new_state, npt))
             R_start = np.asarray(_cartesian_all(state, npt))
             extra += 4 * reallocs
-            nbrs = prog.neighbors(R_end if np.all(np.isfinite(R_end)) else R_start, extra)
-            nbrs = prog.update_each(prog.list_coords(R_start), nbrs)
+            ok_end = np.all(np.isfinite(R_end))
+            nbrs = prog.neighbors(R_end if ok_end else R_start, _box_of(new_state if ok_end else state, box_m),
+                                  extra)
+            box_start = _box_of(state, box_m)
+            nbrs = prog.update_each(prog.list_coords(R_start, box_start), nbrs, jnp.asarray(box_start))
             continue
         why = _blowup_reason(float(jnp.max(max_disp)), float(jnp.max(chunk_samples["T"])),
                              max_step_displacement, max_kT)
@@ -546,6 +563,13 @@ def _blowup_reason(max_disp: float, T_max: float, max_step_displacement: float, 
     if not (np.isfinite(T_max) and T_max <= max_kT):
         return f"the temperature reached {T_max:.3g} epsilon/k_B (limit {max_kT})"
     return ""
+
+
+def _box_of(state, box_m) -> np.ndarray:
+    """The (3, 3) box of replica 0 of a batched state: the NPT state's own, else the fixed box."""
+    if hasattr(state, "box_position"):
+        return np.asarray(jax.vmap(simulate.npt_box)(state))[0]
+    return np.asarray(box_m)
 
 
 def _cartesian_all(state, npt: bool):

@@ -13,6 +13,7 @@ x <- x + H^+ F with a pseudo-inverse). Force-only models (no energy) relax by FI
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -53,6 +54,35 @@ class Relaxed:
 FD_RELAX_FMAX = 1e-6
 
 
+_RELAX_PROGRAMS: "OrderedDict[tuple, tuple]" = OrderedDict()
+_RELAX_PROGRAMS_SIZE = 8
+
+
+def _relax_program(potential: Potential, box_j, skin: float, n_atoms: int):
+    """(neighbour spec, jitted (x (3N,), nbrs) -> (E, dE/dx (3N,), list overflowed)) for relaxations
+    of `potential` in `box`: one compiled program per (fingerprint, box, skin, N) per process (a
+    small LRU), so the end states of a string, or a vacancy relaxed again, compile once. The
+    list is an argument, not a constant, so a re-allocated list of the same capacity reuses it."""
+    key = (potential.fingerprint, np.asarray(box_j).tobytes(), float(skin), int(n_atoms))
+    hit = _RELAX_PROGRAMS.get(key)
+    if hit is not None:
+        _RELAX_PROGRAMS.move_to_end(key)
+        return hit
+    spec = potential.neighbors(box_j, skin=skin, n_atoms=n_atoms)
+
+    @jax.jit
+    def energy_and_gradient(x, nbrs):
+        r = x.reshape(-1, 3)
+        nb = spec.update(r, nbrs)
+        e, g = jax.value_and_grad(potential.energy)(r, box_j, nb)
+        return e, g.reshape(-1), nb.did_buffer_overflow
+
+    _RELAX_PROGRAMS[key] = (spec, energy_and_gradient)
+    while len(_RELAX_PROGRAMS) > _RELAX_PROGRAMS_SIZE:
+        _RELAX_PROGRAMS.popitem(last=False)
+    return spec, energy_and_gradient
+
+
 def relax_positions(potential: Potential, positions, box, fmax: float = 1e-8, max_steps: int = 5000,
                     skin: float = 0.5, newton_max_dof: int = 3000,
                     fd_fmax: float | None = None) -> Relaxed:
@@ -77,18 +107,14 @@ def relax_positions(potential: Potential, positions, box, fmax: float = 1e-8, ma
         raise SimulationError(f"{potential.name} has no energy to minimise (force-only model)")
     box_j = jnp.asarray(as_box_matrix(box))
     R = np.asarray(positions, dtype=np.float64)
-    spec = potential.neighbors(box_j, skin=skin, n_atoms=len(R))
+    spec, energy_and_gradient = _relax_program(potential, box_j, skin, len(R))
     shape = R.shape
     iterations = 0
     for _attempt in range(10):
         nbrs = spec.allocate(jnp.asarray(R))
 
-        @jax.jit
         def value_and_grad(x, nbrs=nbrs):
-            r = x.reshape(shape)
-            nb = spec.update(r, nbrs)
-            e, g = jax.value_and_grad(potential.energy)(r, box_j, nb)
-            return e, g.reshape(-1), nb.did_buffer_overflow
+            return energy_and_gradient(x, nbrs)
 
         overflow = [False]
 
@@ -114,7 +140,8 @@ def relax_positions(potential: Potential, positions, box, fmax: float = 1e-8, ma
             iterations += n_fire
             method = "lbfgs+fire"
         elif max_force > fmax and R.size <= newton_max_dof:
-            R, e, max_force, n_newton = _polish_minimum(potential, R, box_j, spec, nbrs, fmax)
+            R, e, max_force, n_newton = _polish_minimum(potential, R, box_j, spec, nbrs, fmax,
+                                                        value_and_grad)
             iterations += n_newton
             method = "lbfgs+newton"
         return Relaxed(positions=R, energy=float(e), max_force=max_force,
@@ -122,57 +149,92 @@ def relax_positions(potential: Potential, positions, box, fmax: float = 1e-8, ma
     raise SimulationError("neighbour list kept overflowing during relaxation")
 
 
-def energy_per_atom_vs_scale(potential: Potential, structure: Structure, skin: float = 0.6):
-    """A jit-compiled function s -> E/N of `structure` uniformly scaled by s (s near 1)."""
-    R0 = jnp.asarray(structure.positions)
-    box0 = jnp.asarray(structure.box)
-    spec = potential.neighbors(box0 * 1.05, skin=skin, n_atoms=structure.n_atoms)
-    nbrs = spec.allocate(R0)
-    n = structure.n_atoms
+# LJ's 0 K FCC crystal (rc = 2.5 sigma) has its nearest neighbours at ~1.0953 sigma, so
+# a0 ~ sqrt(2) x 1.0953 sigma; the bracket below (0.85 .. 1.2 of it) holds every sane model's a0
+FCC_A_GUESS = 2 ** 0.5 * 1.0953
 
-    @jax.jit
+_SCALED_FCC: "OrderedDict[tuple, tuple[Callable, Callable | None]]" = OrderedDict()
+_SCALED_FCC_SIZE = 8
+
+
+def _scaled_fcc(potential: Potential, n_cells: int, skin: float = 0.6) -> tuple[Callable, Callable | None]:
+    """(energy, derivatives) of the perfect n^3 FCC crystal built at `FCC_A_GUESS` and scaled by s.
+
+    energy(s) -> E/N (epsilon); derivatives(s) -> (d(E/N)/ds, d2(E/N)/ds2) in one program, or
+    None for a potential without autodiff. s is a float64 scalar.
+    Both are compiled once per (potential fingerprint, n_cells) per process (a small LRU): the
+    lattice-constant search, the E(a) curve and E/N at the reference's a0 all evaluate the same
+    crystal, and each new closure would otherwise be a new XLA compilation (~1-2 s for a GNN).
+    """
+    key = (potential.fingerprint, int(n_cells), float(skin))
+    hit = _SCALED_FCC.get(key)
+    if hit is not None:
+        _SCALED_FCC.move_to_end(key)
+        return hit
+    base = fcc(n_cells, FCC_A_GUESS)
+    R0, box0 = jnp.asarray(base.positions), jnp.asarray(base.box)
+    spec = potential.neighbors(box0 * 1.05, skin=skin, n_atoms=base.n_atoms)
+    nbrs = spec.allocate(R0)
+    n = base.n_atoms
+
     def e_of_s(s):
         R, box = R0 * s, box0 * s
         return potential.energy(R, box, spec.update(R, nbrs)) / n
 
-    return e_of_s
+    # one program for both derivatives: compiles faster than grad and grad-of-grad apart
+    d1_d2 = jax.value_and_grad(jax.grad(e_of_s))
+    fns = (jax.jit(e_of_s), jax.jit(d1_d2) if potential.capabilities.autodiff else None)
+    _SCALED_FCC[key] = fns
+    while len(_SCALED_FCC) > _SCALED_FCC_SIZE:
+        _SCALED_FCC.popitem(last=False)
+    return fns
 
 
-def fcc_lattice_constant(potential: Potential, n_cells: int = 2, a_guess: float = 2 ** (1 / 6) * 1.0953,
-                         tol: float = 1e-12) -> tuple[float, float]:
+def fcc_energy_per_atom(potential: Potential, n_cells: int = 2) -> Callable[[float], float]:
+    """a (sigma) -> E/N (epsilon) of the perfect n^3 FCC crystal at lattice constant a, through
+    the one compiled program per (potential, n_cells) that `fcc_lattice_constant` uses."""
+    energy, _ = _scaled_fcc(potential, n_cells)
+    return lambda a: float(energy(np.float64(a / FCC_A_GUESS)))
+
+
+def fcc_lattice_constant(potential: Potential, n_cells: int = 2, tol: float = 1e-12) -> tuple[float, float]:
     """0 K FCC lattice constant a0 (sigma) and energy per atom (epsilon) minimising E/N over a.
 
-    A bounded Brent search brackets the minimum; Newton steps with exact autodiff derivatives
-    then polish it to `tol` in dE/da. Perfect-lattice positions stay at their sites by symmetry.
-    E/N of a perfect crystal does not depend on the supercell once every periodic image within
-    the cutoff is counted (multi-image neighbour lists do that), so a 2x2x2 cell is enough.
+    A bounded Brent search over a in [0.85, 1.2] x `FCC_A_GUESS` brackets the minimum; Newton
+    steps with exact autodiff derivatives then polish it to `tol` in dE/da. Perfect-lattice
+    positions stay at their sites by symmetry. E/N of a perfect crystal does not depend on the
+    supercell once every periodic image within the cutoff is counted (multi-image neighbour
+    lists do that), so a 2x2x2 cell is enough.
     """
     if not potential.conservative:
         raise SimulationError(f"{potential.name} has no energy: give the lattice constant explicitly")
-    base = fcc(n_cells, a_guess)
-    e_of_s = energy_per_atom_vs_scale(potential, base)
-    res = optimize.minimize_scalar(lambda s: float(e_of_s(s)), bounds=(0.85, 1.2), method="bounded",
-                                   options={"xatol": 1e-10})
+    energy, derivatives = _scaled_fcc(potential, n_cells)
+
+    def e(s):
+        return float(energy(np.float64(s)))  # always a float64 scalar: one signature, one compile
+
+    res = optimize.minimize_scalar(e, bounds=(0.85, 1.2), method="bounded", options={"xatol": 1e-10})
     s = float(res.x)
-    if potential.capabilities.autodiff or potential.capabilities.stress:
-        d1 = jax.jit(jax.grad(e_of_s))
-    else:  # an external calculator without stress (dE/dbox unknown): dE/da from E(a) alone
-        def d1(s, h=1e-5):
-            return (float(e_of_s(s + h)) - float(e_of_s(s - h))) / (2 * h)
-    if potential.capabilities.autodiff:
-        d2 = jax.jit(jax.grad(jax.grad(e_of_s)))
-    else:  # an external calculator: first derivatives through its forces/stress, the second by differences
-        def d2(s, h=1e-5):
-            return (float(d1(s + h)) - float(d1(s - h))) / (2 * h)
+    if derivatives is not None:
+        def d1_d2(s):
+            g, h = derivatives(np.float64(s))
+            return float(g), float(h)
+    else:  # an external calculator: derivatives from E(s) (and its stress where it has one)
+        d1 = jax.jit(jax.grad(energy)) if potential.capabilities.stress else None
+
+        def d1_d2(s, h=1e-5):
+            def g(x):
+                return float(d1(np.float64(x))) if d1 is not None else (e(x + h) - e(x - h)) / (2 * h)
+            return g(s), (g(s + h) - g(s - h)) / (2 * h)
     for _ in range(20):
-        g, h = float(d1(s)), float(d2(s))
+        g, h = d1_d2(s)
         if h <= 0:
             break
         step = g / h
         s -= step
         if abs(step) < tol:
             break
-    return a_guess * s, float(e_of_s(s))
+    return FCC_A_GUESS * s, e(s)
 
 
 def _finish_by_fire(potential: Potential, R: np.ndarray, box_j, fmax: float, skin: float,
@@ -186,24 +248,21 @@ def _finish_by_fire(potential: Potential, R: np.ndarray, box_j, fmax: float, ski
     return np.asarray(X), fm, steps[0]
 
 
-def _polish_minimum(potential: Potential, R: np.ndarray, box_j, spec, nbrs, fmax: float):
+def _polish_minimum(potential: Potential, R: np.ndarray, box_j, spec, nbrs, fmax: float,
+                    value_and_grad: Callable):
     """Newton polish of a minimum with the exact Hessian (`properties.hessian`, computed in
     column chunks so a GNN's Hessian never holds all 3N columns' intermediates at once).
+    value_and_grad: x (3N,) -> (E, dE/dx, overflow), the relaxation's compiled program.
     Returns (R, E, max |F| component, iterations)."""
     from mlffbench.properties.hessian import hessian
 
     shape = R.shape
-
-    def energy_flat(x):
-        r = x.reshape(shape)
-        return potential.energy(r, box_j, spec.update(r, nbrs))
-
-    grad_fn = jax.jit(jax.grad(energy_flat))
-    x, F, it = newton_polish(lambda x: -np.asarray(grad_fn(jnp.asarray(x))),
+    update = spec.jit_update
+    x, F, it = newton_polish(lambda x: -np.asarray(value_and_grad(jnp.asarray(x))[1]),
                              lambda x: hessian(potential, x.reshape(shape), box_j,
-                                               spec.update(jnp.asarray(x.reshape(shape)), nbrs)).matrix,
+                                               update(jnp.asarray(x.reshape(shape)), nbrs)).matrix,
                              R.reshape(-1), fmax, norm=lambda f: float(np.max(np.abs(f))))
-    e = float(jax.jit(energy_flat)(jnp.asarray(x)))
+    e = float(value_and_grad(jnp.asarray(x))[0])
     return x.reshape(shape), e, float(np.max(np.abs(F))), it
 
 

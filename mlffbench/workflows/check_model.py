@@ -30,6 +30,7 @@ from scipy.integrate import cumulative_simpson
 
 from mlffbench.config import StrictModel
 from mlffbench.errors import SimulationError
+from mlffbench.neighbors import forced_rebuild
 from mlffbench.potentials.base import Potential
 from mlffbench.structures import fcc
 
@@ -61,17 +62,34 @@ class CheckModelConfig(StrictModel):
 
 
 def _evaluator(pot: Potential, box: np.ndarray, n_atoms: int, skin: float = 0.3):
-    """(R) -> (E or nan, F) for positions in this box; a fresh list per call (never overflows)."""
+    """(R) -> (E or nan, F) for arbitrary positions in this box. Each call rebuilds the list
+    from R into the capacity of the first allocation inside one compiled program (a fresh
+    allocation per call would size a new list shape, and compile again, for each configuration);
+    it re-allocates, with more room, only when a configuration does not fit."""
     spec = pot.neighbors(box, skin=skin, n_atoms=n_atoms)
     boxj = jnp.asarray(box)
-    fn = jax.jit(lambda R, nb: pot.evaluate(R, boxj, nb))
+    half_cell = 0.5 * boxj[:, 0]
+
+    @jax.jit
+    def fn(R, template):
+        nb = forced_rebuild(spec.update, half_cell, R, template)
+        e, f, _ = pot.evaluate(R, boxj, nb)
+        return (jnp.nan if e is None else e), f, nb.did_buffer_overflow
+
+    state = {"template": None}
 
     def ev(R):
         R = jnp.asarray(np.asarray(R, np.float64))
-        nb = spec.allocate(R, extra_capacity=16)  # jit recompiles only when the list shape changes
-        e, f, _ = fn(R, nb)
-        return (float("nan") if e is None else float(e)), np.asarray(f, np.float64)
+        for extra in (16, 64, 256):
+            if state["template"] is None:
+                state["template"] = spec.allocate(R, extra_capacity=extra)
+            e, f, overflow = fn(R, state["template"])
+            if not bool(overflow):
+                return float(e), np.asarray(f, np.float64)
+            state["template"] = None
+        raise SimulationError(f"check-model: neighbour list of {pot.name} overflowed after re-allocation")
 
+    ev.program = fn  # the compiled evaluation (tests count its compilations)
     return ev
 
 
