@@ -205,3 +205,64 @@ def test_value_rows_whole_committee_cells_and_shared_dataset(tmp_path):
     assert (tmp_path / "lc" / "data" / "dataset.npz").read_bytes() == b"frames"
     assert (tmp_path / "lc" / RUN_MARKER).is_file() and (tmp_path / "lc" / study_mod.SHARED).read_text().strip() == "paper"
     assert study_mod.share_dataset(tmp_path / "lc", cfg, [first]) is None  # already there
+
+
+def _pdos_raw(scale: float) -> dict:
+    """A `pdos_0k` raw result whose frequencies are LJ-like ones times `scale` (a Gaussian DOS)."""
+    import numpy as np
+
+    nu = lambda x: {"reduced": x * scale}  # noqa: E731
+    grid = np.linspace(0.0, 2.0, 201)
+    dos = np.exp(-0.5 * ((grid - 0.8 * scale) / 0.1) ** 2)
+    return {"summary": {"nu_max": nu(1.5), "nu_mean": nu(0.8), "nu2_mean": {"reduced": 0.7 * scale ** 2},
+                        "nu_X": {"reduced": [1.0 * scale, 1.0 * scale, 1.5 * scale]},
+                        "nu_L": {"reduced": [0.7 * scale, 0.7 * scale, 1.4 * scale]},
+                        "lattice_constant": {"reduced": 1.55}, "n_imaginary_modes": 0},
+            "grid": grid.tolist(), "dos": dos.tolist(), "nu_gamma": [0.0, 0.8 * scale, 1.5 * scale]}
+
+
+def test_study_quick_pdos_rows_at_both_lattice_constants_are_committee_cells():
+    # study-quick's pdos_0k rows (headline dos_w1_rel, and table_metrics at the model's and LJ's a0)
+    # must name metrics compare_pdos_0k reports (a typo would leave a 'no value' row), one value per
+    # member, and a cell that is the mean +- std (ddof=1) of the members' |error|
+    from pathlib import Path
+
+    import numpy as np
+
+    from mlffbench.benchmarks import battery
+    from mlffbench.benchmarks.pdos import compare_pdos_0k
+    from mlffbench.benchmarks.runner import committee_metrics
+    from mlffbench.benchmarks.scoring import load_thresholds, score_metrics
+    from mlffbench.config import load_config
+
+    cfg = load_config(StudyConfig, Path(__file__).resolve().parents[1] / "configs" / "study-quick.yaml")
+    assert "pdos_0k" in cfg.benchmarks
+    extra = cfg.table_metrics["pdos_0k"]
+    assert {"nu_max_rel_error", "dos_w1_rel_at_lj_a0", "nu_max_rel_error_at_lj_a0"} <= set(extra)
+    ref = _pdos_raw(1.0)
+    scales = {"paper": ([1.3, 0.9, 0.85], [1.04, 0.99, 1.02]), "other": ([1.1, 0.95, 1.05], [1.01, 0.98, 1.0])}
+    thresholds = load_thresholds(None, battery())
+    docs = {}
+    for task, (own, at_lj) in scales.items():
+        members = [{**_pdos_raw(a), "at_reference_a0": _pdos_raw(b)} for a, b in zip(own, at_lj)]
+        metrics, _ = score_metrics("pdos_0k", committee_metrics([compare_pdos_0k(m, ref) for m in members]),
+                                   thresholds)
+        docs[task] = {"benchmarks": {"pdos_0k": {"state": "passed", "metrics": metrics}}}
+    table = study_mod.compare_recipes(docs, "paper", cfg.table_metrics)
+    assert table["pdos_0k"]["metric"] == "dos_w1_rel"
+    for suffix, k in (("", 0), ("_at_lj_a0", 1)):
+        row = table[f"pdos_0k: nu_max_rel_error{suffix}"]
+        assert row["kind"] == "error"
+        for task, sc in scales.items():
+            want = np.abs(np.asarray(sc[k]) - 1.0)  # nu_max scales with the member's frequencies
+            cell = row["tasks"][task]
+            assert cell["n"] == 3 and cell["members"] == pytest.approx(list(want))
+            assert cell["value"] == pytest.approx(want.mean()) and cell["std"] == pytest.approx(want.std(ddof=1))
+        assert row["tasks"]["other"]["gain"] == pytest.approx(row["tasks"]["paper"]["value"]
+                                                              - row["tasks"]["other"]["value"])
+        w1 = table[f"pdos_0k: dos_w1_rel{suffix}" if suffix else "pdos_0k"]["tasks"]["paper"]
+        assert w1["n"] == 3 and len(set(w1["members"])) == 3 and w1["std"] > 0
+    md = study_mod.markdown_table(table, list(scales), "paper")
+    for label in ("pdos_0k: dos_w1_rel", "pdos_0k: nu_max_rel_error", "pdos_0k: dos_w1_rel_at_lj_a0",
+                  "pdos_0k: nu_max_rel_error_at_lj_a0"):
+        assert f"| {label} | " in md
