@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property, lru_cache, partial
 from typing import Any, Callable
 
 import jax
@@ -398,6 +398,30 @@ def dense_multiplier(capacity_multiplier: float) -> float:
 def neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
                   fractional: bool = False, capacity_multiplier: float = 1.3,
                   disable_cell_list: bool | None = None, n_atoms: int | None = None) -> NeighborSpec:
+    """One `NeighborSpec` per distinct (box, cutoff, skin, format, ...): `_build_neighbor_spec`,
+    memoised. A jax-md `NeighborList` carries its `update` function as a static (treedef) field,
+    so every jitted consumer of a list (Hessian columns, string steps, relaxations) compiles
+    again for a list from another spec, even in the same box with the same capacity; sharing
+    the spec lets the minimum's and the saddle's Hessians, or the two end-state relaxations,
+    share one program. The arguments are documented at `_build_neighbor_spec`."""
+    box_m = np.ascontiguousarray(as_box_matrix(box), dtype=np.float64)
+    return _memoised_spec(box_m.tobytes(), float(cutoff), float(skin), fmt, bool(fractional),
+                          float(capacity_multiplier), disable_cell_list,
+                          None if n_atoms is None else int(n_atoms))
+
+
+@lru_cache(maxsize=64)
+def _memoised_spec(box_bytes: bytes, cutoff: float, skin: float, fmt: str, fractional: bool,
+                   capacity_multiplier: float, disable_cell_list: bool | None,
+                   n_atoms: int | None) -> NeighborSpec:
+    box_m = np.frombuffer(box_bytes, dtype=np.float64).reshape(3, 3).copy()
+    return _build_neighbor_spec(box_m, cutoff, skin, fmt, fractional, capacity_multiplier,
+                                disable_cell_list, n_atoms)
+
+
+def _build_neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half",
+                         fractional: bool = False, capacity_multiplier: float = 1.3,
+                         disable_cell_list: bool | None = None, n_atoms: int | None = None) -> NeighborSpec:
     """Neighbour-list functions for `box`: multi-image lists for small cells, O(N) cell lists
     (`_cell_list_fns`) where the cell holds >= 3 cells of width cutoff + skin along every lattice
     vector, jax-md's all-pairs list in between; jax-md's lists in fractional coordinates (NPT).

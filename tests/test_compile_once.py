@@ -82,3 +82,35 @@ def test_check_model_evaluates_many_configurations_with_one_compilation(lj):
     dense = 0.8 * fcc(4, 1.55).positions + 0.6
     assert ev(dense)[0] == pytest.approx(_ase_energy(dense, box), rel=1e-11)
     assert ev.program._cache_size() == 2
+
+
+def _ase_forces(R, box):
+    from ase import Atoms
+    atoms = Atoms("Ar" * len(R), positions=R, cell=box.T, pbc=True)
+    atoms.calc = LennardJones(sigma=1.0, epsilon=1.0, rc=2.5, smooth=False)
+    return atoms.get_forces()
+
+
+def test_hessians_in_one_box_share_one_program_across_separately_requested_lists(lj):
+    """The minimum's and a displaced configuration's Hessians, each from its own
+    `potential.neighbors(box)` call (as harmonic TST does), compile `_hvp_columns` once: the spec
+    is memoised per box, so the lists' static update function is the same object. Each Hessian
+    against central differences of ASE's LJ forces."""
+    from mlffbench.properties import hessian as hess
+
+    vac = remove_atom(fcc(2, 1.56), 0)
+    box = np.asarray(vac.box)
+    assert lj.neighbors(box, skin=0.5) is lj.neighbors(box.copy(), skin=0.5)
+    before = hess._hvp_columns._cache_size()
+    configurations = (vac.positions, random_displacements(vac, 0.03, 7).positions)
+    for R in configurations:
+        H = hess.hessian(lj, R, box, lj.neighbors(box, skin=0.5)).matrix
+        h, n = 1e-5, R.size
+        fd = np.empty((n, n))
+        for k in range(n):
+            d = np.zeros(n)
+            d[k] = h
+            fd[:, k] = -(_ase_forces(R + d.reshape(R.shape), box)
+                         - _ase_forces(R - d.reshape(R.shape), box)).reshape(-1) / (2 * h)
+        assert np.max(np.abs(H - fd)) < 1e-5 * np.max(np.abs(fd))
+    assert hess._hvp_columns._cache_size() - before == 1
