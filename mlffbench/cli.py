@@ -8,6 +8,7 @@ simulations that cannot go on (blow-up, no convergence) exit with code 1 and say
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -55,12 +56,29 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"mlffbench.commands.{_name}").register(app)
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM (`kill`, a job scheduler's stop): remove the output directories being written and
+    exit 143 at once. Not an exception: a handler's exception can land in a finalizer or a GC
+    callback of JAX's, where Python prints and drops it, and the command would run on. Whatever
+    must survive a stop (run, train, vacancy checkpoints) is already written to survive SIGKILL."""
+    from mlffbench.io import remove_active_partials
+
+    remove_active_partials()
+    sys.stderr.write("terminated\n")
+    sys.stderr.flush()
+    os._exit(143)
+
+
 def main() -> None:
     """Console-script entry point with one-line errors.
 
     Typer runs in standalone mode, so usage errors (unknown option, missing argument) are
     printed by it with exit code 2; our own exceptions pass through and are printed here.
+    SIGTERM exits with 143 and leaves no partial output directory (`_terminate`).
     """
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except UserError as exc:

@@ -93,12 +93,24 @@ def atomic_outdir(outdir: str | Path, overwrite: bool = False) -> Iterator[Path]
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(out)
     tmp = fresh_partial_dir(out, f"-{os.getpid()}")
+    _ACTIVE_PARTIALS.add(tmp)
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        _ACTIVE_PARTIALS.discard(tmp)
     commit_dir(tmp, out)
+
+
+_ACTIVE_PARTIALS: set[Path] = set()  # partial directories of this process's open atomic_outdir blocks
+
+
+def remove_active_partials() -> None:
+    """Delete this process's partial output directories (the SIGTERM handler, just before exit)."""
+    for tmp in list(_ACTIVE_PARTIALS):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,29 @@ def test_version_and_help():
     assert code == 0 and "mlffbench" in text
     code, text = run_cli(["generate", "--help"])
     assert code == 0 and "--config" in text
+
+
+def test_sigterm_removes_the_partial_outdir_and_exits_143(tmp_path):
+    """A real SIGTERM (what `kill` and job schedulers send) while `generate` writes: the command
+    exits 143 with one line, and neither OUTDIR nor its `.partial-PID` sibling is left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = _write(tmp_path, {**TINY, "protocol": {**TINY["protocol"], "n_trajectories": 50}})
+    out = tmp_path / "out"
+    log = open(tmp_path / "log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "mlffbench", "generate", "-c", str(cfg), "-o", str(out), "-q"],
+                            stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.monotonic() + 300
+    while (not any(p.name.startswith(".out.partial") for p in tmp_path.iterdir())
+           and proc.poll() is None and time.monotonic() < deadline):
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside the workflow, not in the directory's creation
+    os.kill(proc.pid, signal.SIGTERM)
+    code = proc.wait(timeout=120)
+    log.close()
+    assert code == 143, (tmp_path / "log").read_text()[-2000:]
+    assert not out.exists()
+    assert not any(p.name.startswith(".out.partial") for p in tmp_path.iterdir())
