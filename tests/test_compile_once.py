@@ -114,3 +114,26 @@ def test_hessians_in_one_box_share_one_program_across_separately_requested_lists
                          - _ase_forces(R - d.reshape(R.shape), box)).reshape(-1) / (2 * h)
         assert np.max(np.abs(H - fd)) < 1e-5 * np.max(np.abs(fd))
     assert hess._hvp_columns._cache_size() - before == 1
+
+
+def test_pdos_lattice_search_on_the_crystal_benchmarks_cell_reuses_their_a0(lj, monkeypatch):
+    """`zero_kelvin.lattice_n_cells: 2` (the study's setting) makes the PDOS workflow take the a0
+    that the crystal benchmarks memoised on the 2x2x2 cell, with no second search; the 2x2x2 and
+    3x3x3 searches agree (E/N of a perfect crystal does not depend on the cell) and the slope of
+    the numpy lattice sum vanishes there."""
+    from mlffbench.dynamics import lattice
+    from mlffbench.workflows.pdos import PdosConfig, crystal_lattice_constant
+
+    cfg = PdosConfig.model_validate({"units": {"system": "lj"}, "zero_kelvin": {"lattice_n_cells": 2}})
+    a2 = lattice.equilibrium_fcc(lj, 2)[0]
+    calls = []
+    real = minimize.fcc_lattice_constant
+    with monkeypatch.context() as m:
+        m.setattr(minimize, "fcc_lattice_constant", lambda *a, **k: calls.append(a) or real(*a, **k))
+        assert crystal_lattice_constant(lj, cfg)[0] == a2
+    assert calls == []
+    a3 = crystal_lattice_constant(lj, PdosConfig.model_validate({"units": {"system": "lj"}}))[0]
+    assert a3 == pytest.approx(a2, rel=1e-10)
+    h = 1e-5
+    slope = (fcc_lattice_sum(a2 + h, _lj_shifted, 2.5) - fcc_lattice_sum(a2 - h, _lj_shifted, 2.5)) / (2 * h)
+    assert abs(slope) < 1e-7

@@ -266,3 +266,19 @@ def test_study_quick_pdos_rows_at_both_lattice_constants_are_committee_cells():
     for label in ("pdos_0k: dos_w1_rel", "pdos_0k: nu_max_rel_error", "pdos_0k: dos_w1_rel_at_lj_a0",
                   "pdos_0k: nu_max_rel_error_at_lj_a0"):
         assert f"| {label} | " in md
+
+
+def test_a_failed_benchmark_says_why_once_under_the_table():
+    # paper@32's pdos_0k failed (a member's crystal is unstable): its four rows read `failed`, and
+    # the reason is one line under the table, not four and not none
+    docs = {"paper": {"benchmarks": {"pdos_0k": {"state": "passed", "metrics": {
+                "dos_w1_rel": {"value": 0.17, "unit": "1", "good": 0.05},
+                "nu_max_rel_error": {"value": 0.27, "unit": "1", "good": 0.05}}}}},
+            "small": {"benchmarks": {"pdos_0k": {"state": "failed", "metrics": {},
+                "reason": "model: member 1: 16351 imaginary modes on the q-mesh (crystal unstable)"}}}}
+    table = study_mod.compare_recipes(docs, "paper", {"pdos_0k": ["nu_max_rel_error"]})
+    md = study_mod.markdown_table(table, ["paper", "small"], "paper")
+    assert "| pdos_0k: dos_w1_rel | 0.17 | failed |" in md
+    assert "| pdos_0k: nu_max_rel_error | 0.27 | failed |" in md
+    lines = [ln for ln in md.splitlines() if ln.startswith("- failed, `small` pdos_0k:")]
+    assert lines == ["- failed, `small` pdos_0k: model: member 1: 16351 imaginary modes on the q-mesh (crystal unstable)"]

@@ -277,11 +277,14 @@ def markdown_table(table: dict, tasks: list[str], baseline: str) -> str:
         label = bname if ":" in bname else f"{bname}: {row['metric']}"
         lines.append(f"| {label}{unit} | {' | '.join(cells)} |")
     lines.append("")
+    explained = set()  # a failed benchmark fills several rows (its table_metrics): one line each
     for bname, row in table.items():
         for task in tasks:
             t = row["tasks"].get(task, {})
-            if t.get("state") == "no value" and t.get("reason"):
-                lines.append(f"- no value, `{task}` {bname}: {t['reason']}")
+            benchmark = bname.split(":")[0]
+            if "value" not in t and t.get("reason") and (task, benchmark, t["reason"]) not in explained:
+                explained.add((task, benchmark, t["reason"]))
+                lines.append(f"- {t.get('state', 'no value')}, `{task}` {benchmark}: {t['reason']}")
     if lines[-1] != "":
         lines.append("")
     lines.append(f"Mean ± std of the members' |error| over the committee; in parentheses the gain over `{baseline}` (error reduction; "

@@ -46,6 +46,9 @@ class ZeroKelvinConfig(StrictModel):
     enabled: bool = True
     supercell: int = Field(4, ge=1, le=12, description="conventional FCC cells per side")
     lattice_constant: float | None = Field(None, gt=0, description="Å / sigma; null = relax at P=0")
+    lattice_n_cells: int = Field(3, ge=1, le=10, description=(
+        "FCC cell of the P=0 lattice search (E/N of the perfect crystal does not depend on it with "
+        "multi-image lists; the crystal benchmarks' n_cells shares their memoised a0)"))
     relax_positions: bool = True
     fmax: float = Field(1e-8, gt=0, description="relaxation threshold, epsilon/sigma")
     force_constants: Literal["auto", "bravais", "full"] = "auto"
@@ -116,7 +119,8 @@ def crystal_lattice_constant(potential: Potential, cfg: PdosConfig,
                              lattice_constant: float | None = None) -> tuple[float, float]:
     """(a0 sigma, E/atom epsilon or NaN when a0 is given): `lattice_constant` if given, else the
     config's zero_kelvin.lattice_constant, else the potential's own 0 K a0 (the one policy,
-    `dynamics.lattice`, memoised by fingerprint; 3x3x3 cell as the crystal benchmarks)."""
+    `dynamics.lattice`, memoised by fingerprint and `zero_kelvin.lattice_n_cells`, default 3 as
+    the crystal benchmarks)."""
     from mlffbench.dynamics.lattice import equilibrium_fcc
 
     zk = cfg.zero_kelvin
@@ -126,7 +130,7 @@ def crystal_lattice_constant(potential: Potential, cfg: PdosConfig,
         return float(lattice_constant), float("nan")
     if not potential.conservative:
         raise UserError("a force-only model has no energy to relax: set zero_kelvin.lattice_constant")
-    return equilibrium_fcc(potential, n_cells=3)
+    return equilibrium_fcc(potential, n_cells=zk.lattice_n_cells)
 
 
 def _relax_crystal(potential: Potential, s, fmax: float, budget: float) -> tuple[np.ndarray, float, str]:
