@@ -13,8 +13,8 @@ x <- x + H^+ F with a pseudo-inverse). Force-only models (no energy) relax by FI
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, NamedTuple
 
 import jax
@@ -54,20 +54,18 @@ class Relaxed:
 FD_RELAX_FMAX = 1e-6
 
 
-_RELAX_PROGRAMS: "OrderedDict[tuple, tuple]" = OrderedDict()
-_RELAX_PROGRAMS_SIZE = 8
-
-
 def _relax_program(potential: Potential, box_j, skin: float, n_atoms: int):
     """(neighbour spec, jitted (x (3N,), nbrs) -> (E, dE/dx (3N,), list overflowed)) for relaxations
     of `potential` in `box`: one compiled program per (fingerprint, box, skin, N) per process (a
     small LRU), so the end states of a string, or a vacancy relaxed again, compile once. The
     list is an argument, not a constant, so a re-allocated list of the same capacity reuses it."""
-    key = (potential.fingerprint, np.asarray(box_j).tobytes(), float(skin), int(n_atoms))
-    hit = _RELAX_PROGRAMS.get(key)
-    if hit is not None:
-        _RELAX_PROGRAMS.move_to_end(key)
-        return hit
+    box = np.ascontiguousarray(np.asarray(box_j, dtype=np.float64))
+    return _memoised_relax_program(potential, box.tobytes(), float(skin), int(n_atoms))
+
+
+@lru_cache(maxsize=8)
+def _memoised_relax_program(potential: Potential, box_bytes: bytes, skin: float, n_atoms: int):
+    box_j = jnp.asarray(np.frombuffer(box_bytes, dtype=np.float64).reshape(3, 3))
     spec = potential.neighbors(box_j, skin=skin, n_atoms=n_atoms)
 
     @jax.jit
@@ -77,9 +75,6 @@ def _relax_program(potential: Potential, box_j, skin: float, n_atoms: int):
         e, g = jax.value_and_grad(potential.energy)(r, box_j, nb)
         return e, g.reshape(-1), nb.did_buffer_overflow
 
-    _RELAX_PROGRAMS[key] = (spec, energy_and_gradient)
-    while len(_RELAX_PROGRAMS) > _RELAX_PROGRAMS_SIZE:
-        _RELAX_PROGRAMS.popitem(last=False)
     return spec, energy_and_gradient
 
 
@@ -153,10 +148,7 @@ def relax_positions(potential: Potential, positions, box, fmax: float = 1e-8, ma
 # a0 ~ sqrt(2) x 1.0953 sigma; the bracket below (0.85 .. 1.2 of it) holds every sane model's a0
 FCC_A_GUESS = 2 ** 0.5 * 1.0953
 
-_SCALED_FCC: "OrderedDict[tuple, tuple[Callable, Callable | None]]" = OrderedDict()
-_SCALED_FCC_SIZE = 8
-
-
+@lru_cache(maxsize=8)  # potentials hash and compare by fingerprint
 def _scaled_fcc(potential: Potential, n_cells: int, skin: float = 0.6) -> tuple[Callable, Callable | None]:
     """(energy, derivatives) of the perfect n^3 FCC crystal built at `FCC_A_GUESS` and scaled by s.
 
@@ -166,11 +158,6 @@ def _scaled_fcc(potential: Potential, n_cells: int, skin: float = 0.6) -> tuple[
     lattice-constant search, the E(a) curve and E/N at the reference's a0 all evaluate the same
     crystal, and each new closure would otherwise be a new XLA compilation (~1-2 s for a GNN).
     """
-    key = (potential.fingerprint, int(n_cells), float(skin))
-    hit = _SCALED_FCC.get(key)
-    if hit is not None:
-        _SCALED_FCC.move_to_end(key)
-        return hit
     base = fcc(n_cells, FCC_A_GUESS)
     R0, box0 = jnp.asarray(base.positions), jnp.asarray(base.box)
     spec = potential.neighbors(box0 * 1.05, skin=skin, n_atoms=base.n_atoms)
@@ -183,11 +170,7 @@ def _scaled_fcc(potential: Potential, n_cells: int, skin: float = 0.6) -> tuple[
 
     # one program for both derivatives: compiles faster than grad and grad-of-grad apart
     d1_d2 = jax.value_and_grad(jax.grad(e_of_s))
-    fns = (jax.jit(e_of_s), jax.jit(d1_d2) if potential.capabilities.autodiff else None)
-    _SCALED_FCC[key] = fns
-    while len(_SCALED_FCC) > _SCALED_FCC_SIZE:
-        _SCALED_FCC.popitem(last=False)
-    return fns
+    return jax.jit(e_of_s), (jax.jit(d1_d2) if potential.capabilities.autodiff else None)
 
 
 def fcc_energy_per_atom(potential: Potential, n_cells: int = 2) -> Callable[[float], float]:
