@@ -40,11 +40,20 @@ def test_lattice_search_and_energy_curve_share_one_compiled_program(lj):
     assert abs(slope) < 1e-7
 
 
-def _ase_energy(R, box):
+def _ase_lj(R, box):
+    """ASE atoms with ASE's truncated and shifted LJ (the independent reference)."""
     from ase import Atoms
     atoms = Atoms("Ar" * len(R), positions=R, cell=box.T, pbc=True)
     atoms.calc = LennardJones(sigma=1.0, epsilon=1.0, rc=2.5, smooth=False)
-    return atoms.get_potential_energy()
+    return atoms
+
+
+def _ase_energy(R, box):
+    return _ase_lj(R, box).get_potential_energy()
+
+
+def _ase_forces(R, box):
+    return _ase_lj(R, box).get_forces()
 
 
 def test_relaxations_in_one_box_reuse_one_compiled_program(lj):
@@ -82,13 +91,6 @@ def test_check_model_evaluates_many_configurations_with_one_compilation(lj):
     dense = 0.8 * fcc(4, 1.55).positions + 0.6
     assert ev(dense)[0] == pytest.approx(_ase_energy(dense, box), rel=1e-11)
     assert ev.program._cache_size() == 2
-
-
-def _ase_forces(R, box):
-    from ase import Atoms
-    atoms = Atoms("Ar" * len(R), positions=R, cell=box.T, pbc=True)
-    atoms.calc = LennardJones(sigma=1.0, epsilon=1.0, rc=2.5, smooth=False)
-    return atoms.get_forces()
 
 
 def test_hessians_in_one_box_share_one_program_across_separately_requested_lists(lj):

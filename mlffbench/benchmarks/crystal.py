@@ -128,7 +128,8 @@ def formation_at_reference_a0(potential, ctx: BenchContext, s: VacancySettings, 
 
     a_ref = lattice(ctx.reference_potential, ctx, s.lattice_n_cells)[0]
     n = s.n_cells[-1]
-    e0 = fcc_energy_per_atom(potential, n)(a_ref)
+    # E/N of the perfect crystal does not depend on the cell: the lattice search's own program
+    e0 = fcc_energy_per_atom(potential, s.lattice_n_cells)(a_ref)
     r = vacancy_formation_energy(potential, a_ref, e0, n, fmax)
     E, L = ctx.units.scale("energy"), ctx.units.scale("length")
     return {"lattice_constant": value(a_ref * L, "Å", reduced=a_ref, reduced_unit="sigma"),

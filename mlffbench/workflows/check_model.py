@@ -76,17 +76,18 @@ def _evaluator(pot: Potential, box: np.ndarray, n_atoms: int, skin: float = 0.3)
         e, f, _ = pot.evaluate(R, boxj, nb)
         return (jnp.nan if e is None else e), f, nb.did_buffer_overflow
 
-    state = {"template": None}
+    template = None  # the list whose capacity every call rebuilds into
 
     def ev(R):
+        nonlocal template
         R = jnp.asarray(np.asarray(R, np.float64))
         for extra in (16, 64, 256):
-            if state["template"] is None:
-                state["template"] = spec.allocate(R, extra_capacity=extra)
-            e, f, overflow = fn(R, state["template"])
+            if template is None:
+                template = spec.allocate(R, extra_capacity=extra)
+            e, f, overflow = fn(R, template)
             if not bool(overflow):
                 return float(e), np.asarray(f, np.float64)
-            state["template"] = None
+            template = None
         raise SimulationError(f"check-model: neighbour list of {pot.name} overflowed after re-allocation")
 
     ev.program = fn  # the compiled evaluation (tests count its compilations)
