@@ -50,8 +50,11 @@ def configure_compile_cache(directory: str | Path | None = None, enabled: bool =
     or off. Called on import with the environment's choice; a CLI flag calls it again (before
     the first compilation) to override. Returns the directory in use, or None when off.
 
-    Every program that took >= 0.1 s to compile is stored, so a second run of a command loads
-    its MD chunks, Hessians and string-method steps instead of re-compiling them.
+    Every program is stored, however quickly it compiled (`MLFFBENCH_CACHE_MIN_COMPILE_SECONDS`
+    sets a threshold), so a second run of a command loads its MD chunks, Hessians and
+    string-method steps instead of re-compiling them. Storing the small ones too pays even in a
+    cold process: closures rebuilt per call (jax-md's neighbour functions, per-stage evaluators)
+    miss JAX's in-memory cache and are found on disk instead of compiled again.
     """
     path = Path(directory).expanduser() if (enabled and directory is not None) else (
         compile_cache_dir() if enabled else None)
@@ -65,7 +68,8 @@ def configure_compile_cache(directory: str | Path | None = None, enabled: bool =
         return None
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                      float(os.environ.get("MLFFBENCH_CACHE_MIN_COMPILE_SECONDS", "0")))
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
 

@@ -375,6 +375,51 @@ def _multi_image_dense_fns(box, cutoff: float, skin: float, capacity_multiplier:
     return allocate, update
 
 
+@lru_cache(maxsize=None)
+def _multi_image_pair_count(search_cutoff: float) -> Callable[..., Array]:
+    """Jitted (R (N,3), box (3,3), image shifts (S,3) int) -> number of (i, j, shift) pairs within
+    `search_cutoff`, each pair in both directions; one program per shape, shared by every box."""
+    def count(R, box, shifts):
+        zero = jnp.argmin(jnp.sum(shifts ** 2, axis=1))
+        return jnp.sum(custom_partition._compute_pairwise_mask(R, box, shifts @ box.T, zero, search_cutoff, False))
+    return jax.jit(count)
+
+
+@lru_cache(maxsize=None)
+def _multi_image_sparse_build(search_cutoff: float, ordered: bool, capacity: int) -> Callable[..., Any]:
+    """Jitted (R, box, image shifts) -> jax-md's sparse multi-image list with `capacity` slots
+    (`update_fn` left None for the caller to set). The box is an argument, so lists of one shape
+    in different boxes (a model's a0 and LJ's) share the program."""
+    build_nl = (custom_partition._build_neighbor_list_orderedsparse if ordered
+                else custom_partition._build_neighbor_list_sparse)
+
+    def build(R, box, shifts):
+        zero = jnp.argmin(jnp.sum(shifts ** 2, axis=1))
+        return build_nl(R, box, shifts, shifts @ box.T, zero, search_cutoff, capacity, False, None)
+    return jax.jit(build)
+
+
+def _multi_image_sparse_allocate(update: Callable, default_box: np.ndarray, search_cutoff: float, ordered: bool,
+                                 capacity_multiplier: float, R, extra_capacity: int = 0, box=None, **_):
+    """A jax-md sparse multi-image list ('full' or 'half') built the way jax-md's own `allocate`
+    builds it, but sized by one exact pair count and rounded to a `bucket` capacity. jax-md's
+    allocate probes with a capacity estimated from the box and then rebuilds at the measured one:
+    two compilations per allocation, whose capacities differ from box to box and escape every
+    cache (18 of the 380 compilations of a cold migration-barrier benchmark). jax-md's `update`
+    (kept as the list's `update_fn`) rebuilds into the list's capacity, whatever it is.
+    (jax-md is pinned: `_compute_pairwise_mask` and the two builders are its module functions.)"""
+    R = jnp.asarray(R)
+    N = R.shape[0]
+    current_box = jnp.asarray(default_box if box is None else box)
+    shifts = custom_partition._compute_shift_ranges(current_box, search_cutoff, jnp.ones(3, dtype=bool))
+    n_pairs = int(_multi_image_pair_count(search_cutoff)(R, current_box, shifts))
+    if ordered:  # (i, j, s) and (j, i, -s): exactly one of the two is stored
+        n_pairs //= 2
+    cap = bucket(max(int(n_pairs * capacity_multiplier) + N * extra_capacity, 1))
+    nbrs = _multi_image_sparse_build(search_cutoff, ordered, cap)(R, current_box, shifts)
+    return dataclasses.replace(nbrs, update_fn=update)
+
+
 def _capacities(grid: _CellGrid, R: Array, fmt: str, capacity_multiplier: float,
                 extra_capacity: int) -> tuple[int, int]:
     """(atoms per cell, edge capacity: pairs in all (sparse) or slots per row (dense)) with head
@@ -455,7 +500,9 @@ def _build_neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half
         fns = custom_partition.neighbor_list_multi_image(
             None, box_j, r_cut, dr_threshold=dr, capacity_multiplier=capacity_multiplier,
             fractional_coordinates=False, format=FORMATS[fmt])
-        allocate, update = fns.allocate, fns.update
+        update = fns.update
+        allocate = partial(_multi_image_sparse_allocate, update, box_m, float(cutoff + skin), fmt == "half",
+                           capacity_multiplier)
     elif not fractional and not disable_cell_list and cell_list_applies(box_m, cutoff, skin):
         allocate, update = _cell_list_fns(box_m, cutoff, skin, fmt, capacity_multiplier)
     else:

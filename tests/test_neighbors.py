@@ -71,3 +71,27 @@ def test_compile_cache_dir_follows_environment(monkeypatch, tmp_path):
     assert compile_cache_dir() == tmp_path / "jax"
     monkeypatch.setenv("MLFFBENCH_NO_COMPILE_CACHE", "1")
     assert compile_cache_dir() is None
+
+
+@pytest.mark.parametrize("fmt", ["full", "half"])
+def test_small_cell_multi_image_lists_equal_brute_force_and_share_one_build_across_boxes(fmt):
+    """A 3x3x3 FCC cell (perpendicular width < 2 (cutoff + skin)): jax-md multi-image lists with
+    a bucketed capacity hold every (i, j, image) within cutoff + skin once (both directions for
+    'full', one for 'half'), equal to a numpy image enumeration; the same crystal 0.2% larger
+    (a model's a0 beside LJ's) gets the same capacity and reuses the one compiled build."""
+    from mlffbench.neighbors import _multi_image_sparse_build, bucket, capacity, edge_vectors
+
+    s = random_displacements(fcc(3, A0_LJ), 0.08, 5)
+    R, box = _triclinic(s)
+    builds = []
+    for scale in (1.0, 1.002):
+        spec = neighbor_spec(box * scale, RC, skin=SKIN, fmt=fmt)
+        assert spec.multi_image
+        nbrs = spec.allocate(jnp.asarray(R * scale))
+        assert not bool(nbrs.did_buffer_overflow) and capacity(nbrs) == bucket(capacity(nbrs))
+        dR, mask, _, _ = edge_vectors(jnp.asarray(R * scale), jnp.asarray(box * scale), nbrs)
+        ours = np.sort(np.linalg.norm(np.asarray(dR)[np.asarray(mask)], axis=1))
+        ref = np.sort([np.linalg.norm(d) for _, _, d in brute_force_pairs(R * scale, box * scale, RC + SKIN)])
+        np.testing.assert_allclose(ours, ref[::2] if fmt == "half" else ref, rtol=0, atol=1e-12)
+        builds.append(_multi_image_sparse_build(RC + SKIN, fmt == "half", capacity(nbrs)))
+    assert builds[0] is builds[1] and builds[0]._cache_size() == 1
