@@ -95,3 +95,20 @@ def test_small_cell_multi_image_lists_equal_brute_force_and_share_one_build_acro
         np.testing.assert_allclose(ours, ref[::2] if fmt == "half" else ref, rtol=0, atol=1e-12)
         builds.append(_multi_image_sparse_build(RC + SKIN, fmt == "half", capacity(nbrs)))
     assert builds[0] is builds[1] and builds[0]._cache_size() == 1
+
+
+@pytest.mark.parametrize("fmt", ["full", "half", "dense"])
+def test_small_cell_list_overflow_stays_flagged_after_a_rebuild_that_fits(fmt):
+    """An overflow in the middle of an MD chunk drops pairs (wrong forces); MD checks the flag only
+    after the chunk, so a later rebuild that fits again must not clear it (it did for multi-image
+    lists: the CG prior test blew up at 4 of 16 seeds through a forgotten overflow)."""
+    s = random_displacements(fcc(3, A0_LJ), 0.05, 2)
+    spec = neighbor_spec(s.box, RC, skin=SKIN, fmt=fmt, capacity_multiplier=1.0)  # no head room
+    assert spec.multi_image
+    update = jax.jit(spec.update)
+    nbrs = spec.allocate(jnp.asarray(s.positions))
+    centre = s.box.sum(axis=1) / 2
+    squeezed = update(jnp.asarray(centre + 0.3 * (s.positions - centre)), nbrs)  # all within rc of all
+    assert bool(squeezed.did_buffer_overflow)
+    assert not bool(update(jnp.asarray(s.positions + 0.2), nbrs).did_buffer_overflow)  # fits when fresh
+    assert bool(update(jnp.asarray(s.positions + 0.2), squeezed).did_buffer_overflow)
