@@ -360,12 +360,7 @@ def _multi_image_dense_fns(box, cutoff: float, skin: float, capacity_multiplier:
         df = (R - ref.astype(R.dtype)) @ jnp.asarray(inv_t, R.dtype)
         d = (df - jnp.round(df)) @ jnp.asarray(box.T, R.dtype)
         need = jnp.any(jnp.sum(d * d, axis=-1) > half_skin_sq)
-
-        def rebuilt(r):  # an overflow stays flagged (`_sticky_overflow_update`)
-            new = build(r, nbrs.max_occupancy, ref.dtype)
-            return dataclasses.replace(new, did_buffer_overflow=new.did_buffer_overflow | nbrs.did_buffer_overflow)
-
-        return lax.cond(need, rebuilt, lambda r: nbrs, R)
+        return lax.cond(need, lambda r: build(r, nbrs.max_occupancy, ref.dtype), lambda r: nbrs, R)
 
     build_jit = jax.jit(build, static_argnums=(1, 2))
     most_jit = jax.jit(lambda R: jnp.max(jnp.sum(candidates(R)[0], axis=1)))
@@ -405,11 +400,12 @@ def _multi_image_sparse_build(search_cutoff: float, ordered: bool, capacity: int
 
 
 def _sticky_overflow_update(update: Callable, R, nbrs, **kwargs):
-    """jax-md's multi-image `update`, with the overflow flag kept once set. jax-md's rebuild sets
-    `did_buffer_overflow` from that rebuild alone, so an overflow in the middle of an MD chunk
-    (pairs dropped, forces wrong) was forgotten when a later rebuild fitted; the flag is checked
-    only after the chunk. jax-md's minimum-image lists accumulate their error flags the same way.
-    (The lists themselves keep jax-md's update as `update_fn`: its rebuild's output carries it.)"""
+    """A multi-image list's `update` (jax-md's sparse one or `_multi_image_dense_fns`'), with the
+    overflow flag kept once set. Both rebuilds set `did_buffer_overflow` from that rebuild alone,
+    so an overflow in the middle of an MD chunk (pairs dropped, forces wrong) was forgotten when a
+    later rebuild fitted; the flag is checked only after the chunk. jax-md's minimum-image lists
+    accumulate their error flags the same way. (The lists keep the plain update as `update_fn`:
+    the rebuild's output carries it as a static field.)"""
     new = update(R, nbrs, **kwargs)
     return dataclasses.replace(new, did_buffer_overflow=new.did_buffer_overflow | nbrs.did_buffer_overflow)
 
@@ -515,8 +511,8 @@ def _build_neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half
         fns = custom_partition.neighbor_list_multi_image(
             None, box_j, r_cut, dr_threshold=dr, capacity_multiplier=capacity_multiplier,
             fractional_coordinates=False, format=FORMATS[fmt])
-        update = partial(_sticky_overflow_update, fns.update)
-        allocate = partial(_multi_image_sparse_allocate, fns.update, box_m, float(cutoff + skin), fmt == "half",
+        update = fns.update
+        allocate = partial(_multi_image_sparse_allocate, update, box_m, float(cutoff + skin), fmt == "half",
                            capacity_multiplier)
     elif not fractional and not disable_cell_list and cell_list_applies(box_m, cutoff, skin):
         allocate, update = _cell_list_fns(box_m, cutoff, skin, fmt, capacity_multiplier)
@@ -533,6 +529,8 @@ def _build_neighbor_spec(box, cutoff: float, skin: float = 0.3, fmt: str = "half
             allocate = partial(_bucketed_allocate, fns.allocate, fmt)
         # fractional all-pairs: jax-md measures every distance with the box passed as `box=`
         box_free = bool(fractional and disable_cell_list)
+    if multi:
+        update = partial(_sticky_overflow_update, update)
     return NeighborSpec(allocate=allocate, update=update, multi_image=multi,
                         cutoff=float(cutoff), skin=float(skin), fmt=fmt, fractional=fractional,
                         box_free=box_free)

@@ -12,18 +12,19 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # are part of the persistent compile cache's key, so only with equal flags do the subprocess
 # studies of test_sweep.py and test_study_extra.py load what test_study.py compiled (measured
 # 2026-12-07, those three files on -n 2: 190 -> 153 s wall, 288 -> 236 s CPU).
-PINNED_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+# (Spelled out here: it must be in the environment before JAX starts, i.e. before mlffbench.)
+PINNED_THREADS = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+                  "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ.setdefault("XLA_FLAGS", PINNED_XLA_FLAGS)
-    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(_var, "1")
+    for _var, _value in PINNED_THREADS.items():
+        os.environ.setdefault(_var, _value)
 
 import mlffbench  # noqa: E402,F401  (enables x64 before anything imports jax_md)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from mlffbench.benchmarks.sweep import PINNED_ENV  # noqa: E402
 
-assert PINNED_ENV["XLA_FLAGS"] == PINNED_XLA_FLAGS, "keep the test workers' XLA flags equal to a sweep task's"
+assert all(PINNED_ENV[k] == v for k, v in PINNED_THREADS.items()), "keep the test workers' pinning a sweep task's"
 
 # 0 K FCC lattice constant of lj/cut/shift at rc = 2.5 sigma, to the digits tests need to build
 # near-equilibrium crystals; tests that check it compute it independently (test_foundation_lj).
