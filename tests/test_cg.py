@@ -234,3 +234,38 @@ def test_validation_frames_starts_and_decision():
     assert c["rdf_distance_std"] == pytest.approx(np.hypot(c["rdf_distance_member_std"], 0.01))
     assert c["pressure"]["std"] == pytest.approx(np.std([3.0, 5.0], ddof=1)) and c["pressure"]["n"] == 2
     assert c["md_status"] == "failed" and "member 1" in c["md_message"] and not c["contact"]["ok"]
+
+
+def test_committee_members_run_their_own_network_in_cg_md():
+    """MD caches compiled programs by the potential's fingerprint: two HIP-NN-TS members with
+    different parameters must not share one (they did: every member ran member 0's network), and
+    a member run after another gives the trajectory it gives alone."""
+    import jax
+
+    from mlffbench.cg.fit import hipnn_cg_potential
+    from mlffbench.cg.prior import ExponentialPrior
+    from mlffbench.dynamics import md
+    from mlffbench.potentials.gnn.hipnn_ts import HIPNNTS
+
+    module = HIPNNTS(n_features=4, n_interactions=1, n_atom_layers=1, n_sensitivities=4, cutoff=2.5,
+                     min_soft=0.5, max_soft=2.3)
+    dR = np.array([[1.0, 0.0, 0.0], [0.0, 1.1, 0.0]])
+    args = (dR, np.ones(2, bool), np.array([0, 1]), np.array([1, 0]), 2)
+    prior = ExponentialPrior(onset=0.6, strength=50.0, width=0.2)
+    members = [hipnn_cg_potential(module, module.init(jax.random.PRNGKey(s), *args), 1.0, prior) for s in (0, 1)]
+    assert members[0].fingerprint != members[1].fingerprint
+    X0 = (np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 3) + 0.5) * 1.6
+    box = np.eye(3) * 6.4
+
+    def final(pot):
+        return md.run_md(pot, X0, box, md.Integrator("nvt_langevin", dt=0.005), 20, kT=1.0, seed=0,
+                         sample_every=10).final["positions"]
+
+    first, second = final(members[0]), final(members[1])
+    assert np.max(np.abs(first - second)) > 1e-6
+    md._PROGRAMS.clear()
+    np.testing.assert_allclose(final(members[1]), second, rtol=0, atol=1e-12)
+    # float32 MD of the same member: a different program, the same dynamics to float32 precision
+    f32 = hipnn_cg_potential(module, module.init(jax.random.PRNGKey(1), *args), 1.0, prior, dtype=np.float32)
+    assert f32.fingerprint != members[1].fingerprint and f32.is_float32
+    np.testing.assert_allclose(final(f32), second, atol=1e-4)

@@ -32,7 +32,7 @@ from mlffbench.errors import UserError
 from mlffbench.io import read_json, write_json
 from mlffbench.neighbors import as_box_matrix, edge_vectors
 from mlffbench.potentials.base import Potential
-from mlffbench.potentials.gnn import GNN_MD_LIST_HEADROOM, load_model, save_model
+from mlffbench.potentials.gnn import GNN_MD_LIST_HEADROOM, load_model, params_digest, save_model
 from mlffbench.potentials.gnn.hipnn_ts import HIPNNTS, hparams_with_defaults
 
 Prior = RepulsivePrior | ExponentialPrior
@@ -213,17 +213,23 @@ def fit_hipnn(X: np.ndarray, F_ref: np.ndarray, box: np.ndarray, hparams: dict, 
 
 
 def hipnn_cg_potential(module: HIPNNTS, params, energy_scale: float, prior: Prior,
-                       name: str = "cg:hipnn-ts") -> Potential:
-    """HIP-NN-TS + prior as a `Potential` (full neighbour list, cutoff = the model's)."""
+                       name: str = "cg:hipnn-ts", dtype=jnp.float64) -> Potential:
+    """HIP-NN-TS + prior as a `Potential` (full neighbour list, cutoff = the model's), computing in
+    `dtype` (positions and parameters cast to it; the integrator keeps its own dtype).
+
+    The fingerprint covers the parameters (`params_digest`): MD caches its compiled programs by
+    fingerprint, so committee members that shared one would all run the first member's network."""
+    p = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), params)
 
     def energy_fn(R, box, nbrs):
         dR, mask, i, j = edge_vectors(R, box, nbrs)
-        e = energy_scale * jnp.sum(module.apply(params, dR, mask, i, j, R.shape[0]))
+        e = energy_scale * jnp.sum(module.apply(p, dR, mask, i, j, R.shape[0]))
         return e + prior.energy_from_edges(dR, mask)
 
     return Potential(name=name, cutoff=max(float(module.cutoff), prior.cutoff), energy_fn=energy_fn,
-                     neighbor_format="full", params={"prior": prior.as_dict(), "energy_scale": energy_scale},
-                     md_list_headroom=GNN_MD_LIST_HEADROOM)
+                     neighbor_format="full", dtype=dtype,
+                     params={"prior": prior.as_dict(), "energy_scale": energy_scale, "module": repr(module)},
+                     param_hash=params_digest(params), md_list_headroom=GNN_MD_LIST_HEADROOM)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -258,9 +264,9 @@ class SplinePair:
         return self.r_min + self.h * np.arange(len(self.coef))
 
     def energy(self, r):
-        u = (jnp.maximum(r, self.r_min)[..., None] - jnp.asarray(self.knots)) / self.h
+        u = (jnp.maximum(r, self.r_min)[..., None] - jnp.asarray(self.knots, r.dtype)) / self.h
         val, _ = _bspline(u, jnp)
-        return jnp.sum(val * jnp.asarray(self.coef), axis=-1)
+        return jnp.sum(val * jnp.asarray(self.coef, r.dtype), axis=-1)
 
     def as_dict(self) -> dict:
         return {"r_min": self.r_min, "cutoff": self.cutoff, "h": self.h, "coef": list(self.coef)}
@@ -313,8 +319,9 @@ def fit_spline(X: np.ndarray, F_target: np.ndarray, box: np.ndarray, r_min: floa
     return SplinePair(float(r_min), float(cutoff), float(h), tuple(float(v) for v in c)), rmse
 
 
-def spline_cg_potential(spline: SplinePair, prior: Prior, name: str = "cg:pair-spline") -> Potential:
-    """Pair spline + prior as a `Potential` (half neighbour list)."""
+def spline_cg_potential(spline: SplinePair, prior: Prior, name: str = "cg:pair-spline",
+                        dtype=jnp.float64) -> Potential:
+    """Pair spline + prior as a `Potential` (half neighbour list), computing in `dtype`."""
     rc = max(spline.cutoff, prior.cutoff)
 
     def energy_fn(R, box, nbrs):
@@ -325,7 +332,7 @@ def spline_cg_potential(spline: SplinePair, prior: Prior, name: str = "cg:pair-s
         u = spline.energy(r) + prior.pair_energy(r)
         return jnp.sum(jnp.where(ok, u, 0.0))
 
-    return Potential(name=name, cutoff=rc, energy_fn=energy_fn, neighbor_format="half",
+    return Potential(name=name, cutoff=rc, energy_fn=energy_fn, neighbor_format="half", dtype=dtype,
                      params={"prior": prior.as_dict(), "spline": spline.as_dict()})
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 
 from mlffbench.cg.checks import contact_check, frame_rdfs, min_pair_distances, noise_floor
@@ -204,7 +205,7 @@ def train_models(cfg: CGConfig, train: list[dict], prior: Prior, r_rise: float, 
     """Force-match HIP-NN-TS (a committee of `hipnn.members` seeds) and the pair spline on the
     training states' frames (every `hipnn.frame_stride`-th), both on the same training frames, and score both on the same
     held-out frames (`validation_frames`). Returns ({model: [Potential per member]},
-    training info for transferability.json, wall times)."""
+    the same in `cg_md.dtype` for CG MD, training info for transferability.json, wall times)."""
     times: dict[str, float] = {}
     h = cfg.hipnn
     train = [thin(t, h.frame_stride) for t in train]
@@ -241,6 +242,9 @@ def train_models(cfg: CGConfig, train: list[dict], prior: Prior, r_rise: float, 
     save_cg_spline(outdir / "models" / "pair_spline.json", spline, prior, spline_rmse)
     models = {"hipnn-ts": [hipnn_cg_potential(module, p, scale, prior) for p in members],
               "pair-spline": [spline_cg_potential(spline, prior)]}
+    md_dtype = jnp.dtype(cfg.cg_md.dtype)
+    md_models = {"hipnn-ts": [hipnn_cg_potential(module, p, scale, prior, dtype=md_dtype) for p in members],
+                 "pair-spline": [spline_cg_potential(spline, prior, dtype=md_dtype)]}
     info = {"hipnn_training": {"members": h.members, "best_valid_force_rmse": tres.best_valid_rmse,
                                "best_epoch": tres.best_epoch, "steps": tres.steps, "stopped": tres.stopped,
                                "seconds": tres.seconds, "learning_curve": learning_curve(tres.history)},
@@ -249,7 +253,7 @@ def train_models(cfg: CGConfig, train: list[dict], prior: Prior, r_rise: float, 
                                           boxes)}
     # the trainer's best validation force RMSE is HIP-NN-TS + prior on exactly these frames
     info["heldout"]["hipnn-ts"] = tres.best_valid_rmse
-    return models, info, times
+    return models, md_models, info, times
 
 
 def heldout_force_rmse(models: dict, prior: Prior, train: list[dict], offsets, val, X, F, boxes) -> dict:
@@ -259,7 +263,7 @@ def heldout_force_rmse(models: dict, prior: Prior, train: list[dict], offsets, v
     exact least-squares fit of the pair part of the mean force, is the floor to compare with."""
     out: dict = {"n_frames": int(len(val)), "unit": "epsilon/sigma",
                  "mapped_force_rms": float(np.sqrt(np.mean(F[val] ** 2)))}
-    prior_only = Potential(name="cg:prior", cutoff=prior.cutoff, neighbor_format="full",
+    prior_only = Potential(name="cg:prior", cutoff=prior.cutoff, neighbor_format="full", params={"prior": prior.as_dict()},
                            energy_fn=lambda R, box, nbrs: prior.energy_from_edges(*edge_vectors(R, box, nbrs)[:2]))
     cands = {"prior only": [prior_only], **models}
     for name, pots in cands.items():
@@ -315,15 +319,17 @@ def _mean_var(unit_means: np.ndarray) -> np.ndarray:
     return unit_means.var(axis=0, ddof=1) / len(unit_means)
 
 
-def member_metrics(cfg: CGConfig, m: dict, pot, seed: int) -> dict:
+def member_metrics(cfg: CGConfig, m: dict, pot, seed: int, md_pot=None) -> dict:
     """One model (one member) at one state: force RMSE on the state's frames, CG MD (cg_md.replicas
-    side by side), contact check, RDF distance with its noise, pressure and diffusion."""
+    side by side) of `md_pot` (the same model in cg_md.dtype; default `pot`), contact check, RDF
+    distance with its noise, pressure and diffusion."""
     an, md_cfg = cfg.analysis, cfg.cg_md
     ref_rms = float(np.sqrt(np.mean(m["F"] ** 2)))
     fm_rmse = float(np.sqrt(np.mean((model_forces(pot, m["X"], m["box"]) - m["F"]) ** 2)))
     R = md_cfg.replicas
     X0 = md_starts(m, R)
-    md = _cg_md(pot, X0 if R > 1 else X0[0], m["box"], m["kT"], m["masses"], md_cfg, seed)
+    md = _cg_md(pot if md_pot is None else md_pot, X0 if R > 1 else X0[0], m["box"], m["kT"], m["masses"], md_cfg,
+                seed)
     e = {"force_rmse": {"value": fm_rmse, "unit": "epsilon/sigma"}, "force_rmse_relative": fm_rmse / ref_rms,
          "md_status": md.status, "md_message": md.message, "md_seconds": md.run_seconds + md.compile_seconds}
     if md.status != "ok":
@@ -442,8 +448,10 @@ def decide(entries: dict, a: str = "hipnn-ts", b: str = "pair-spline", z: float 
             "reason": None if better else f"|{diff:.4f}| <= {z:g} x {u:.4f}"}
 
 
-def evaluate_state(cfg: CGConfig, k: int, st, m: dict, models: dict, progress=None) -> dict:
-    """Every model (all members) at state st (index k): the result.json document."""
+def evaluate_state(cfg: CGConfig, k: int, st, m: dict, models: dict, progress=None,
+                   md_models: dict | None = None) -> dict:
+    """Every model (all members) at state st (index k): the result.json document. md_models: the
+    same models in cg_md.dtype for CG MD (default: `models`)."""
     an = cfg.analysis
     ref_rms = float(np.sqrt(np.mean(m["F"] ** 2)))
     doc = {"state": st.model_dump(), "trained_here": st.name in cfg.train_states,
@@ -457,7 +465,9 @@ def evaluate_state(cfg: CGConfig, k: int, st, m: dict, models: dict, progress=No
                          "rdf_rise": {"value": m["r_rise"], "unit": "sigma"}},
            "models": {}, "caveats": CAVEATS, "rdf_metric": an.rdf_metric}
     for mname, pots in models.items():
-        entries = [member_metrics(cfg, m, pot, cfg.seed + 7 * k + 1 + 1000 * j) for j, pot in enumerate(pots)]
+        md_pots = pots if md_models is None else md_models[mname]
+        entries = [member_metrics(cfg, m, pot, cfg.seed + 7 * k + 1 + 1000 * j, md_pot)
+                   for j, (pot, md_pot) in enumerate(zip(pots, md_pots))]
         e = combine_members(entries)
         if "rdf_distance" not in e:
             e.update({"rdf_distance": None, "rdf_noise_floor": m["noise_floor"]})
@@ -496,13 +506,13 @@ def run_cg(cfg: CGConfig, outdir: Path, progress=None) -> dict:
     mapped = map_references(cfg, refs, outdir)
     train = [mapped[n] for n in cfg.train_states]
     prior, r_rise = build_prior(cfg, train)
-    models, info, t_train = train_models(cfg, train, prior, r_rise, outdir, progress)
+    models, md_models, info, t_train = train_models(cfg, train, prior, r_rise, outdir, progress)
     times.update(t_train)
     table = {}
     t1 = time.perf_counter()
     for k, st in enumerate(cfg.states):
         m = mapped[st.name]
-        doc = evaluate_state(cfg, k, st, m, models, progress)
+        doc = evaluate_state(cfg, k, st, m, models, progress, md_models)
         (outdir / "states" / st.name).mkdir(parents=True, exist_ok=True)
         write_json(outdir / "states" / st.name / "result.json", doc)
         curves = {"reference (mapped)": m["g"], **{mn: e["rdf"]["g"] for mn, e in doc["models"].items() if "rdf" in e}}
@@ -511,7 +521,7 @@ def run_cg(cfg: CGConfig, outdir: Path, progress=None) -> dict:
     times["transfer"] = time.perf_counter() - t1
     ts = cfg.train_states
     summary = {"train_state": ts[0] if len(ts) == 1 else ts, "train_states": ts, "rdf_metric": cfg.analysis.rdf_metric,
-               "table": table, "prior": prior.as_dict(), **info, "wall_times_s": times, "caveats": CAVEATS}
+               "table": table, "prior": prior.as_dict(), "cg_md_dtype": cfg.cg_md.dtype, **info, "wall_times_s": times, "caveats": CAVEATS}
     write_json(outdir / "transferability.json", summary)
     return summary
 
