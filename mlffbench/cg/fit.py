@@ -388,8 +388,9 @@ def save_cg_spline(path, spline: SplinePair, prior: Prior, train_force_rmse: flo
     write_json(path, {"spline": spline.as_dict(), "prior": prior.as_dict(), "train_force_rmse": train_force_rmse})
 
 
-def load_cg_model(path) -> Potential:
-    """A CG model with its prior: a HIP-NN-TS directory (params + prior.json) or a pair-spline JSON.
+def load_cg_model(path, dtype=jnp.float64) -> Potential:
+    """A CG model with its prior: a HIP-NN-TS directory (params + prior.json) or a pair-spline JSON,
+    computing in `dtype`.
 
     UserError when the prior or the model is missing or malformed.
     """
@@ -401,7 +402,7 @@ def load_cg_model(path) -> Potential:
         sp = d["spline"]
         spline = SplinePair(float(sp["r_min"]), float(sp["cutoff"]), float(sp["h"]),
                             tuple(float(c) for c in sp["coef"]))
-        return spline_cg_potential(spline, prior_from_dict(d["prior"]))
+        return spline_cg_potential(spline, prior_from_dict(d["prior"]), dtype=dtype)
     if not (path / PRIOR_FILE).is_file():
         raise UserError(f"{path}: {PRIOR_FILE} is missing (not a CG model directory)")
     card, params = load_model(path)
@@ -410,4 +411,4 @@ def load_cg_model(path) -> Potential:
     module = HIPNNTS(**hparams_with_defaults(card["hparams"]))
     params = jax.tree_util.tree_map(jnp.asarray, params)
     return hipnn_cg_potential(module, params, float(card["standardization"]["energy_scale"]),
-                              prior_from_dict(read_json(path / PRIOR_FILE)))
+                              prior_from_dict(read_json(path / PRIOR_FILE)), dtype=dtype)
