@@ -269,3 +269,47 @@ def test_committee_members_run_their_own_network_in_cg_md():
     f32 = hipnn_cg_potential(module, module.init(jax.random.PRNGKey(1), *args), 1.0, prior, dtype=np.float32)
     assert f32.fingerprint != members[1].fingerprint and f32.is_float32
     np.testing.assert_allclose(final(f32), second, atol=1e-4)
+
+
+def test_paired_decision_counts_the_shared_reference_noise_once():
+    """Two models judged against one noisy reference sample: the paired bootstrap std of d_a - d_b
+    matches the spread of d_a - d_b over independent repetitions of the whole experiment (known by
+    simulation), while the unpaired sum of the two error bars overstates it; identical models have
+    exactly zero paired uncertainty."""
+    from mlffbench.cg.transfer import _bootstrap_distance, decide, paired_difference_std
+    from mlffbench.properties.structure import rdf_distance
+
+    rng = np.random.default_rng(3)
+    n_bins, zero = 30, np.zeros(30)
+    truth = 1.0 + np.sin(np.linspace(0, 6, n_bins))
+    bias_a = 0.02 * np.cos(np.linspace(0, 9, n_bins))  # model a errs a little; b is exact
+
+    def experiment():
+        ref = truth + 0.05 * rng.standard_normal((6, n_bins))  # 6 reference replicas, noisy
+        a = truth + bias_a + 0.01 * rng.standard_normal((4, n_bins))  # 4 CG MD replicas each
+        b = truth + 0.01 * rng.standard_normal((4, n_bins))
+        return ref, a, b
+
+    diffs, paired, unpaired = [], [], []
+    for k in range(60):
+        ref, a, b = experiment()
+        diffs.append(rdf_distance(zero, ref.mean(0), a.mean(0)) - rdf_distance(zero, ref.mean(0), b.mean(0)))
+        if k < 15:
+            paired.append(paired_difference_std(ref, [a], [b], "l2", seed=k))
+            unpaired.append(np.hypot(_bootstrap_distance(ref, a, "l2", k), _bootstrap_distance(ref, b, "l2", k)))
+    true_sd = np.std(diffs, ddof=1)
+    assert 0.6 * true_sd < np.mean(paired) < 1.6 * true_sd
+    assert np.mean(unpaired) > 1.5 * np.mean(paired)  # the shared reference noise, counted twice
+
+    ref, a, _ = experiment()
+    entry = {"rdf_distance": 0.03, "rdf_distance_std": 0.01, "rdf_unit_means": a}
+    same = decide({"hipnn-ts": entry, "pair-spline": entry}, ref_units=ref)
+    assert same["uncertainty_method"] == "paired" and same["better"] is None
+    assert same["uncertainty"] < 0.5 * same["uncertainty_unpaired"]
+    # a committee's member spread enters as the standard error of its mean, beside the bootstrap
+    committee = {"rdf_distance": 0.03, "rdf_distance_std": 0.01, "rdf_distance_member_std": 0.006, "n_members": 3,
+                 "members": [dict(entry), dict(entry), dict(entry)]}
+    boot = paired_difference_std(ref, [a, a, a], [a], "l2", seed=0)
+    assert decide({"hipnn-ts": committee, "pair-spline": entry}, ref_units=ref)["uncertainty"] == \
+        pytest.approx(np.sqrt(boot ** 2 + 0.006 ** 2 / 3))
+    assert decide({"hipnn-ts": committee, "pair-spline": entry})["uncertainty_method"] == "unpaired"

@@ -111,6 +111,9 @@ class AnalysisConfig(StrictModel):
     r_max: float = Field(3.5, gt=0)
     n_bins: int = Field(70, ge=5)
     rdf_metric: Literal["l2", "l1"] = "l2"
+    force_stride: int = Field(1, ge=1, description="every n-th mapped reference frame for the force RMSE "
+                                                   "(frames 25 steps apart are correlated; the RMSE of a "
+                                                   "thinned set is as precise and n times cheaper)")
 
 
 class CGConfig(StrictModel):

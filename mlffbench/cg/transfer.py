@@ -76,6 +76,11 @@ CAVEATS = {
     "rdf_noise_expected": "the RDF distance an exact model would show with this sampling: "
                           "sqrt(mean_bins var(g_ref mean) + var(g_model mean)); rdf_distance_excess = "
                           "sqrt(d^2 - expected^2) estimates the model's own error",
+    "decision": "HIP-NN-TS vs the pair spline: the committee-mean RDF distances differ by more than z u; u from a "
+                "paired bootstrap (one resample of the reference's replicas serves both models, so its noise "
+                "is counted once; each member's CG MD replicas resampled on their own) plus each committee's "
+                "squared standard error from its member spread (training seeds). uncertainty_unpaired: the "
+                "older, conservative sqrt(std_a^2 + std_b^2) of the per-model error bars",
     "contact": "a model fails a state when its CG MD (sampled frames) brings two beads closer than the "
                "reference's smallest sampled distance minus prior.margin",
     "short_range_pair_ratio": "pairs closer than the reference's RDF rise (prior.rdf_threshold), model / reference; "
@@ -314,18 +319,48 @@ def _bootstrap_distance(g_ref_units: np.ndarray, g_mod_units: np.ndarray, metric
     return float(np.std(out, ddof=1))
 
 
+def paired_difference_std(ref_units: np.ndarray, a_units: list[np.ndarray], b_units: list[np.ndarray],
+                          metric: str, seed: int, n: int = BOOTSTRAP) -> float:
+    """Sampling std of mean_j d(g_ref, g_a_j) - mean_k d(g_ref, g_b_k) (the RDF distances of two
+    models, j and k over members), by a bootstrap in which one resample of the reference's units
+    (U, n_bins) serves both models: they are judged against the same reference sample, so its
+    noise is shared by both distances, not independent. Each member's units (its CG MD replicas
+    or blocks) are resampled on their own."""
+    rng = np.random.default_rng(seed)
+
+    def draw(u: np.ndarray) -> np.ndarray:
+        return u[rng.integers(0, len(u), len(u))].mean(0)
+
+    zero = np.zeros(ref_units.shape[-1])
+    out = []
+    for _ in range(n):
+        g_ref = draw(ref_units)
+        da = np.mean([rdf_distance(zero, g_ref, draw(u), metric) for u in a_units])
+        db = np.mean([rdf_distance(zero, g_ref, draw(u), metric) for u in b_units])
+        out.append(da - db)
+    return float(np.std(out, ddof=1))
+
+
+def reference_units(m: dict) -> np.ndarray:
+    """The mapped reference's independent units of g(r) (U, n_bins): replica means, or block means
+    of one trajectory."""
+    return np.stack([m["G"][u].mean(0) for u in _units(len(m["G"]), m["replica"])])
+
+
 def _mean_var(unit_means: np.ndarray) -> np.ndarray:
     """Per-bin variance of the mean of U independent unit means (U, n_bins)."""
     return unit_means.var(axis=0, ddof=1) / len(unit_means)
 
 
 def member_metrics(cfg: CGConfig, m: dict, pot, seed: int, md_pot=None) -> dict:
-    """One model (one member) at one state: force RMSE on the state's frames, CG MD (cg_md.replicas
-    side by side) of `md_pot` (the same model in cg_md.dtype; default `pot`), contact check, RDF
-    distance with its noise, pressure and diffusion."""
+    """One model (one member) at one state: force RMSE on the state's frames (every
+    `analysis.force_stride`-th), CG MD (cg_md.replicas side by side) of `md_pot` (the same model
+    in cg_md.dtype; default `pot`), contact check, RDF distance with its noise, pressure and
+    diffusion."""
     an, md_cfg = cfg.analysis, cfg.cg_md
-    ref_rms = float(np.sqrt(np.mean(m["F"] ** 2)))
-    fm_rmse = float(np.sqrt(np.mean((model_forces(pot, m["X"], m["box"]) - m["F"]) ** 2)))
+    Xf, Ff = m["X"][::an.force_stride], m["F"][::an.force_stride]
+    ref_rms = float(np.sqrt(np.mean(Ff ** 2)))
+    fm_rmse = float(np.sqrt(np.mean((model_forces(pot, Xf, m["box"]) - Ff) ** 2)))
     R = md_cfg.replicas
     X0 = md_starts(m, R)
     md = _cg_md(pot if md_pot is None else md_pot, X0 if R > 1 else X0[0], m["box"], m["kT"], m["masses"], md_cfg,
@@ -347,7 +382,7 @@ def member_metrics(cfg: CGConfig, m: dict, pot, seed: int, md_pot=None) -> dict:
     G = np.stack([frame_rdfs(Y[:, k], m["box"], an.r_max, an.n_bins)[1] for k in range(R)], 1)  # (S', R, B)
     g = G.reshape(-1, G.shape[-1]).mean(0)
     mod_units = G.mean(0) if R > 1 else np.stack([G[u, 0].mean(0) for u in _units(len(G), None)])
-    ref_units = np.stack([m["G"][u].mean(0) for u in _units(len(m["G"]), m["replica"])])
+    ref_units = reference_units(m)
     d = rdf_distance(m["r"], m["g"], g, an.rdf_metric)
     v = _mean_var(ref_units) + _mean_var(mod_units)
     expect = float(np.sqrt(np.mean(v))) if an.rdf_metric == "l2" else float(np.mean(np.sqrt(2 / np.pi * v)))
@@ -372,7 +407,7 @@ def member_metrics(cfg: CGConfig, m: dict, pot, seed: int, md_pot=None) -> dict:
         "diffusion_ratio": D / m["D_ref"] if ok_D else None,
         "diffusion_ratio_std": D_err / m["D_ref"] if ok_D and np.isfinite(D_err) else None,
         "mean_kT": float(np.mean(md.samples["T"][n_eq:])),
-        "rdf": {"r": m["r"], "g": g}})
+        "rdf": {"r": m["r"], "g": g}, "rdf_unit_means": mod_units})
     return e
 
 
@@ -435,16 +470,44 @@ def combine_members(entries: list[dict]) -> dict:
     return out
 
 
-def decide(entries: dict, a: str = "hipnn-ts", b: str = "pair-spline", z: float = 2.0) -> dict:
-    """Which model's RDF distance is smaller beyond the noise: |d_a - d_b| > z sqrt(std_a^2 + std_b^2)."""
+def _member_units(entry: dict) -> list[np.ndarray] | None:
+    """Each member's RDF unit means (a single model is its own member); None when any lacks them."""
+    members = entry.get("members") or [entry]
+    units = [e.get("rdf_unit_means") for e in members if e.get("rdf_distance") is not None]
+    return None if not units or any(u is None for u in units) else [np.asarray(u) for u in units]
+
+
+def _seed_variance(entry: dict) -> float:
+    """Squared standard error of a committee's mean distance from its member spread (0 for one model)."""
+    sd, n = entry.get("rdf_distance_member_std"), entry.get("n_members", 1)
+    return 0.0 if sd is None or n < 2 or not np.isfinite(sd) else float(sd) ** 2 / n
+
+
+def decide(entries: dict, a: str = "hipnn-ts", b: str = "pair-spline", z: float = 2.0,
+           ref_units: np.ndarray | None = None, metric: str = "l2", seed: int = 0) -> dict:
+    """Which model's RDF distance (committee mean) is smaller beyond the noise: |d_a - d_b| > z u.
+
+    With the reference's units and every member's, u^2 = the paired bootstrap variance of
+    d_a - d_b (`paired_difference_std`: the shared reference noise counted once) + each
+    committee's squared standard error from its member spread (training seeds; this also counts
+    the members' MD sampling a second time, conservatively). Without them, the unpaired
+    u = sqrt(std_a^2 + std_b^2) of the per-model error bars (member spread, not standard error),
+    which is also reported as `uncertainty_unpaired`."""
     ea, eb = entries.get(a, {}), entries.get(b, {})
     da, db = ea.get("rdf_distance"), eb.get("rdf_distance")
     if da is None or db is None:
         return {"better": None, "reason": "a model has no RDF distance (MD failed)"}
-    u = float(np.sqrt(ea.get("rdf_distance_std", 0.0) ** 2 + eb.get("rdf_distance_std", 0.0) ** 2))
+    u_unpaired = float(np.sqrt(ea.get("rdf_distance_std", 0.0) ** 2 + eb.get("rdf_distance_std", 0.0) ** 2))
+    ua, ub = _member_units(ea), _member_units(eb)
+    if ref_units is not None and ua is not None and ub is not None:
+        boot = paired_difference_std(np.asarray(ref_units), ua, ub, metric, seed)
+        u, method = float(np.sqrt(boot ** 2 + _seed_variance(ea) + _seed_variance(eb))), "paired"
+    else:
+        u, method = u_unpaired, "unpaired"
     diff = float(da - db)
     better = (a if diff < 0 else b) if abs(diff) > z * u else None
-    return {"better": better, "difference": diff, "uncertainty": u, "z": z,
+    return {"better": better, "difference": diff, "uncertainty": u, "uncertainty_unpaired": u_unpaired,
+            "uncertainty_method": method, "z": z,
             "reason": None if better else f"|{diff:.4f}| <= {z:g} x {u:.4f}"}
 
 
@@ -474,8 +537,9 @@ def evaluate_state(cfg: CGConfig, k: int, st, m: dict, models: dict, progress=No
         doc["models"][mname] = e
         _log(progress, f"{st.name} {mname}: rdf distance {e.get('rdf_distance')} +- {e.get('rdf_distance_std')}, "
                        f"force RMSE {e['force_rmse']['value']:.3f}, MD {e['md_status']}")
-    doc["decision"] = decide(doc["models"])
-    doc["reference"]["rdf"] = {"r": m["r"], "g": m["g"]}
+    ref_units = reference_units(m)
+    doc["decision"] = decide(doc["models"], ref_units=ref_units, metric=an.rdf_metric, seed=cfg.seed + 7 * k)
+    doc["reference"]["rdf"] = {"r": m["r"], "g": m["g"], "unit_means": ref_units}
     return doc
 
 
