@@ -21,6 +21,8 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,8 +88,11 @@ def main() -> None:
     for st in states:
         refs[st.name] = load_all_atom(args.run_dir / "reference" / f"{st.name}.npz", name=st.name)
         refs[st.name].kT = st.kT
-    scratch = Path(os.environ.get("TMPDIR", "/tmp")) / f"cg_float32_{os.getpid()}"
-    mapped = map_references(cfg, refs, scratch)
+    scratch = Path(tempfile.mkdtemp(prefix="cg_float32_"))
+    try:
+        mapped = map_references(cfg, refs, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     t0 = time.perf_counter()
     result = {"run_dir": str(args.run_dir), "cg_md": cfg.cg_md.model_dump(), "states": {},
               "device": device_description(), "versions": package_versions()}
