@@ -80,7 +80,7 @@ def print_summary(summary: dict, outdir: Path) -> None:
                 failures.append(f"{state} {model}: {m['md_message']}")
             label = ""
     console.print(table)
-    console.print("smaller RDF distance beyond 2 sigma: " + "; ".join(decisions))
+    console.print("smaller RDF distance beyond 2u (paired bootstrap + seed standard error): " + "; ".join(decisions))
     for line in failures:
         console.print(f"[red]failed[/red] {line}")
     console.print("* training state. exact-model: the distance an exact model would show with this sampling. "
