@@ -274,8 +274,8 @@ def test_committee_members_run_their_own_network_in_cg_md():
 def test_paired_decision_counts_the_shared_reference_noise_once():
     """Two models judged against one noisy reference sample: the paired bootstrap std of d_a - d_b
     matches the spread of d_a - d_b over independent repetitions of the whole experiment (known by
-    simulation), while the unpaired sum of the two error bars overstates it; identical models have
-    exactly zero paired uncertainty."""
+    simulation), while the unpaired sum of the two error bars overstates it; a committee adds the
+    standard error of its mean over seeds."""
     from mlffbench.cg.transfer import _bootstrap_distance, decide, paired_difference_std
     from mlffbench.properties.structure import rdf_distance
 
@@ -301,15 +301,15 @@ def test_paired_decision_counts_the_shared_reference_noise_once():
     assert 0.6 * true_sd < np.mean(paired) < 1.6 * true_sd
     assert np.mean(unpaired) > 1.5 * np.mean(paired)  # the shared reference noise, counted twice
 
-    ref, a, _ = experiment()
-    entry = {"rdf_distance": 0.03, "rdf_distance_std": 0.01, "rdf_unit_means": a}
-    same = decide({"hipnn-ts": entry, "pair-spline": entry}, ref_units=ref)
-    assert same["uncertainty_method"] == "paired" and same["better"] is None
-    assert same["uncertainty"] < 0.5 * same["uncertainty_unpaired"]
-    # a committee's member spread enters as the standard error of its mean, beside the bootstrap
+    # noise-free units: every bootstrap resample is the same, so u is the committee's
+    # standard error alone, 0.006 / sqrt(3), by hand
+    ref = np.repeat(truth[None], 6, 0)
+    units = np.repeat((truth + bias_a)[None], 4, 0)
+    entry = {"rdf_distance": 0.03, "rdf_distance_std": 0.01, "rdf_unit_means": units}
     committee = {"rdf_distance": 0.03, "rdf_distance_std": 0.01, "rdf_distance_member_std": 0.006, "n_members": 3,
                  "members": [dict(entry), dict(entry), dict(entry)]}
-    boot = paired_difference_std(ref, [a, a, a], [a], "l2", seed=0)
-    assert decide({"hipnn-ts": committee, "pair-spline": entry}, ref_units=ref)["uncertainty"] == \
-        pytest.approx(np.sqrt(boot ** 2 + 0.006 ** 2 / 3))
+    got = decide({"hipnn-ts": committee, "pair-spline": entry}, ref_units=ref)
+    assert got["uncertainty_method"] == "paired" and got["better"] is None
+    assert got["uncertainty"] == pytest.approx(0.006 / np.sqrt(3), abs=1e-12)
+    assert got["uncertainty_unpaired"] == pytest.approx(np.hypot(0.01, 0.01))
     assert decide({"hipnn-ts": committee, "pair-spline": entry})["uncertainty_method"] == "unpaired"

@@ -112,8 +112,8 @@ class AnalysisConfig(StrictModel):
     n_bins: int = Field(70, ge=5)
     rdf_metric: Literal["l2", "l1"] = "l2"
     force_stride: int = Field(1, ge=1, description="every n-th mapped reference frame for the force RMSE "
-                                                   "(frames 25 steps apart are correlated; the RMSE of a "
-                                                   "thinned set is as precise and n times cheaper)")
+                                                   "(neighbouring frames are correlated, so a thinned set "
+                                                   "gives nearly the same RMSE at 1/n of the cost)")
 
 
 class CGConfig(StrictModel):
