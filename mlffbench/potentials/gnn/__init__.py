@@ -107,7 +107,7 @@ def make_potential(name: str, hparams: dict, params, standardization: dict, dtyp
     describe = {"architecture": name, "hparams": dict(hparams), "standardization": standardization,
                 **(extra or {})}
     label = label or f"gnn:{name}"
-    apply = _apply_fn(module, standardization)
+    apply = _apply_fn(module, standardization, rows=ent.neighbor_format == "dense")
     common = {"name": label, "cutoff": float(module.cutoff), "neighbor_format": ent.neighbor_format,
               "dtype": dtype, "params": describe, "kind": "gnn", "param_hash": param_hash,
               "md_list_headroom": GNN_MD_LIST_HEADROOM}
@@ -124,16 +124,17 @@ def make_potential(name: str, hparams: dict, params, standardization: dict, dtyp
     return Potential(direct_force_fn=lambda R, box, nbrs: apply(p, R, box, nbrs), **common)
 
 
-def _apply_fn(module, standardization: dict):
+def _apply_fn(module, standardization: dict, rows: bool = False):
     """(params, R, box, nbrs) -> per-atom energies (N,) epsilon, or forces (N, 3) epsilon/sigma for a
-    force-only module, standardisation undone: e_i = shift + energy_scale * e_i', F = force_scale * f'."""
+    force-only module, standardisation undone: e_i = shift + energy_scale * e_i', F = force_scale * f'.
+    rows: the list is dense rows and the module is told so (receivers=None, see the registry)."""
     shift = float(standardization.get("energy_shift", 0.0))
     escale = float(standardization.get("energy_scale", 1.0))
     fscale = float(standardization.get("force_scale", 1.0))
 
     def apply(params, R, box, nbrs):
         dR, mask, i, j = edge_vectors(R, box, nbrs)
-        out = module.apply(params, dR, mask, i, j, R.shape[0])
+        out = module.apply(params, dR, mask, None if rows else i, j, R.shape[0])
         return shift + escale * out if out.ndim == 1 else fscale * out
 
     return apply

@@ -6,7 +6,9 @@ A conservative architecture is a Flax linen module called on one configuration's
 
 with dR (E, 3) edge vectors r_j - r_i (reduced units, from `mlffbench.neighbors.edge_vectors`),
 mask (E,) bool for real edges, receivers/senders (E,) int clipped to [0, N-1] and `n_atoms`
-a static int. Total energy = sum of per-atom energies (after the standardisation shift/scale
+a static int. An architecture registered with neighbor_format='dense' also accepts receivers=None:
+the edges are then dense rows (E = N K, row-major, row i = atom i's neighbours), which it may sum
+without a scatter. Total energy = sum of per-atom energies (after the standardisation shift/scale
 stored with the model). A force-only architecture returns per-atom forces (N, 3) instead and
 registers with `conservative=False`.
 
@@ -29,7 +31,7 @@ class ModelEntry:
     name: str
     build: Callable[[dict], nn.Module]
     conservative: bool
-    neighbor_format: str
+    neighbor_format: str  # 'half', 'full', or 'dense' (full edges in per-atom rows, receivers=None)
 
 
 MODELS: dict[str, ModelEntry] = {}
