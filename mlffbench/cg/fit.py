@@ -144,9 +144,9 @@ def cg_frames(X: np.ndarray, F: np.ndarray, box: np.ndarray):
 
 def cg_graphs(X: np.ndarray, F: np.ndarray, box: np.ndarray, cutoff: float, index=None):
     """CG frames -> `training.data.GraphSet` (full edge lists, exactly `cutoff`, energies NaN);
-    index: the frames to take (default all). Training keeps flat edge lists (segment sums): one
-    training step with dense rows measured 0.8-0.9x as fast (bench/hipnn_layout.py's first
-    version), while MD's force call gains from them (`hipnn_cg_potential`)."""
+    index: the frames to take (default all). Training keeps flat edge lists (segment sums): a
+    training step on dense rows measured 0.8-0.9x as fast (docs/performance.md, "HIP-NN-TS
+    neighbour sums"), while CG MD gains from them (`hipnn_cg_potential`)."""
     from mlffbench.training.data import build_graphs
 
     index = np.arange(len(X)) if index is None else np.asarray(index)
