@@ -173,3 +173,23 @@ def test_chunks_are_even_where_a_divisor_allows_and_never_change_the_trajectory(
                    record=("positions",)) for c in (200, 250)]  # 2 x 125 vs 1 x 250
     assert runs[0].steps_done == runs[1].steps_done == 250
     np.testing.assert_array_equal(runs[0].samples["positions"], runs[1].samples["positions"])
+
+
+def test_replica_lists_are_sized_for_the_fullest_replica():
+    """A batch of replicas allocates its neighbour list for the replica with the most neighbours,
+    not for replica 0: a dilute lattice (6 neighbours within rc + skin) beside a dense cluster (up
+    to 56) runs without a re-allocation (sized from replica 0, the cluster overflowed at once), and
+    the cluster's trajectory equals its run alone."""
+    lj = lennard_jones("lj/cut/shift")
+    box = np.eye(3) * 10.0
+    g = np.arange(4)
+    sc = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3).astype(float)
+    dilute, cluster = sc * 2.5 + 0.3, sc * 1.2 + 0.3
+    R = np.stack([dilute, cluster])
+    integ = Integrator("nve", dt=0.002)
+    both = run_md(lj, R, box, integ, 40, velocities=np.zeros_like(R), sample_every=20)
+    alone = run_md(lj, cluster, box, integ, 40, velocities=np.zeros_like(cluster), sample_every=20)
+    assert both.status == alone.status == "ok"
+    assert both.neighbor_reallocations == 0
+    assert np.abs(both.final["positions"][1] - cluster).max() > 1e-3  # the cluster moved
+    np.testing.assert_allclose(both.final["positions"][1], alone.final["positions"], rtol=0, atol=1e-12)

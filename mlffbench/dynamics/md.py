@@ -271,15 +271,18 @@ class _Program:
     def neighbors(self, R: np.ndarray, box, extra: int = 0):
         """Lists for positions R (n_rep, N, 3), Cartesian, in `box` (3, 3): rebuilt into the
         capacity already compiled when they fit (a fresh allocation sizes the list from these
-        positions, i.e. a new shape and a new compilation every run), else one allocation from
-        replica 0 with `extra` head room, then each replica's own list."""
+        positions, i.e. a new shape and a new compilation every run), else one allocation per
+        replica with `extra` head room, the largest kept, then each replica's own list in its
+        capacity. (Sizing from replica 0 alone overflowed at the first rebuild whenever another
+        replica started with more neighbours: one more allocation and compilation per run.)"""
         coords = self.list_coords(R, box)
         box = jnp.asarray(box)
         if self.template is not None and extra == 0:
             nbrs = self.rebuild_into(coords, self.template, box)
             if not bool(jnp.any(nbrs.did_buffer_overflow)):
                 return nbrs
-        nb = self.spec.allocate(coords[0], extra_capacity=extra, **({"box": box} if self.npt else {}))
+        kw = {"box": box} if self.npt else {}
+        nb = max((self.spec.allocate(c, extra_capacity=extra, **kw) for c in coords), key=capacity)
         if self.template is not None:
             nb = pad_to_capacity(nb, capacity(self.template))
         self.template = nb
