@@ -12,6 +12,7 @@ side in one process (repeats interleaved):
 Agreement is checked too: energies and forces of the two layouts (max |dF|).
 
     python bench/hipnn_layout.py [--run-dir RUN --state T1.5_rho0.75] [--repeats 5] [--md-steps 500]
+    (--repeats: interleaved repeats of the force calls and of the MD runs)
                                  [--out bench/results/hipnn_layout.json]
 """
 
@@ -33,8 +34,6 @@ from mlffbench.cg.fit import hipnn_cg_potential
 from mlffbench.cg.prior import ExponentialPrior, prior_from_dict
 from mlffbench.dynamics.md import Integrator, run_md
 from mlffbench.io import device_description, package_versions, read_json
-from mlffbench.neighbors import edge_vectors
-from mlffbench.potentials.base import Potential
 from mlffbench.potentials.gnn import init_params, load_model
 from mlffbench.potentials.gnn.hipnn_ts import HIPNNTS, hparams_with_defaults
 
@@ -53,28 +52,13 @@ def configurations(n_frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return base[None] + rng.normal(0.0, 0.25, size=(n_frames, *base.shape)), np.eye(3) * 5 * a
 
 
-def edge_list_potential(module, params, scale: float, prior, dtype) -> Potential:
-    """The peer: the same model on jax-md's sparse full list, neighbour sums by segment_sum."""
-    p = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), params)
-
-    def energy_fn(R, box, nbrs):
-        dR, mask, i, j = edge_vectors(R, box, nbrs)
-        return scale * jnp.sum(module.apply(p, dR, mask, i, j, R.shape[0])) + prior.energy_from_edges(dR, mask)
-
-    return Potential(name="cg:hipnn-ts-edges", cutoff=float(module.cutoff), energy_fn=energy_fn,
-                     neighbor_format="full", dtype=dtype, param_hash="edges")
-
-
-def best_of(fn, args, repeats: int, inner: int = 20) -> float:
-    """Median over `repeats` of the mean seconds per call over `inner` calls (after one warm call)."""
+def mean_call_seconds(fn, args, inner: int = 20) -> float:
+    """Mean seconds per call over `inner` calls, after one warm call."""
     jax.block_until_ready(fn(*args))
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(inner):
-            jax.block_until_ready(fn(*args))
-        out.append((time.perf_counter() - t) / inner)
-    return float(np.median(out))
+    t = time.perf_counter()
+    for _ in range(inner):
+        jax.block_until_ready(fn(*args))
+    return (time.perf_counter() - t) / inner
 
 
 def main() -> None:
@@ -95,7 +79,7 @@ def main() -> None:
         prior = prior_from_dict(read_json(args.run_dir / "models" / "hipnn-ts" / "prior.json"))
         d = np.load(args.run_dir / "mapped" / f"{args.state}.npz")
         X, box, mass = d["positions"][:: max(1, len(d["positions"]) // 8)][:8], d["box"], d["masses"]
-        kT = float(args.state.split("_")[0][1:])
+        kT = float(read_json(args.run_dir / "states" / args.state / "result.json")["state"]["kT"])
     module = HIPNNTS(**hparams_with_defaults(hp))
     result = {"hparams": hp, "run_dir": None if args.run_dir is None else str(args.run_dir),
               "state": args.state if args.run_dir else None, "n_beads": int(X.shape[1]), "device": device_description(),
@@ -103,7 +87,7 @@ def main() -> None:
     pots = {}
     for name, dtype in (("float32", jnp.float32), ("float64", jnp.float64)):
         rows = hipnn_cg_potential(module, params, scale, prior, dtype=dtype)
-        edges = edge_list_potential(module, params, scale, prior, dtype)
+        edges = hipnn_cg_potential(module, params, scale, prior, dtype=dtype, rows=False)  # the peer
         pots[name] = {"rows": rows, "edges": edges}
         R = jnp.asarray(X[0], dtype)
         b = jnp.asarray(box, dtype)
@@ -118,7 +102,7 @@ def main() -> None:
         times = {k: [] for k in calls}
         for _ in range(args.repeats):  # interleaved
             for k, (fn, a, _) in calls.items():
-                times[k].append(best_of(fn, a, 1) * 1e3)
+                times[k].append(mean_call_seconds(fn, a) * 1e3)
         result["force_call_ms"][name] = {k: {"median": float(np.median(v)), "min": float(np.min(v)),
                                              "edge_slots": calls[k][2]} for k, v in times.items()}
         result["force_call_ms"][name]["speedup_median"] = float(np.median(times["edges"]) / np.median(times["rows"]))
@@ -128,13 +112,17 @@ def main() -> None:
         return _write(result, args.out)
     # CG MD, 4 replicas, float32 model, Langevin at the state's kT (cg-medium's settings)
     integ = Integrator(ensemble="nvt_langevin", dt=0.01, gamma=1.0)
-    md = {}
+    md = {lay: {"runs": []} for lay in ("rows", "edges")}
+    for rep in range(args.repeats):  # interleaved; the first run of each layout also compiles
+        for lay in md:
+            res = run_md(pots["float32"][lay], X[:4], box, integ, args.md_steps, kT=kT, seed=1 + rep,
+                         sample_every=25, mass=mass, chunk_steps=args.md_steps, skin=0.3)
+            md[lay]["runs"].append({"status": res.status, "compile_s": res.compile_seconds, "run_s": res.run_seconds,
+                                    "reallocations": res.neighbor_reallocations,
+                                    "replica_steps_per_s": 4 * res.steps_done / max(res.run_seconds, 1e-9)})
     for lay in ("rows", "edges"):
-        res = run_md(pots["float32"][lay], X[:4], box, integ, args.md_steps, kT=kT, seed=1, sample_every=25,
-                     mass=mass, chunk_steps=args.md_steps, skin=0.3)
-        md[lay] = {"status": res.status, "compile_s": res.compile_seconds, "run_s": res.run_seconds,
-                   "replica_steps_per_s": 4 * res.steps_done / max(res.run_seconds, 1e-9), "message": res.message}
-    md["speedup"] = md["rows"]["replica_steps_per_s"] / max(md["edges"]["replica_steps_per_s"], 1e-9)
+        md[lay]["replica_steps_per_s_median"] = float(np.median([r["replica_steps_per_s"] for r in md[lay]["runs"]]))
+    md["speedup_median"] = md["rows"]["replica_steps_per_s_median"] / max(md["edges"]["replica_steps_per_s_median"], 1e-9)
     result["cg_md_4_replicas"] = md
     print("cg md", json.dumps(md), flush=True)
     _write(result, args.out)

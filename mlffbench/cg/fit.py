@@ -215,10 +215,11 @@ def fit_hipnn(X: np.ndarray, F_ref: np.ndarray, box: np.ndarray, hparams: dict, 
 
 
 def hipnn_cg_potential(module: HIPNNTS, params, energy_scale: float, prior: Prior,
-                       name: str = "cg:hipnn-ts", dtype=jnp.float64) -> Potential:
-    """HIP-NN-TS + prior as a `Potential` (dense neighbour rows, each pair both ways; cutoff = the
-    model's), computing in
-    `dtype` (positions and parameters cast to it; the integrator keeps its own dtype).
+                       name: str = "cg:hipnn-ts", dtype=jnp.float64, rows: bool = True) -> Potential:
+    """HIP-NN-TS + prior as a `Potential` (cutoff = the model's), computing in `dtype` (positions
+    and parameters cast to it; the integrator keeps its own dtype). rows: dense neighbour rows,
+    each pair both ways, summed by batched matmuls (the registry's layout for hipnn-ts); False:
+    jax-md's sparse full list and segment sums (the same function; bench/hipnn_layout.py's peer).
 
     The fingerprint covers the parameters (`params_digest`): MD caches its compiled programs by
     fingerprint, so committee members that shared one would all run the first member's network."""
@@ -226,11 +227,11 @@ def hipnn_cg_potential(module: HIPNNTS, params, energy_scale: float, prior: Prio
 
     def energy_fn(R, box, nbrs):
         dR, mask, i, j = edge_vectors(R, box, nbrs)
-        e = energy_scale * jnp.sum(module.apply(p, dR, mask, None, j, R.shape[0]))  # dense rows
+        e = energy_scale * jnp.sum(module.apply(p, dR, mask, None if rows else i, j, R.shape[0]))
         return e + prior.energy_from_edges(dR, mask)
 
     return Potential(name=name, cutoff=max(float(module.cutoff), prior.cutoff), energy_fn=energy_fn,
-                     neighbor_format="dense", dtype=dtype,
+                     neighbor_format="dense" if rows else "full", dtype=dtype,
                      params={"prior": prior.as_dict(), "energy_scale": energy_scale, "module": repr(module)},
                      param_hash=params_digest(params), md_list_headroom=GNN_MD_LIST_HEADROOM)
 

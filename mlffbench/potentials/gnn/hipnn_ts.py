@@ -121,8 +121,8 @@ def neighbor_moments(h: Array, Y: Array, receivers: Array | None, n_atoms: int) 
     neighbours (`neighbors.edge_index` of a Dense list).
     Then the sum is N small (f, K) @ (K, n_Y) products, which XLA runs as a batched matmul,
     forward and backward, without materialising the (E, f, n_Y) outer product or scattering it:
-    on the CG model (125 beads) the float32 force call ran 1.3x and CG MD 1.8x faster than on
-    the sparse list (bench/hipnn_layout.py).
+    on the CG model (125 beads) CG MD ran 1.4x faster than on the sparse list
+    (bench/hipnn_layout.py; the force call alone 1.0-1.3x, within the machine's noise).
     """
     if receivers is None:
         f, n_y = h.shape[-1], Y.shape[-1]
