@@ -17,6 +17,7 @@ import os
 import platform
 import shutil
 import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -117,7 +118,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write a file via a temporary sibling and os.replace (never half-written)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.parent / f".{p.name}.tmp-{os.getpid()}"
+    tmp = p.parent / f".{p.name}.tmp-{os.getpid()}-{threading.get_ident()}"
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()

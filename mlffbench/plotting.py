@@ -7,6 +7,7 @@ reference always have the same colours.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 # Okabe & Ito (2008), safe for the common colour-vision deficiencies.
@@ -15,24 +16,55 @@ MODEL_COLOR = PALETTE[0]
 REFERENCE_COLOR = "#000000"
 
 
-def pyplot():
-    """matplotlib.pyplot on the Agg backend with the house style applied."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"axes.prop_cycle": matplotlib.cycler(color=PALETTE), "figure.dpi": 100,
-                         "savefig.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
-                         "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False})
-    return plt
+_STYLE = {"figure.dpi": 100, "savefig.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
+          "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False}
+_LOCK = threading.RLock()  # the style is set once; rendering (savefig) is serialised
+_STYLED = False
 
 
-def save(fig, path: str | Path) -> Path:
-    """Save `fig` to `path` (tight bounding box) and close it."""
-    plt = pyplot()
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+class _Figures:
+    """The part of `matplotlib.pyplot` mlffbench uses (`subplots`, `close`, `rcParams`), made
+    thread-safe: figures are plain `matplotlib.figure.Figure`s with an Agg canvas, never registered
+    in pyplot's global figure manager, so two threads (the run's model and reference sides) can
+    plot at once and an unclosed figure is garbage collected like any object."""
+
+    @property
+    def rcParams(self):
+        import matplotlib
+
+        return matplotlib.rcParams
+
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, **kwargs):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize)
+        FigureCanvasAgg(fig)
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+
+    @staticmethod
+    def close(fig=None) -> None:
+        """Nothing to release (kept so that code written for pyplot reads the same)."""
+
+
+def pyplot() -> _Figures:
+    """Figure factory with the house style applied (Agg, nothing needs a display); see `_Figures`."""
+    global _STYLED
+    with _LOCK:
+        if not _STYLED:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            matplotlib.rcParams.update({"axes.prop_cycle": matplotlib.cycler(color=PALETTE), **_STYLE})
+            _STYLED = True
+    return _Figures()
+
+
+def save(fig, path: str | Path, **kwargs) -> Path:
+    """Save `fig` to `path` (tight bounding box unless `kwargs` say otherwise)."""
+    with _LOCK:
+        fig.savefig(path, **{"bbox_inches": "tight", **kwargs})
     return Path(path)
 
 
@@ -47,12 +79,12 @@ def figure(width: float = 6.0, height: float = 3.6):
 
 
 def png_bytes(fig) -> bytes:
-    """The figure as PNG bytes (tight bounding box); the figure is closed."""
+    """The figure as PNG bytes (tight bounding box)."""
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    pyplot().close(fig)
+    with _LOCK:
+        fig.savefig(buf, format="png", bbox_inches="tight")
     return buf.getvalue()
 
 

@@ -57,6 +57,29 @@ def _lattice(smooth: bool) -> tuple[float, float]:
     return float(res.x), float(res.fun)
 
 
+def test_reference_alongside_gives_the_numbers_of_one_after_the_other(smooth_run, tmp_path):
+    """The fixture's run computes each reference in a second thread (the default); run one after
+    the other, every stored number is the same, bit for bit."""
+    cfg = load_config(RunConfig, ROOT / "configs" / "run-quick.yaml").model_copy(update={"reference_alongside": False})
+    serial = run_battery(cfg, tmp_path / "serial", model_spec="lj/smooth", select=["vacancy_formation"],
+                         log=lambda m: None)["benchmarks"]["vacancy_formation"]
+    alongside = smooth_run["benchmarks"]["vacancy_formation"]
+    assert serial["state"] == alongside["state"] == PASSED
+    assert len(_numbers(serial["model"])) > 10  # E_f, a0, energies, relaxation residuals, ...
+    for part in ("reference", "model", "metrics"):
+        assert _numbers(serial[part]) == _numbers(alongside[part]), part
+
+
+def _numbers(tree, path=""):
+    """{path: value} of every number in a result, timings left out."""
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() if "second" not in key and "time" not in key
+                for k, v in _numbers(sub, f"{path}/{key}").items()}
+    if isinstance(tree, list):
+        return {k: v for i, sub in enumerate(tree) for k, v in _numbers(sub, f"{path}[{i}]").items()}
+    return {path: tree} if isinstance(tree, (int, float)) and not isinstance(tree, bool) else {}
+
+
 def test_smooth_lj_battery_compares_and_scores(smooth_run):
     reg = battery()
     for name in CHEAP:

@@ -203,3 +203,40 @@ def test_shipped_configs_validate():
         c = load_config(run_wf.RunConfig, Path(__file__).parents[1] / "configs" / f"run-{mode}.yaml")
         assert c.mode == mode
         run_wf.bench_settings(c, f"run-{mode}.yaml")
+
+
+def test_reference_runs_alongside_the_model_in_its_own_thread(monkeypatch, tmp_path):
+    """The model side of the first benchmark waits until the reference side of the second has
+    started: only a reference computed ahead in another thread lets it go on (one after the
+    other, the wait times out and the benchmark fails). `reference_alongside: false` runs every
+    stage in the main thread."""
+    import threading
+
+    second_reference_started = threading.Event()
+    threads: dict[str, str] = {}
+
+    def run_fn(name):
+        def run(potential, ctx):
+            threads[f"{name}:{ctx.role}"] = threading.current_thread().name
+            if ctx.role == "reference" and name == "fake_b":
+                second_reference_started.set()
+            if ctx.role == "model" and name == "fake_a" and not second_reference_started.wait(5.0):
+                raise BenchmarkFailed("the second reference never started alongside", {})
+            return {"quantity": value(2.0 if ctx.role == "model" else 1.0, "eV")}
+        return run
+
+    bat = {n: Benchmark(n, n, run_fn(n), _compare, FakeSettings) for n in ("fake_a", "fake_b")}
+    monkeypatch.setattr(run_wf, "battery", lambda: bat)
+    doc = run(tmp_path / "alongside", model="lj/smooth")
+    assert [doc["benchmarks"][n]["state"] for n in bat] == [PASSED, PASSED], doc["benchmarks"]["fake_a"]["reason"]
+    assert threads["fake_a:reference"] == threads["fake_b:reference"] == "mlffbench-reference"
+    assert threads["fake_a:model"] == threading.main_thread().name
+    assert doc["benchmarks"]["fake_b"]["metrics"]["error"]["value"] == 1.0
+
+    second_reference_started.clear()
+    threads.clear()
+    res = run_wf.run_battery(cfg(reference_alongside=False), tmp_path / "serial", model_spec="lj/smooth",
+                             log=lambda m: None)["benchmarks"]
+    assert res["fake_a"]["state"] == FAILED and "never started" in res["fake_a"]["reason"]
+    assert set(threads.values()) == {threading.main_thread().name}
+    assert not list((tmp_path / "serial" / "benchmarks").glob(".*partial*"))

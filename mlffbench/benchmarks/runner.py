@@ -16,14 +16,23 @@ OUTDIR skips every benchmark whose stored `key` (a hash of its settings, the mod
 the reference potential, the dataset, the seed and the benchmark's code version) matches and whose
 outcome is final (passed, or failed for a physical reason); generate and train are skipped when
 their config hash matches. Anything else is recomputed.
+
+Concurrency: the battery computes each benchmark's LJ reference in one background thread that
+runs ahead through the list, while the main thread runs the model (`ReferenceAhead`). XLA
+compiles a program on one core and much of a benchmark is compiling, so on two cores the two
+sides overlap; every number is the same as one after the other (each side is its own seeded,
+deterministic computation). `reference_alongside: false` runs them one after the other.
 """
 
 from __future__ import annotations
 
 import gc
 import shutil
+import threading
 import time
 import traceback
+from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -69,6 +78,9 @@ class RunConfig(StrictModel):
         format; ASE's units), as `train`'s `data`.
     generate, train: stage configs of the full loop.
     metrics: a YAML file overriding score thresholds (default: each benchmark's declared ones).
+    reference_alongside: compute the LJ reference of each benchmark in a second thread while the
+        model's runs (faster on >= 2 cores; a benchmark's peak memory is then both sides'). False:
+        one after the other.
     benchmarks: per-benchmark settings, keyed by benchmark name.
     """
 
@@ -83,6 +95,7 @@ class RunConfig(StrictModel):
     generate: StageConfig = StageConfig()
     train: StageConfig = StageConfig()
     metrics: str | None = None
+    reference_alongside: bool = True
     benchmarks: dict[str, dict[str, Any]] = {}
 
 
@@ -223,36 +236,109 @@ def committee_metrics(per_member: list[dict]) -> dict:
     return out
 
 
-def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: Path, base_ctx: dict,
-            memos: tuple[dict, dict], thresholds: dict) -> dict:
-    """Run `bench` on the reference (LJ) and on the model; compare and score. Returns result.json."""
-    res = BenchmarkResult(bench.name, bench.title, bench.description)
-    t0 = time.perf_counter()
+def skip_reason(bench: Benchmark, model, base_ctx: dict) -> str | None:
+    """Why `bench` is not run on `model` at all (unavailable, a missing capability, no dataset)."""
     reason = bench.available() or bench.missing_capability(model)
     if reason is None and bench.needs_dataset and base_ctx.get("dataset") is None:
         reason = "no dataset (full loop, or set `dataset` in the run config)"
+    return reason
+
+
+def run_stage(bench: Benchmark, settings, role: str, potential, memo: dict, bdir_tmp: Path, base_ctx: dict,
+              where: str | None = None) -> tuple[tuple[str, str, dict, bool], float, dict]:
+    """((state, reason, raw, final), wall seconds, peak RSS) of one side of `bench`, written under
+    bdir_tmp/<where> (default: the role)."""
+    where = where or role
+    ctx = BenchContext(settings=settings, workdir=bdir_tmp / where, role=role, memo=memo, benchmark=bench.name,
+                       scratch=bdir_tmp.parent / f".{bench.name}.scratch" / where, **base_ctx)
+    t1 = time.perf_counter()
+    with PeakRSS() as mem:
+        out = _run_one(bench, potential, ctx)
+    return out, time.perf_counter() - t1, mem.as_dict()
+
+
+class ReferenceAhead:
+    """Runs reference stages (`run_stage` calls) in submission order in one daemon thread.
+
+    A daemon thread, not a ThreadPoolExecutor: the executor's workers are joined at interpreter
+    exit, so Ctrl-C during a benchmark would wait for the reference's current stage to finish.
+    `enabled=False` runs each job in the calling thread when its result is asked for.
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self._jobs: dict[str, tuple[Callable, Future]] = {}
+        self._order: list[str] = []
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, name: str, fn: Callable) -> None:
+        with self._cv:
+            self._jobs[name] = (fn, Future())
+            self._order.append(name)
+            self._cv.notify()
+        if self.enabled and self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="mlffbench-reference", daemon=True)
+            self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._order:
+                    self._cv.wait()
+                name = self._order.pop(0)
+            fn, fut = self._jobs[name]
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn())
+                except BaseException as exc:  # delivered to the main thread by result()
+                    fut.set_exception(exc)
+
+    def close(self) -> None:
+        """Cancel the jobs not yet started (the one running, if any, finishes on its own)."""
+        with self._cv:
+            for name in self._order:
+                self._jobs[name][1].cancel()
+            self._order.clear()
+
+    def result(self, name: str):
+        """The job's return value (waiting for it, or running it here when not enabled)."""
+        fn, fut = self._jobs[name]
+        if not self.enabled:
+            with self._cv:
+                self._order.remove(name)
+            return fn()
+        return fut.result()
+
+
+def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: Path, base_ctx: dict,
+            memos: tuple[dict, dict], thresholds: dict, reference_stage: Callable | None = None) -> dict:
+    """Run `bench` on the reference (LJ) and on the model; compare and score. Returns result.json.
+
+    reference_stage: () -> `run_stage`'s value for the reference, e.g. computed ahead in another
+    thread (`ReferenceAhead`); None computes it here first."""
+    res = BenchmarkResult(bench.name, bench.title, bench.description)
+    t0 = time.perf_counter()
+    reason = skip_reason(bench, model, base_ctx)
     if reason is not None:
         res.reason, res.wall_time_s = reason, time.perf_counter() - t0
         return res.to_json()
 
-    scratch = bdir_tmp.parent / f".{bench.name}.scratch"
-
     def stage(role: str, potential, memo: dict, where: str | None = None) -> tuple[str, str, dict, bool]:
         where = where or role
-        ctx = BenchContext(settings=settings, workdir=bdir_tmp / where, role=role, memo=memo,
-                           benchmark=bench.name, scratch=scratch / where, **base_ctx)
-        t1 = time.perf_counter()
-        with PeakRSS() as mem:
-            out = _run_one(bench, potential, ctx)
-        res.wall_times_s[where] = time.perf_counter() - t1
-        res.peak_rss[where] = mem.as_dict()
+        out, res.wall_times_s[where], res.peak_rss[where] = run_stage(bench, settings, role, potential, memo,
+                                                                      bdir_tmp, base_ctx, where)
         return out
 
     def finish(state: str, why: str, final: bool) -> dict:
         res.state, res.reason, res.final, res.wall_time_s = state, why, final, time.perf_counter() - t0
         return res.to_json()
 
-    state, why, res.reference, final = stage("reference", reference, memos[1])
+    if reference_stage is None:
+        state, why, res.reference, final = stage("reference", reference, memos[1])
+    else:
+        (state, why, res.reference, final), res.wall_times_s["reference"], res.peak_rss["reference"] = \
+            reference_stage()
     if state != PASSED:
         return finish(state, why if state == NOT_RUN else f"reference (LJ): {why}", final)
     members = committee_members(model)
@@ -454,29 +540,44 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
     results: dict[str, dict] = {}
     keys: dict[str, str] = {}
     todo = [n for n in reg if chosen[n] is None]
-    for k, name in enumerate(todo, 1):
+    ahead = ReferenceAhead(enabled=cfg.reference_alongside)
+    tmps: dict[str, Path] = {}
+    for name in todo:
         bench = reg[name]
-        key = bench_key(bench, settings[name], model_id, ref_id, hashes["dataset_sha256"], cfg.seed,
-                        units.as_dict())
-        keys[name] = key
-        final_dir = bench_root / name
-        old = stored_result(final_dir, key)
-        if old is not None:
-            results[name] = old
-            log(f"[{k}/{len(todo)}] {name}: {old['state']} (stored result reused)")
+        keys[name] = bench_key(bench, settings[name], model_id, ref_id, hashes["dataset_sha256"], cfg.seed,
+                               units.as_dict())
+        if stored_result(bench_root / name, keys[name]) is not None:
             continue
-        log(f"[{k}/{len(todo)}] {name} ...")
-        tmp = fresh_partial_dir(final_dir)
-        res = execute(bench, settings[name], model, reference, same, tmp, base_ctx, memos, thresholds)
-        res.update(key=key, settings=settings[name].model_dump(mode="json"), resumed=False)
-        write_json(tmp / "result.json", res)
-        commit_dir(tmp, final_dir)
-        shutil.rmtree(bench_root / f".{name}.scratch", ignore_errors=True)
-        gc.collect()  # the benchmark's large intermediates go before the next one starts
-        results[name] = read_json(final_dir / "result.json")  # exactly what is stored
-        score = "" if res["score"] is None else f", score {res['score']:.2f}"
-        why = f" ({res['reason']})" if res["reason"] else ""
-        log(f"[{k}/{len(todo)}] {name}: {res['state']}{why}{score} [{res['wall_time_s']:.1f} s]")
+        tmps[name] = tmp = fresh_partial_dir(bench_root / name)
+        if skip_reason(bench, model, base_ctx) is None:
+            ahead.submit(name, partial(run_stage, bench, settings[name], "reference", reference, memos[1], tmp,
+                                       {**base_ctx, "progress": False}))
+    committed: set[str] = set()
+    try:
+        for k, name in enumerate(todo, 1):
+            bench, key, final_dir = reg[name], keys[name], bench_root / name
+            if name not in tmps:
+                results[name] = old = stored_result(final_dir, key)
+                log(f"[{k}/{len(todo)}] {name}: {old['state']} (stored result reused)")
+                continue
+            log(f"[{k}/{len(todo)}] {name} ...")
+            tmp = tmps[name]
+            res = execute(bench, settings[name], model, reference, same, tmp, base_ctx, memos, thresholds,
+                          reference_stage=partial(ahead.result, name))
+            res.update(key=key, settings=settings[name].model_dump(mode="json"), resumed=False)
+            write_json(tmp / "result.json", res)
+            commit_dir(tmp, final_dir)
+            committed.add(name)
+            shutil.rmtree(bench_root / f".{name}.scratch", ignore_errors=True)
+            gc.collect()  # the benchmark's large intermediates go before the next one starts
+            results[name] = read_json(final_dir / "result.json")  # exactly what is stored
+            score = "" if res["score"] is None else f", score {res['score']:.2f}"
+            why = f" ({res['reason']})" if res["reason"] else ""
+            log(f"[{k}/{len(todo)}] {name}: {res['state']}{why}{score} [{res['wall_time_s']:.1f} s]")
+    finally:
+        ahead.close()
+        for name in set(tmps) - committed:  # an interrupted battery leaves no partial benchmark directory
+            shutil.rmtree(tmps[name], ignore_errors=True)
     for name in reg:
         if chosen[name] is not None:
             b = reg[name]

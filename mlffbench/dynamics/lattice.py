@@ -8,6 +8,7 @@ A force-only model has no energy to minimise: it must be given `pinned` (UserErr
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 from mlffbench.errors import UserError
@@ -15,6 +16,7 @@ from mlffbench.potentials.base import Potential
 
 _CACHE: "OrderedDict[tuple, tuple[float, float]]" = OrderedDict()
 _CACHE_SIZE = 8
+_LOCK = threading.Lock()  # the battery's model and reference threads share the cache
 
 
 def equilibrium_fcc(potential: Potential, n_cells: int = 2) -> tuple[float, float]:
@@ -22,14 +24,16 @@ def equilibrium_fcc(potential: Potential, n_cells: int = 2) -> tuple[float, floa
     from mlffbench.dynamics.minimize import fcc_lattice_constant
 
     key = (potential.fingerprint, int(n_cells))
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    a0, e0 = fcc_lattice_constant(potential, n_cells=n_cells)
-    _CACHE[key] = (float(a0), float(e0))
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return _CACHE[key]
+    with _LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    a0, e0 = fcc_lattice_constant(potential, n_cells=n_cells)  # outside the lock: other keys go on
+    with _LOCK:
+        _CACHE[key] = value = (float(a0), float(e0))
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return value
 
 
 def lattice_constant(potential: Potential, pinned: float | None = None, n_cells: int = 2) -> float:

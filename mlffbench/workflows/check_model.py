@@ -370,7 +370,7 @@ def run_checks(pot: Potential, cfg: CheckModelConfig) -> dict:
 
 
 def plot_dimer(result: dict, path, units) -> None:
-    from mlffbench.plotting import pyplot
+    from mlffbench.plotting import pyplot, save
 
     plt = pyplot()
 
@@ -387,5 +387,4 @@ def plot_dimer(result: dict, path, units) -> None:
         a.axvline(result["potential"]["cutoff_sigma"] * units.sigma_angstrom, color="k", lw=0.6, ls="--")
         a.set_xlabel("r (Å)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, dpi=110, bbox_inches=None)

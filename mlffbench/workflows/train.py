@@ -182,7 +182,7 @@ def committee_split_metrics(member_forces: list[np.ndarray], F_ref: np.ndarray, 
 
 
 def plot_learning_curve(history: list[dict], path: Path, units) -> None:
-    from mlffbench.plotting import pyplot
+    from mlffbench.plotting import pyplot, save
 
     plt = pyplot()
 
@@ -196,12 +196,11 @@ def plot_learning_curve(history: list[dict], path: Path, units) -> None:
     ax[1].set_ylabel("eV/Å")
     ax[1].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, dpi=110, bbox_inches=None)
 
 
 def plot_parity(parity: dict, path: Path, units, n_points: int, seed: int) -> None:
-    from mlffbench.plotting import pyplot
+    from mlffbench.plotting import pyplot, save
 
     plt = pyplot()
 
@@ -218,5 +217,4 @@ def plot_parity(parity: dict, path: Path, units, n_points: int, seed: int) -> No
         ax.set_xlabel("LJ force (eV/Å)")
         ax.set_ylabel("model force (eV/Å)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, dpi=110, bbox_inches=None)
