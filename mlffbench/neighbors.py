@@ -106,6 +106,11 @@ class NeighborSpec:
         each of its dozens of primitives on its own."""
         return jax.jit(self.update)
 
+    @cached_property
+    def jit_update_each(self) -> Callable[..., Any]:
+        """(R (B, N, 3), nbrs) -> B lists, each `nbrs` updated to its R[b]; compiled once per spec."""
+        return jax.jit(jax.vmap(self.update, in_axes=(0, None)))
+
 
 # ----- O(N) cell lists ------------------------------------------------------------------------
 # jax-md's cell list is not used for Cartesian positions in a (3, 3) box (its size test compares

@@ -176,6 +176,9 @@ def reparametrize(X: Array, climbing: Array | int = -1) -> Array:
     return new.reshape(X.shape)
 
 
+_reparametrize_jit = jax.jit(reparametrize)  # eager callers: one program, not ~20 op-by-op ones
+
+
 def _atom_norms(F: Array) -> Array:
     """Largest per-atom force norm of each image: (M, N, 3) -> (M,); (M, D) -> (M,) as a whole."""
     if F.ndim >= 3:
@@ -340,7 +343,7 @@ def string_method(batched_ef: Callable, path0, settings: StringSettings = String
     X = jnp.asarray(np.asarray(path0, dtype=np.float64))
     if X.shape[0] < 3:
         raise ValueError("a string needs at least 3 images")
-    X = reparametrize(X, -1)
+    X = _reparametrize_jit(X, -1)
     make_aux = aux_init or (lambda Xi: None)
     aux = make_aux(X[1:-1])
     n_chunk = max(1, int(settings.chunk))
@@ -427,7 +430,7 @@ def potential_batched_ef(potential, box, skin: float = 0.5, capacity_multiplier:
 
     def aux_init(Xi):
         nb = spec.allocate(jnp.asarray(Xi[0]), extra_capacity=0)
-        return jax.vmap(lambda r: spec.update(r, nb))(jnp.asarray(Xi))
+        return spec.jit_update_each(jnp.asarray(Xi), nb)
 
     def aux_overflow(nbrs) -> bool:
         return bool(jnp.any(nbrs.did_buffer_overflow))
