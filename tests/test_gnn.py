@@ -65,15 +65,18 @@ def test_training_edges_match_md_neighbour_lists():
     pot = make_potential("schnet", SMALL, params, {"energy_shift": 0.0, "energy_scale": 1.0, "force_scale": 1.0},
                          dtype=jnp.float64)
     module = build_module("schnet", SMALL)
+    # both paths jit-compiled, as MD and training run them (op by op, every primitive of the model
+    # was its own compilation per cell size: ~18 s); eager-vs-jit is test_jit_matches_eager_at_largest_size
+    md_ef = jax.jit(pot.energy_and_forces)
     for n in (3, 4):
         R, box = _crystal(n, seed=n)
         spec = pot.neighbors(box, skin=0.3, n_atoms=len(R))
         nb = spec.allocate(jnp.asarray(R))
-        e_md, f_md = pot.energy_and_forces(jnp.asarray(R), jnp.asarray(box), nb)
+        e_md, f_md = md_ef(jnp.asarray(R), jnp.asarray(box), nb)
         i, j, S = frame_edges(R, box, pot.cutoff, half=True)
         mask = np.ones(len(i), bool)
         p64 = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), params)
-        e_tr, f_tr = frame_predict_fn(module, True, len(R))(p64, jnp.asarray(R), jnp.asarray(box), jnp.asarray(i),
+        e_tr, f_tr = jax.jit(frame_predict_fn(module, True, len(R)))(p64, jnp.asarray(R), jnp.asarray(box), jnp.asarray(i),
                                                              jnp.asarray(j), jnp.asarray(S, jnp.float64), jnp.asarray(mask))
         assert abs(float(e_md) - float(e_tr)) < 1e-10 * abs(float(e_md)) + 1e-10
         assert np.max(np.abs(np.asarray(f_md) - np.asarray(f_tr))) < 1e-10
