@@ -29,7 +29,10 @@ SHEAR = [0.05]
 STEPS, EVERY = 100, 50
 TINY = {"units": {"system": "metal"}, "potential": {"name": "lj/cut/shift", "cutoff_sigma": RC},
         "system": {"supercell": 4}, "md": {"chunk_steps": 100},
-        "protocol": {"n_trajectories": 1, "npt": {"temperature": 10.0, "steps": 50},
+        # npt as long as the ramp (also NPT, and 100 steps = one chunk): both segments run one
+        # compiled program (NPT programs take the box as an argument), for the main and the
+        # vacancy trajectory; a 50-step npt segment (kept no frames either way) was a compile each
+        "protocol": {"n_trajectories": 1, "npt": {"temperature": 10.0, "steps": 100},
                      "nvt": {"temperature": 10.0, "steps": 50},
                      "ramp": {"start": 10.0, "stop": 20.0, "steps": 100, "ensemble": "npt"},
                      "hold": [], "frame_every": EVERY},
