@@ -262,11 +262,9 @@ class ReferenceAhead:
 
     A daemon thread, not a ThreadPoolExecutor: the executor's workers are joined at interpreter
     exit, so Ctrl-C during a benchmark would wait for the reference's current stage to finish.
-    `enabled=False` runs each job in the calling thread when its result is asked for.
     """
 
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
+    def __init__(self):
         self._jobs: dict[str, tuple[Callable, Future]] = {}
         self._order: list[str] = []
         self._cv = threading.Condition()
@@ -277,7 +275,7 @@ class ReferenceAhead:
             self._jobs[name] = (fn, Future())
             self._order.append(name)
             self._cv.notify()
-        if self.enabled and self._thread is None:
+        if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="mlffbench-reference", daemon=True)
             self._thread.start()
 
@@ -294,6 +292,9 @@ class ReferenceAhead:
                 except BaseException as exc:  # delivered to the main thread by result()
                     fut.set_exception(exc)
 
+    def __contains__(self, name: str) -> bool:
+        return name in self._jobs
+
     def close(self) -> None:
         """Cancel the jobs not yet started (the one running, if any, finishes on its own)."""
         with self._cv:
@@ -302,21 +303,17 @@ class ReferenceAhead:
             self._order.clear()
 
     def result(self, name: str):
-        """The job's return value (waiting for it, or running it here when not enabled)."""
-        fn, fut = self._jobs[name]
-        if not self.enabled:
-            with self._cv:
-                self._order.remove(name)
-            return fn()
-        return fut.result()
+        """The job's return value (waiting for it); its exception, if it raised one."""
+        return self._jobs[name][1].result()
 
 
 def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: Path, base_ctx: dict,
             memos: tuple[dict, dict], thresholds: dict, reference_stage: Callable | None = None) -> dict:
     """Run `bench` on the reference (LJ) and on the model; compare and score. Returns result.json.
 
-    reference_stage: () -> `run_stage`'s value for the reference, e.g. computed ahead in another
-    thread (`ReferenceAhead`); None computes it here first."""
+    reference_stage: () -> `run_stage`'s value for the reference, computed in another thread
+    (`ReferenceAhead`): the model runs first, meanwhile. None: the reference is computed here,
+    first (a reference that fails then costs no model run)."""
     res = BenchmarkResult(bench.name, bench.title, bench.description)
     t0 = time.perf_counter()
     reason = skip_reason(bench, model, base_ctx)
@@ -334,6 +331,22 @@ def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: 
         res.state, res.reason, res.final, res.wall_time_s = state, why, final, time.perf_counter() - t0
         return res.to_json()
 
+    members = committee_members(model)
+
+    def model_side() -> tuple[str, str, dict, bool]:
+        if len(members) == 1 or bench.whole_committee:
+            return stage("model", model, memos[0])
+        raws = []  # a committee: every member through the same code, then mean +- spread of each metric
+        for k, member in enumerate(members):
+            m_state, m_why, raw_k, m_final = stage("model", member, memos[0].setdefault(k, {}), f"model/member{k}")
+            raws.append(raw_k)
+            if m_state != PASSED:
+                return m_state, f"member {k}: {m_why}", {**raws[0], "members": raws}, m_final
+        return PASSED, "", {**raws[0], "members": raws}, True
+
+    reuse = same and not bench.whole_committee  # the model is the reference: its result is the model's
+    model_first = reference_stage is not None and not reuse  # the reference is computed meanwhile
+    model_out = model_side() if model_first else None
     if reference_stage is None:
         state, why, res.reference, final = stage("reference", reference, memos[1])
     else:
@@ -341,20 +354,9 @@ def execute(bench: Benchmark, settings, model, reference, same: bool, bdir_tmp: 
             reference_stage()
     if state != PASSED:
         return finish(state, why if state == NOT_RUN else f"reference (LJ): {why}", final)
-    members = committee_members(model)
-    if same and not bench.whole_committee:
-        m_state, m_why, res.model, m_final = PASSED, "", res.reference, True
-    elif len(members) == 1 or bench.whole_committee:
-        m_state, m_why, res.model, m_final = stage("model", model, memos[0])
-    else:  # a committee: every member through the same code, then mean +- spread of each metric
-        raws = []
-        for k, member in enumerate(members):
-            m_state, m_why, raw_k, m_final = stage("model", member, memos[0].setdefault(k, {}), f"model/member{k}")
-            raws.append(raw_k)
-            if m_state != PASSED:
-                m_why = f"member {k}: {m_why}"
-                break
-        res.model = {**raws[0], "members": raws}
+    if reuse:
+        model_out = (PASSED, "", res.reference, True)
+    m_state, m_why, res.model, m_final = model_out or model_side()
     if m_state != PASSED:
         return finish(m_state, m_why if m_state == NOT_RUN else f"model: {m_why}", m_final)
     try:
@@ -540,7 +542,7 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
     results: dict[str, dict] = {}
     keys: dict[str, str] = {}
     todo = [n for n in reg if chosen[n] is None]
-    ahead = ReferenceAhead(enabled=cfg.reference_alongside)
+    ahead = ReferenceAhead()
     tmps: dict[str, Path] = {}
     for name in todo:
         bench = reg[name]
@@ -549,7 +551,7 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
         if stored_result(bench_root / name, keys[name]) is not None:
             continue
         tmps[name] = tmp = fresh_partial_dir(bench_root / name)
-        if skip_reason(bench, model, base_ctx) is None:
+        if cfg.reference_alongside and skip_reason(bench, model, base_ctx) is None:
             ahead.submit(name, partial(run_stage, bench, settings[name], "reference", reference, memos[1], tmp,
                                        {**base_ctx, "progress": False}))
     committed: set[str] = set()
@@ -563,7 +565,7 @@ def run_battery(cfg: RunConfig, outdir: Path, model_spec: str | None = None, sel
             log(f"[{k}/{len(todo)}] {name} ...")
             tmp = tmps[name]
             res = execute(bench, settings[name], model, reference, same, tmp, base_ctx, memos, thresholds,
-                          reference_stage=partial(ahead.result, name))
+                          reference_stage=partial(ahead.result, name) if name in ahead else None)
             res.update(key=key, settings=settings[name].model_dump(mode="json"), resumed=False)
             write_json(tmp / "result.json", res)
             commit_dir(tmp, final_dir)
