@@ -61,10 +61,16 @@ CHECK = textwrap.dedent(r"""
     lj = lennard_jones("lj/cut/shift", cutoff=1.5)  # 108 atoms: L/2 = 2.3 > rc + skin
     s = fcc(3, 1.5496)
     R2 = np.stack([random_displacements(s, 0.03, i).positions for i in (1, 2)])
+    R3 = np.stack([random_displacements(s, 0.03, i).positions for i in (1, 2, 3)])
+    # the even MD batch: 4 replicas, R3 and a 4th from replica 0's positions (its own key, so its
+    # own trajectory): the neighbour capacity (the fullest replica's) and every shape equal those
+    # of R3 padded to 4 below, so that 2-device run loads this one's programs from the compile
+    # cache instead of compiling them again
+    R4 = np.concatenate([R3, R3[:1]])
 
     # MD replicas: run_md numbers, and the state of a chunk really lives on both devices
     integ = Integrator("nvt_langevin", dt=0.005, gamma=2.0)
-    go = lambda: run_md(lj, R2, s.box, integ, 40, kT=0.3, seed=4, sample_every=20, chunk_steps=20,
+    go = lambda: run_md(lj, R4, s.box, integ, 40, kT=0.3, seed=4, sample_every=20, chunk_steps=20,
                         record=("forces",))
     b = single(go)  # one device first: the 2-device programs stay in md._PROGRAMS for simulation()
     a = go()
@@ -73,11 +79,11 @@ CHECK = textwrap.dedent(r"""
     close(a.samples["forces"], b.samples["forces"], "md sampled forces")
     # the very program run_md just ran on 2 devices (same key: record, skin, 20-step chunks), so
     # nothing is compiled again
-    init_fn, chunk_fn = simulation(lj, s.box, integ, n_atoms=len(s.positions), n_replicas=2,
+    init_fn, chunk_fn = simulation(lj, s.box, integ, n_atoms=len(s.positions), n_replicas=4,
                                  sample_every=20, record=("forces",))
-    state, nbrs = init_fn(R2, 0.3, seed=4)
-    split(state.position, 2)
-    split(chunk_fn(state, nbrs, np.full(20, 0.3))[0].position, 2)
+    state, nbrs = init_fn(R4, 0.3, seed=4)
+    split(state.position, 4)
+    split(chunk_fn(state, nbrs, np.full(20, 0.3))[0].position, 4)
 
     # string images: 4 interior images
     bef, aux_init, aux_overflow = potential_batched_ef(lj, s.box, skin=0.5)
@@ -118,7 +124,6 @@ CHECK = textwrap.dedent(r"""
     t = jnp.arange(6.0).reshape(3, 2)
     assert np.array_equal(sh.unpad_leading(sh.pad_leading(t, 3, 4), 4, 3), t)
     assert np.array_equal(np.asarray(sh.pad_leading(t, 3, 4))[3], np.asarray(t)[2])
-    R3 = np.stack([random_displacements(s, 0.03, i).positions for i in (1, 2, 3)])
     go = lambda: run_md(lj, R3, s.box, integ, 40, kT=0.3, seed=4, sample_every=20, chunk_steps=20,
                         record=("forces",))
     a, b = go(), single(go)
