@@ -46,8 +46,10 @@ def test_lj_md_at_40K_with_compare(tmp_path):
 def test_melting_is_reported_as_failure(tmp_path):
     """An impossible threshold (0.999) makes any thermal crystal count as 'melted' at the first sample."""
     cfg = tmp_path / "md.yaml"
+    # duration 400 fs as in test_smooth_lj_compared_with_lj_finds_the_lattice_difference: its `lj`
+    # production run (1 replica, 80 NVE steps) is then this very program, compiled once per file
     cfg.write_text(yaml.safe_dump({**CFG, "replicas": 1, "melt_threshold": 0.999, "equilibration": 0.0,
-                                   "duration": 200.0, "save_trajectory": False}))
+                                   "duration": 400.0, "save_trajectory": False}))
     code, out = run_cli(["md", "--model", "lj", "-c", str(cfg), "-o", str(tmp_path / "o")])
     assert code == 0, out
     t = json.loads((tmp_path / "o" / "md.json").read_text())["temperatures"][0]
