@@ -15,7 +15,9 @@ from conftest import run_cli
 TINY = {
     "seed": 3,
     "system": {"supercell": 4},
-    "md": {"timestep": 5.0, "chunk_steps": 400},
+    # 200-step chunks: the 400-step NPT ramp runs as 2 x 200, the very program of the 200-step NPT
+    # segment (chunking never changes a trajectory: test_foundation_md); 400 compiled one more
+    "md": {"timestep": 5.0, "chunk_steps": 200},
     "protocol": {"n_trajectories": 2, "npt": {"temperature": 10, "steps": 200},
                  "nvt": {"temperature": 10, "steps": 200},
                  "ramp": {"start": 10, "stop": 60, "steps": 400}, "frame_every": 100},
