@@ -148,3 +148,49 @@ def test_missing_and_corrupt_checkpoints_are_one_line_errors(tmp_path):
     (tmp_path / "n" / "model_card.json").write_text("{not json")
     code, out = run_cli(["check-model", "--model", str(tmp_path / "n"), "-o", str(tmp_path / "o")])
     assert code == 2 and "corrupt" in out
+
+
+def _ssp(x):
+    return np.logaddexp(0.0, x) - np.log(2.0)
+
+
+def _schnet_energy_by_explicit_pairs(params: dict, hp: dict, R: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The SchNet formula of `models.SchNetLite`'s docstring, in numpy over every minimum-image
+    pair i != j (no neighbour list, no half list, no fused filter): per-atom energies (N,),
+    before the standardisation."""
+    from mlffbench.potentials.gnn.models import SCHNET_DEFAULTS
+
+    p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params["params"])
+    c = {**SCHNET_DEFAULTS, **hp}
+    rc, K, F, B = c["cutoff"], c["n_basis"], c["features"], c["n_blocks"]
+    d = R[None, :, :] - R[:, None, :]                      # (N, N, 3): r_j - r_i
+    frac = d @ np.linalg.inv(box).T
+    d = (frac - np.round(frac)) @ box.T
+    r = np.linalg.norm(d, axis=-1)
+    pair = (r < rc) & ~np.eye(len(R), dtype=bool)
+    r = np.where(pair, r, rc)
+    env = np.where(pair, (1 - (r / rc) ** 2) ** 3, 0.0)
+    mu = np.linspace(c["r_min"], rc, K)
+    basis = np.exp(-((r[..., None] - mu) / ((rc - c["r_min"]) / (K - 1))) ** 2) * env[..., None]  # (N, N, K)
+    h = np.broadcast_to(p["embedding"], (len(R), F))
+    for b in range(B):
+        W = basis @ p["filters"]["kernel"][:, b * F:(b + 1) * F]   # (N, N, F): block b's filter
+        x = h @ p[f"in_{b}"]["kernel"]
+        m = np.einsum("ijf,jf->if", W, x) / c["avg_neighbors"]
+        v = _ssp(m @ p[f"up1_{b}"]["kernel"] + p[f"up1_{b}"]["bias"])
+        h = h + v @ p[f"up2_{b}"]["kernel"] + p[f"up2_{b}"]["bias"]
+    e = _ssp(h @ p["out1"]["kernel"] + p["out1"]["bias"]) @ p["out2"]["kernel"] + p["out2"]["bias"]
+    return e[:, 0] + 0.5 * (basis @ p["pair"]["kernel"])[..., 0].sum(axis=1)
+
+
+@pytest.mark.parametrize("hp", [SMALL, {"features": 6, "n_blocks": 3, "n_basis": 5, "pair_term": True}])
+def test_schnet_energy_equals_the_formula_over_explicit_pairs(hp):
+    """The model's per-atom energies (half list, per-block filters from one kernel, scatter to both
+    ends) equal the docstring's formula summed over all pairs in numpy, float64."""
+    params = init_params("schnet", hp, 4)
+    pot = make_potential("schnet", hp, params, STD, dtype=jnp.float64)
+    R, box = _crystal(n=4, amp=0.08, seed=3)
+    nbrs = pot.neighbors(box, skin=0.3, n_atoms=len(R)).allocate(jnp.asarray(R))
+    got = np.asarray(pot.per_atom_energy_fn(jnp.asarray(R), jnp.asarray(box), nbrs))
+    want = STD["energy_shift"] + STD["energy_scale"] * _schnet_energy_by_explicit_pairs(params, hp, R, box)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
