@@ -19,8 +19,12 @@ bucketed). Parameters are a seeded initialisation unless --model DIR names a tra
   model runs with its own MD list head room (`Potential.md_list_headroom`, 1.1 for GNNs) and,
   as `gnn_headroom_1.3`, with LJ's 1.3, which every potential used before.
 
+* `profile` (with --profile K): the K costliest XLA ops of the compiled call, ms per call, from
+  a `jax.profiler` trace of 50 calls (the thunks the CPU runtime records); this is how the
+  filter's pad+add transpose (1.9 of ~4 ms) was found (docs/performance.md).
+
     python bench/gnn_throughput.py [--out bench/results/gnn_throughput.json] [--repeats 50]
-        [--md-steps 1000] [--model DIR] [--quick]
+        [--md-steps 1000] [--model DIR] [--quick] [--profile K]
 
 Goal (issue 18): <= 5 ms per call; >= 50k atom-steps/s in MD.
 """
@@ -116,6 +120,31 @@ def matmul_peak_gflops(n: int = 1024, repeats: int = 10) -> float:
     return 2 * n ** 3 / best / 1e9
 
 
+def op_profile(fn, top: int, calls: int = 50) -> list[dict]:
+    """The `top` costliest XLA ops of `fn()` (a zero-argument jitted call, compiled already), ms
+    per call, from a jax.profiler trace of `calls` calls. Runtime bookkeeping events (the
+    executor, block_until_ready, Python frames) are left out."""
+    import glob
+    import gzip
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        with jax.profiler.trace(d, create_perfetto_trace=True):
+            for _ in range(calls):
+                jax.block_until_ready(fn())
+        path = glob.glob(f"{d}/**/*perfetto_trace.json.gz", recursive=True)[0]
+        events = json.load(gzip.open(path))
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    total: dict[str, float] = {}
+    for e in events:
+        name = e.get("name", "")
+        if e.get("ph") == "X" and ("fusion" in name or name.startswith(("wrapped_", "dot", "gather", "scatter"))):
+            total[name] = total.get(name, 0.0) + e.get("dur", 0.0)
+    ranked = sorted(total.items(), key=lambda kv: -kv[1])[:top]
+    return [{"op": k, "ms_per_call": v / calls / 1e3} for k, v in ranked]
+
+
 def md_rate(pot, steps: int, dtype, dt: float, capacity_multiplier: float | None = None) -> dict:
     """Steady NVE atom-steps/s (second of two identical runs: the first compiles). Neighbour-list
     head room: `capacity_multiplier`, else the potential's own `md_list_headroom`."""
@@ -138,6 +167,7 @@ def main() -> None:
     ap.add_argument("--md-steps", type=int, default=1000)
     ap.add_argument("--model", default=None, help="a trained model directory (default: seeded init)")
     ap.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
+    ap.add_argument("--profile", type=int, default=0, metavar="K", help="record the K costliest XLA ops")
     args = ap.parse_args()
     if args.quick:
         args.repeats, args.md_steps = 5, 100
@@ -205,6 +235,7 @@ def main() -> None:
                  "gflops_per_s_at_min": gflops_at_min, "matmul_1024_float32_gflops_per_s": peak,
                  "fraction_of_matmul_peak": gflops_at_min / peak if gflops_at_min else None},
         "md_nve": md,
+        **({"profile": op_profile(lambda: ef(R32, nb), args.profile)} if args.profile else {}),
         "goal": {"energy_forces_ms": 5.0, "md_atom_steps_per_s": 50000.0},
         "load_average_1min": {"start": load0[0], "end": load_avg()},
         "process": {"wall_s": time.perf_counter() - wall0, "cpu_s": time.process_time() - cpu0,
