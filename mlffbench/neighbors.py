@@ -656,8 +656,12 @@ def edge_index(nbrs) -> tuple[Array, Array]:
 def rows_times_box_t(u: Array, box: Array) -> Array:
     """u @ box.T for u (..., 3) as three broadcast multiply-adds. In the dense LJ kernel (no
     autodiff through it) XLA on CPU fuses this with the gather around it: the force call at
-    N = 4000 ran ~3x faster than with a (N, K, 3) x (3, 3) dot. Not in `edge_vectors`: under
-    autodiff of a sparse list the same form measured 1.5-4x slower than the dot."""
+    N = 4000 ran ~3x faster than with a (N, K, 3) x (3, 3) dot. `edge_vectors` uses it too since
+    2026-12-07: with jax 0.10's CPU runtime an (E, 3) x (3, 3) dot and its transpose were two of
+    the five costliest ops of the default GNN's energy+forces (0.5 ms each at N = 256), and the
+    multiply-adds made the call 3-8 % faster (interleaved, 800 repeats; same numbers to the bit).
+    (On 2026-12-02, under autodiff of a sparse list, this form had measured 1.5-4x slower than
+    the dot: re-measure with `bench/gnn_throughput.py` when jax changes.)"""
     return u[..., 0:1] * box[:, 0] + u[..., 1:2] * box[:, 1] + u[..., 2:3] * box[:, 2]
 
 
@@ -698,7 +702,7 @@ def edge_vectors(R: Array, box: Array, nbrs) -> tuple[Array, Array, Array, Array
         S = R @ inv_box.T
         frac = S[jc] - S[ic]
         frac = frac - jnp.round(frac)
-        dR = frac @ box.T
+        dR = rows_times_box_t(frac, box)
     dR = jnp.where(mask[:, None], dR, 0.0)
     return dR, mask, ic, jc
 
