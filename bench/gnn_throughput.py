@@ -33,8 +33,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
+import gzip
+import json
 import os
 import resource
+import tempfile
 import time
 from pathlib import Path
 
@@ -124,11 +128,6 @@ def op_profile(fn, top: int, calls: int = 50) -> list[dict]:
     """The `top` costliest XLA ops of `fn()` (a zero-argument jitted call, compiled already), ms
     per call, from a jax.profiler trace of `calls` calls. Runtime bookkeeping events (the
     executor, block_until_ready, Python frames) are left out."""
-    import glob
-    import gzip
-    import json
-    import tempfile
-
     with tempfile.TemporaryDirectory() as d:
         with jax.profiler.trace(d, create_perfetto_trace=True):
             for _ in range(calls):

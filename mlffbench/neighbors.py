@@ -654,14 +654,10 @@ def edge_index(nbrs) -> tuple[Array, Array]:
 
 
 def rows_times_box_t(u: Array, box: Array) -> Array:
-    """u @ box.T for u (..., 3) as three broadcast multiply-adds. In the dense LJ kernel (no
-    autodiff through it) XLA on CPU fuses this with the gather around it: the force call at
-    N = 4000 ran ~3x faster than with a (N, K, 3) x (3, 3) dot. `edge_vectors` uses it too since
-    2026-12-07: with jax 0.10's CPU runtime an (E, 3) x (3, 3) dot and its transpose were two of
-    the five costliest ops of the default GNN's energy+forces (0.5 ms each at N = 256), and the
-    multiply-adds made the call 3-8 % faster (interleaved, 800 repeats; same numbers to the bit).
-    (On 2026-12-02, under autodiff of a sparse list, this form had measured 1.5-4x slower than
-    the dot: re-measure with `bench/gnn_throughput.py` when jax changes.)"""
+    """u @ box.T for u (..., 3) as three broadcast multiply-adds, which XLA on CPU fuses with the
+    gathers around them: ~3x faster than a (N, K, 3) x (3, 3) dot in the dense LJ kernel, and
+    3-8 % faster energy+forces for the GNNs through `edge_vectors` (bit-identical there; the
+    measurements and an earlier contrary one are in docs/performance.md)."""
     return u[..., 0:1] * box[:, 0] + u[..., 1:2] * box[:, 1] + u[..., 2:3] * box[:, 2]
 
 

@@ -235,7 +235,7 @@ def load_model(path: str | Path) -> tuple[dict, Any]:
     if want and sha256_file(ppath) != want:
         raise UserError(f"{ppath}: checkpoint is corrupt (sha256 differs from the model card)")
     # shapes and dtypes only: jax.eval_shape traces the initialisation without running it (run
-    # eagerly, module.init compiled ~100 small ops, ~3 s of a cold `check-model`)
+    # eagerly, module.init compiled ~80 one-op programs, ~2 s of a cold `check-model`)
     shapes = jax.eval_shape(lambda: init_params(card["architecture"], card["hparams"], seed=0))
     lead = (_committee_size(card, path),) if "committee" in card else ()
     template = jax.tree_util.tree_map(lambda x: np.zeros(lead + tuple(x.shape), x.dtype), shapes)
