@@ -163,10 +163,16 @@ def _get(d: Any, *keys, default=None):
 
 
 def _md_row(data: dict, n: int) -> dict:
+    """Ours at our fastest skin against LAMMPS at its fastest (each code's best, as a user would
+    pick it); the per-skin rows stay in md_throughput.json."""
     rows = [r for r in data["results"] if r["n_atoms"] == n and r["ensemble"] == "nve" and r["dtype"] == "float64"]
-    r = rows[0]
+    rows = [r for r in rows if r.get("summary")] or rows  # the medians over repeats, where there are repeats
+    r = max(rows, key=lambda row: row["ours"]["atom_steps_per_s"])
     return {"ours": r["ours"]["atom_steps_per_s"], "peer": r["lammps"]["atom_steps_per_s"],
-            "ratio": r["ratio_ours_over_lammps"]}
+            "ratio": r["ratio_ours_over_lammps"],
+            "detail": {"our_skin_sigma": r.get("skin_sigma"), "lammps_skin_sigma": r.get("lammps_best_skin_sigma"),
+                       "ratio_per_cpu_s": r.get("ratio_per_cpu_s_vs_lammps_best_skin"),
+                       "ratio_by_our_skin": {str(row.get("skin_sigma")): row["ratio_ours_over_lammps"] for row in rows}}}
 
 
 def _rebuild_4000(data: dict) -> dict:

@@ -35,7 +35,9 @@ FAKE = {
         {"n_atoms": 256, "ensemble": "nvt", "dtype": "float64", "ours": {"atom_steps_per_s": 1.0},
          "lammps": {"atom_steps_per_s": 1.0}, "ratio_ours_over_lammps": 1.0},
         {"n_atoms": 4000, "ensemble": "nve", "dtype": "float64", "ours": {"atom_steps_per_s": 3.0e5},
-         "lammps": {"atom_steps_per_s": 1.0e6}, "ratio_ours_over_lammps": 0.3}]},
+         "lammps": {"atom_steps_per_s": 1.0e6}, "ratio_ours_over_lammps": 0.3, "skin_sigma": 0.5},
+        {"n_atoms": 4000, "ensemble": "nve", "dtype": "float64", "ours": {"atom_steps_per_s": 2.0e5},
+         "lammps": {"atom_steps_per_s": 1.0e6}, "ratio_ours_over_lammps": 0.2, "skin_sigma": 0.3}]},
     "neighbor_scaling.json": {"results": [
         {"n_atoms": 256, "rebuild_ms": 1.0, "force_ms": 1.0, "rebuild_us_per_atom": 99.0},
         {"n_atoms": 864, "rebuild_ms": 10.0, "force_ms": 2.0, "rebuild_us_per_atom": 12.0},
@@ -99,6 +101,7 @@ def test_every_issue_figure_has_a_row_with_ratio_and_peak_rss(ra, results):
     assert _by_figure(rows, "steady atom-steps/s, N = 256")["ratio"] == pytest.approx(0.4)
     n4000 = _by_figure(rows, "steady atom-steps/s, N = 4000")
     assert n4000["ratio"] == pytest.approx(0.3) and n4000["goal_met"] is False  # goal 0.5
+    assert n4000["detail"]["our_skin_sigma"] == 0.5  # our fastest skin, as LAMMPS's fastest is its peer
     assert _by_figure(rows, "steady atom-steps/s, N = 256")["goal_met"] is True  # goal 0.3
     curve = _by_figure(rows, "cost per atom")
     assert curve["ours"] == 15.0 and curve["peer"] == 12.0  # N = 256 (99 us) is outside 864 ... 32 000
