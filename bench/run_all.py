@@ -83,7 +83,8 @@ def _tests_argv(results: Path, quick: bool, model: str | None) -> list[str]:
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("md_throughput", "md_throughput.json",
-          _script("md_throughput.py", [], ["--sizes", "256", "--steps", "200"], out="md_throughput.json")),
+          _script("md_throughput.py", ["--skins", "0.3", "0.5"], ["--sizes", "256", "--steps", "200"],
+                  out="md_throughput.json")),
     Stage("neighbor_scaling", "neighbor_scaling.json",
           _script("neighbor_scaling.py", ["--sizes", "256", "864", "2048", "4000", "8788", "16384", "32000",
                                           "--md-max", "8788"],
