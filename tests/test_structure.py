@@ -22,6 +22,29 @@ def test_rdf_matches_ase():
     np.testing.assert_allclose(g * 119 / 120, g_ase, rtol=1e-10, atol=1e-12)
 
 
+def test_rdf_in_small_blocks_of_a_triclinic_cell_matches_ase_and_counts_pool_across_frames():
+    """Blocks of a few rows (chunk_pairs far below N^2 / 2, so many block boundaries), a general
+    box, and two frames counted apart and pooled: each frame's g equals ASE's, and the pooled
+    counts give the two-frame g."""
+    from ase import Atoms
+    from ase.geometry.rdf import get_rdf
+
+    from mlffbench.neighbors import perpendicular_widths
+    from mlffbench.properties.structure import rdf_from_counts, rdf_pair_counts
+
+    box = np.array([[6.0, 1.0, 0.5], [0.0, 5.5, 0.8], [0.0, 0.0, 6.2]])  # columns = lattice vectors
+    rng = np.random.default_rng(3)
+    X = rng.uniform(size=(2, 90, 3)) @ box.T
+    r_max = 0.49 * float(np.min(perpendicular_widths(box)))
+    counts = [rdf_pair_counts(x[None], box, r_max, 20, chunk_pairs=7 * 90) for x in X]  # 7 rows a block
+    for x, c in zip(X, counts):
+        g_ase = get_rdf(Atoms("Ar90", positions=x, cell=box.T, pbc=True), r_max, 20, no_dists=True)
+        np.testing.assert_allclose(rdf_from_counts(c, 1, 90, box, r_max)[1] * 89 / 90, g_ase, rtol=1e-10, atol=1e-12)
+    pooled = rdf_from_counts(counts[0] + counts[1], 2, 90, box, r_max)[1]
+    np.testing.assert_allclose(pooled, rdf(X, box, r_max, 20)[1], rtol=1e-14)
+    assert int(np.sum(counts[0])) > 0
+
+
 def test_rdf_ideal_gas_is_one_and_refuses_large_rmax():
     rng = np.random.default_rng(1)
     R = rng.uniform(0, 5.0, size=(200, 100, 3))

@@ -20,7 +20,7 @@ from mlffbench.properties.structure import fcc_order_parameter
 from mlffbench.config import StrictModel, UnitsConfig, lj_defaults
 from mlffbench.dynamics.md import Integrator, run_md
 from mlffbench.potentials.base import Potential
-from mlffbench.properties.structure import msd, rdf, unwrap
+from mlffbench.properties.structure import msd, rdf_from_counts, rdf_pair_counts, unwrap
 from mlffbench.structures import fcc
 from mlffbench.stats import block_average
 from mlffbench.units import UnitSystem, convert_input
@@ -143,9 +143,11 @@ def analyse(run: dict, cfg: MDRunConfig, kT: float, units: UnitSystem) -> dict:
     g_r = g = g_replicas = None
     msd_t = msd_v = None
     if len(frames) >= 2:
-        flat = frames.reshape(-1, n_atoms, 3)
-        g_r, g = rdf(flat, s.box, half, cfg.rdf_bins)
-        g_replicas = np.stack([rdf(frames[:, k], s.box, half, cfg.rdf_bins)[1] for k in range(frames.shape[1])])
+        # pair counts per replica, once: their sum is the pooled histogram (integers add exactly)
+        per_replica = [rdf_pair_counts(frames[:, k], s.box, half, cfg.rdf_bins) for k in range(frames.shape[1])]
+        g_r, g = rdf_from_counts(np.sum(per_replica, axis=0), frames.shape[0] * frames.shape[1], n_atoms,
+                                 s.box, half)
+        g_replicas = np.stack([rdf_from_counts(c, frames.shape[0], n_atoms, s.box, half)[1] for c in per_replica])
         unw = np.stack([unwrap(frames[:, k], s.box) for k in range(frames.shape[1])])  # (R, S', N, 3)
         msd_v = np.mean([msd(u_) for u_ in unw], axis=0)
         msd_t = (np.arange(len(msd_v)) * cfg.sample_every * dt)
