@@ -37,11 +37,12 @@ def test_rdf_in_small_blocks_of_a_triclinic_cell_matches_ase_and_counts_pool_acr
     X = rng.uniform(size=(2, 90, 3)) @ box.T
     r_max = 0.49 * float(np.min(perpendicular_widths(box)))
     counts = [rdf_pair_counts(x[None], box, r_max, 20, chunk_pairs=7 * 90) for x in X]  # 7 rows a block
-    for x, c in zip(X, counts):
-        g_ase = get_rdf(Atoms("Ar90", positions=x, cell=box.T, pbc=True), r_max, 20, no_dists=True)
-        np.testing.assert_allclose(rdf_from_counts(c, 1, 90, box, r_max)[1] * 89 / 90, g_ase, rtol=1e-10, atol=1e-12)
-    pooled = rdf_from_counts(counts[0] + counts[1], 2, 90, box, r_max)[1]
-    np.testing.assert_allclose(pooled, rdf(X, box, r_max, 20)[1], rtol=1e-14)
+    g_ase = [get_rdf(Atoms("Ar90", positions=x, cell=box.T, pbc=True), r_max, 20, no_dists=True) for x in X]
+    for c, g in zip(counts, g_ase):  # ASE normalises by N^2 pairs, we by N (N - 1)
+        np.testing.assert_allclose(rdf_from_counts(c, 1, 90, box, r_max)[1] * 89 / 90, g, rtol=1e-10, atol=1e-12)
+    pooled = rdf_from_counts(counts[0] + counts[1], 2, 90, box, r_max)[1]  # same N and box: the frame mean
+    np.testing.assert_allclose(pooled * 89 / 90, np.mean(g_ase, axis=0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(rdf(X, box, r_max, 20)[1], pooled, rtol=1e-14)
     assert int(np.sum(counts[0])) > 0
 
 
