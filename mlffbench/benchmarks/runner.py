@@ -269,6 +269,7 @@ class ReferenceAhead:
         self._order: list[str] = []
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def submit(self, name: str, fn: Callable) -> None:
         with self._cv:
@@ -282,8 +283,10 @@ class ReferenceAhead:
     def _work(self) -> None:
         while True:
             with self._cv:
-                while not self._order:
+                while not self._order and not self._closed:
                     self._cv.wait()
+                if not self._order:  # closed and nothing left: the thread ends
+                    return
                 name = self._order.pop(0)
             fn, fut = self._jobs[name]
             if fut.set_running_or_notify_cancel():
@@ -296,11 +299,16 @@ class ReferenceAhead:
         return name in self._jobs
 
     def close(self) -> None:
-        """Cancel the jobs not yet started (the one running, if any, finishes on its own)."""
+        """Cancel the jobs not yet started; the thread ends after the one running, if any, which
+        finishes on its own (not waited for: Ctrl-C stops the battery at once). An in-process
+        caller that resumes the same OUTDIR after an interrupt joins the thread first (it is
+        named "mlffbench-reference"; tests/test_run_battery.py)."""
         with self._cv:
             for name in self._order:
                 self._jobs[name][1].cancel()
             self._order.clear()
+            self._closed = True
+            self._cv.notify()
 
     def result(self, name: str):
         """The job's return value (waiting for it); its exception, if it raised one."""
