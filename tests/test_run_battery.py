@@ -217,7 +217,6 @@ def test_reference_runs_alongside_the_model_in_its_own_thread(monkeypatch, tmp_p
     started: only a reference computed ahead in another thread lets it go on (one after the
     other, the wait times out and the benchmark fails). `reference_alongside: false` runs every
     stage in the main thread."""
-    import threading
 
     second_reference_started = threading.Event()
     threads: dict[str, str] = {}
