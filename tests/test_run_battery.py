@@ -139,7 +139,7 @@ def test_interrupted_run_resumes_without_recomputing(fake, monkeypatch, tmp_path
     # the interrupted battery's reference thread ends after the stage it was running (not
     # waited for, so Ctrl-C stops at once); a resume in the same process waits for it first
     for t in threading.enumerate():
-        if t.name == "mlffbench-reference":
+        if t.name == run_wf.ReferenceAhead.THREAD_NAME:
             t.join(timeout=60)
             assert not t.is_alive()
     CALLS.clear()
@@ -235,7 +235,7 @@ def test_reference_runs_alongside_the_model_in_its_own_thread(monkeypatch, tmp_p
     monkeypatch.setattr(run_wf, "battery", lambda: bat)
     doc = run(tmp_path / "alongside", model="lj/smooth")
     assert [doc["benchmarks"][n]["state"] for n in bat] == [PASSED, PASSED], doc["benchmarks"]["fake_a"]["reason"]
-    assert threads["fake_a:reference"] == threads["fake_b:reference"] == "mlffbench-reference"
+    assert threads["fake_a:reference"] == threads["fake_b:reference"] == run_wf.ReferenceAhead.THREAD_NAME
     assert threads["fake_a:model"] == threading.main_thread().name
     assert doc["benchmarks"]["fake_b"]["metrics"]["error"]["value"] == 1.0
 

@@ -264,6 +264,8 @@ class ReferenceAhead:
     exit, so Ctrl-C during a benchmark would wait for the reference's current stage to finish.
     """
 
+    THREAD_NAME = "mlffbench-reference"
+
     def __init__(self):
         self._jobs: dict[str, tuple[Callable, Future]] = {}
         self._order: list[str] = []
@@ -277,7 +279,7 @@ class ReferenceAhead:
             self._order.append(name)
             self._cv.notify()
         if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="mlffbench-reference", daemon=True)
+            self._thread = threading.Thread(target=self._work, name=self.THREAD_NAME, daemon=True)
             self._thread.start()
 
     def _work(self) -> None:
@@ -302,7 +304,7 @@ class ReferenceAhead:
         """Cancel the jobs not yet started; the thread ends after the one running, if any, which
         finishes on its own (not waited for: Ctrl-C stops the battery at once). An in-process
         caller that resumes the same OUTDIR after an interrupt joins the thread first (it is
-        named "mlffbench-reference"; tests/test_run_battery.py)."""
+        named `THREAD_NAME`; tests/test_run_battery.py)."""
         with self._cv:
             for name in self._order:
                 self._jobs[name][1].cancel()
