@@ -2,11 +2,15 @@
 
 Units are whatever the positions are in (reduced sigma / tau inside mlffbench). Shapes:
 positions (F, N, 3) Cartesian for F frames of N particles; box (3, 3) with lattice vectors as
-*columns* (the convention of `mlffbench.neighbors`). Everything here is plain numpy: these are
-post-processing steps on stored frames, not part of any jitted simulation.
+*columns* (the convention of `mlffbench.neighbors`). These are post-processing steps on stored
+frames, in numpy, except the RDF's pair counting (one jitted program per frame shape: it visits
+N^2 / 2 pairs a frame).
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
@@ -22,7 +26,7 @@ def _frames(positions) -> np.ndarray:
     return R
 
 
-def rdf(positions, box, r_max: float, n_bins: int = 100, chunk_pairs: int = 32_768
+def rdf(positions, box, r_max: float, n_bins: int = 100, chunk_pairs: int = 131_072
         ) -> tuple[np.ndarray, np.ndarray]:
     """Radial distribution function g(r), averaged over frames, minimum-image convention.
 
@@ -42,40 +46,72 @@ def rdf(positions, box, r_max: float, n_bins: int = 100, chunk_pairs: int = 32_7
     return rdf_from_counts(counts, len(R), R.shape[1], box, r_max)
 
 
-def rdf_pair_counts(positions, box, r_max: float, n_bins: int = 100, chunk_pairs: int = 32_768
+def rdf_pair_counts(positions, box, r_max: float, n_bins: int = 100, chunk_pairs: int = 131_072
                     ) -> np.ndarray:
     """Unordered pairs per distance bin, summed over frames: (n_bins,) int64 on [0, r_max) in
-    `n_bins` equal bins (np.histogram's bins). Counts of disjoint sets of frames add up exactly,
-    so replicas counted apart give the pooled g(r) too (`rdf_from_counts`).
+    `n_bins` equal bins (pair (i, j) goes to bin floor(r_ij n_bins / r_max)). Counts of disjoint
+    sets of frames add up exactly, so replicas counted apart give the pooled g(r) too
+    (`rdf_from_counts`).
 
-    Each frame goes in blocks of a few rows i against all j > i (~`chunk_pairs` pairs a block),
-    so the temporaries stay in cache. That is ~9x faster at N = 4000 than pairs gathered through
-    triangular index arrays (docs/performance.md). Equal bins take np.histogram's sort-free
-    path."""
+    Each frame is one jitted call (`_pair_count_program`) that visits every unordered pair once:
+    atom i against its N // 2 successors i + 1 ... i + N // 2 (mod N), in blocks of a few rows
+    (~`chunk_pairs` pairs a block, so the temporaries stay in cache). 3.6x faster than the numpy
+    loop it replaced at N = 4000 (same counts; docs/performance.md)."""
     R = _frames(positions)
     b = as_box_matrix(box)
     half = 0.5 * float(np.min(perpendicular_widths(b)))
     if r_max > half + 1e-12:
         raise ValueError(f"r_max={r_max} exceeds half the smallest box width ({half:.4g})")
     F, N, _ = R.shape
-    inv = np.linalg.inv(b)
-    diagonal = bool(np.all(b == np.diag(np.diag(b))))
     counts = np.zeros(n_bins, dtype=np.int64)
-    rows = max(1, chunk_pairs // max(N, 1))
-    near = r_max * r_max * (1.0 + 1e-9)  # a loose r^2 pre-filter; the exact test is on r below
-    for S in R @ inv.T:  # fractional, one frame at a time
-        for i0 in range(0, N - 1, rows):
-            i1 = min(i0 + rows, N - 1)
-            d = S[None, i0 + 1:] - S[i0:i1, None]  # (rows, N - i0 - 1, 3): j = i0 + 1 + column
-            d -= np.round(d)
-            c = d * np.diag(b) if diagonal else d @ b.T
-            # x^2 + y^2 + z^2 in np.linalg.norm's order (same bits), as planes: numpy's reduction
-            # over a length-3 axis was most of the time
-            r2 = c[..., 0] * c[..., 0] + c[..., 1] * c[..., 1] + c[..., 2] * c[..., 2]
-            upper = np.arange(i0 + 1, N)[None, :] > np.arange(i0, i1)[:, None]
-            r = np.sqrt(r2[upper & (r2 < near)])
-            counts += np.histogram(r[r < r_max], bins=n_bins, range=(0.0, r_max))[0]
+    if N < 2:
+        return counts
+    rows = int(min(N, max(1, chunk_pairs // (N // 2))))
+    program = _pair_count_program(N, int(n_bins), rows)
+    for S in R @ np.linalg.inv(b).T:  # fractional, one frame at a time
+        counts += np.asarray(program(S, b, np.float64(r_max)), dtype=np.int64)
     return counts
+
+
+@lru_cache(maxsize=32)
+def _pair_count_program(n_atoms: int, n_bins: int, rows: int) -> Callable:
+    """Jitted (S (N, 3) fractional, box (3, 3), r_max) -> pair counts (n_bins,) for one frame.
+
+    Row i pairs with i + m (mod N) for m = 1 ... N // 2; when N is even, the offset N / 2 reaches
+    each pair from both ends, so it is kept for i < N / 2 only. That is every unordered pair once,
+    with no triangular mask (half the distances of an (N, N) block) and no index arrays."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    N, M = n_atoms, n_atoms // 2
+    n_blocks = -(-N // rows)
+    reps = -(-(n_blocks * rows + rows + M) // N)  # copies of S so that every window is in range
+    offset = jnp.arange(1, M + 1)[None, :]  # (1, M)
+    window = jnp.arange(rows)[:, None] + jnp.arange(M)[None, :]  # (rows, M) into the block's window
+
+    def counts(S, box, r_max):
+        Sx = jnp.tile(S, (reps, 1))
+        scale = n_bins / r_max
+
+        def block(i0):
+            i = i0 + jnp.arange(rows)[:, None]  # (rows, 1)
+            Si = lax.dynamic_slice(Sx, (i0, 0), (rows, 3))
+            Sj = lax.dynamic_slice(Sx, (i0 + 1, 0), (rows + M, 3))[window]  # (rows, M, 3): S[i + m]
+            d = Sj - Si[:, None, :]
+            d = d - jnp.round(d)
+            c = [d[..., 0] * box[a, 0] + d[..., 1] * box[a, 1] + d[..., 2] * box[a, 2] for a in range(3)]
+            r2 = c[0] * c[0] + c[1] * c[1] + c[2] * c[2]
+            once = (offset < M) | (N % 2 == 1) | (i < M)
+            ok = (i < N) & once & (r2 < r_max * r_max)
+            k = jnp.floor(jnp.sqrt(jnp.where(ok, r2, 0.0)) * scale).astype(jnp.int32)
+            k = jnp.where(ok & (k < n_bins), k, n_bins)  # bin n_bins: not counted
+            return jnp.zeros(n_bins + 1, jnp.int32).at[k.ravel()].add(1)
+
+        per_block = lax.map(block, jnp.arange(n_blocks) * rows)
+        return jnp.sum(per_block[:, :n_bins].astype(jnp.int64), axis=0)
+
+    return jax.jit(counts)
 
 
 def rdf_from_counts(counts: np.ndarray, n_frames: int, n_atoms: int, box, r_max: float
