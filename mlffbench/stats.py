@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from scipy import stats as _st
+from scipy import special as _special  # not scipy.stats: its import costs ~0.5 s in every command
 
 
 def quantity(value: float, unit: str, std: float | None = None, n: int | None = None,
@@ -47,7 +47,7 @@ def from_samples(samples: Sequence[float], unit: str, **extra: Any) -> dict:
         return quantity(v, unit, std=0.0, n=int(finite.size), ci95=ci, **extra)
     mean = float(finite.mean())
     std = float(finite.std(ddof=1))
-    half = float(_st.t.ppf(0.975, finite.size - 1) * std / np.sqrt(finite.size))
+    half = float(_special.stdtrit(finite.size - 1, 0.975) * std / np.sqrt(finite.size))  # = t.ppf
     return quantity(mean, unit, std=std, n=int(finite.size), ci95=(mean - half, mean + half), **extra)
 
 
@@ -126,6 +126,8 @@ def calibration(spread: Sequence[float], error: Sequence[float]) -> dict:
     out["mean_ratio"] = float(finite.mean()) if finite.size and out["applicable"] else None
     rho = p = None
     if out["applicable"] and s.size >= 3 and np.ptp(s) > 0 and np.ptp(e) > 0:
+        from scipy import stats as _st
+
         r = _st.spearmanr(s, e)
         rho, p = float(r.statistic), float(r.pvalue)
     out["spearman"], out["spearman_p"] = rho, p
