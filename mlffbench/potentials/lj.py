@@ -49,9 +49,13 @@ def lj_pair_function(variant: str, sigma: float = 1.0, epsilon: float = 1.0, cut
             raise ValueError("lj/smooth needs r_onset < cutoff (equal values give NaN forces)")
         return jmd_energy.multiplicative_isotropic_cutoff(bare, onset, rc)
 
-    shift = bare(rc) if variant == "lj/cut/shift" else jnp.asarray(0.0, dtype)
+    shifted = variant == "lj/cut/shift"
 
     def truncated(r):
+        # phi(rc) evaluated where phi is traced, not here: building an LJ potential then does
+        # not load jax_md.energy (deferred, ~0.3 s with flax), which the default dense kernel
+        # (`lj_pair_r2`) never needs
+        shift = bare(rc) if shifted else jnp.asarray(0.0, dtype)
         return jnp.where(r < rc, bare(r) - shift, 0.0)
 
     return truncated
