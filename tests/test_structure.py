@@ -22,10 +22,12 @@ def test_rdf_matches_ase():
     np.testing.assert_allclose(g * 119 / 120, g_ase, rtol=1e-10, atol=1e-12)
 
 
-def test_rdf_in_small_blocks_of_a_triclinic_cell_matches_ase_and_counts_pool_across_frames():
+@pytest.mark.parametrize("n_atoms", [90, 89])
+def test_rdf_in_small_blocks_of_a_triclinic_cell_matches_ase_and_counts_pool_across_frames(n_atoms):
     """Blocks of a few rows (chunk_pairs far below N^2 / 2, so many block boundaries), a general
     box, and two frames counted apart and pooled: each frame's g equals ASE's, and the pooled
-    counts give the two-frame g."""
+    counts give the two-frame g. N even and odd: the counter pairs atom i with i + 1 ... i + N // 2
+    (mod N), and for even N the offset N / 2 must reach each pair once, not twice."""
     from ase import Atoms
     from ase.geometry.rdf import get_rdf
 
@@ -34,14 +36,15 @@ def test_rdf_in_small_blocks_of_a_triclinic_cell_matches_ase_and_counts_pool_acr
 
     box = np.array([[6.0, 1.0, 0.5], [0.0, 5.5, 0.8], [0.0, 0.0, 6.2]])  # columns = lattice vectors
     rng = np.random.default_rng(3)
-    X = rng.uniform(size=(2, 90, 3)) @ box.T
+    n = n_atoms
+    X = rng.uniform(size=(2, n, 3)) @ box.T
     r_max = 0.49 * float(np.min(perpendicular_widths(box)))
-    counts = [rdf_pair_counts(x[None], box, r_max, 20, chunk_pairs=7 * 90) for x in X]  # 7 rows a block
-    g_ase = [get_rdf(Atoms("Ar90", positions=x, cell=box.T, pbc=True), r_max, 20, no_dists=True) for x in X]
+    counts = [rdf_pair_counts(x[None], box, r_max, 20, chunk_pairs=7 * (n // 2)) for x in X]  # 7 rows a block
+    g_ase = [get_rdf(Atoms(f"Ar{n}", positions=x, cell=box.T, pbc=True), r_max, 20, no_dists=True) for x in X]
     for c, g in zip(counts, g_ase):  # ASE normalises by N^2 pairs, we by N (N - 1)
-        np.testing.assert_allclose(rdf_from_counts(c, 1, 90, box, r_max)[1] * 89 / 90, g, rtol=1e-10, atol=1e-12)
-    pooled = rdf_from_counts(counts[0] + counts[1], 2, 90, box, r_max)[1]  # same N and box: the frame mean
-    np.testing.assert_allclose(pooled * 89 / 90, np.mean(g_ase, axis=0), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(rdf_from_counts(c, 1, n, box, r_max)[1] * (n - 1) / n, g, rtol=1e-10, atol=1e-12)
+    pooled = rdf_from_counts(counts[0] + counts[1], 2, n, box, r_max)[1]  # same N and box: the frame mean
+    np.testing.assert_allclose(pooled * (n - 1) / n, np.mean(g_ase, axis=0), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(rdf(X, box, r_max, 20)[1], pooled, rtol=1e-14)
     assert int(np.sum(counts[0])) > 0
 
