@@ -315,44 +315,69 @@ def _image_stencil(box: np.ndarray, reach: float) -> np.ndarray:
     return np.array([(0, 0, 0)] + rest, dtype=np.int32)
 
 
+# the 8 corners of the unit cube, (0, 0, 0) first: which axes take the near image (`_near_images`)
+_CORNERS = np.array([(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=np.int32)
+
+
+def _near_images(u: Array) -> Array:
+    """Image offsets (..., 8, 3) added to minimum-image fractional differences u (..., 3): per
+    axis 0 or t_a = -sign(u_a) (-1 for u_a = 0). Where the perpendicular width h_a >= reach these
+    are the only images that can lie within reach: |u_a + n| >= 1 for every other n != 0, and a
+    fractional distance of 1 along axis a is a Cartesian distance >= h_a."""
+    toward = jnp.where(u < 0, 1.0, -1.0).astype(u.dtype)
+    return jnp.asarray(_CORNERS, u.dtype) * toward[..., None, :]
+
+
 def _multi_image_dense_fns(box, cutoff: float, skin: float, capacity_multiplier: float):
     """(allocate, update) for a dense multi-image list in a small fixed cell (some perpendicular
-    width < 2 (cutoff + skin)): all pairs times the few image offsets `_image_stencil` gives,
-    compacted into rows by `_pack_rows`. Lists are jax-md `custom_partition.NeighborListMultiImage`s
-    in the Dense layout: idx (N, K) padded with N, shifts (N, K, 3) int32 with the edge vector
-    box (s_j - s_i + shift) for the positions the list was built from (`reference_position`); the
-    kernel corrects for atoms that wrapped since. Rebuilt when an atom moved more than skin / 2
-    (minimum image); overflow of the K slots sets `did_buffer_overflow`. O(N^2) per rebuild, like
-    jax-md's multi-image list (small cells only)."""
+    width < 2 (cutoff + skin)): all pairs times a few image offsets, compacted into rows by
+    `_pack_rows`. Lists are jax-md `custom_partition.NeighborListMultiImage`s in the Dense layout:
+    idx (N, K) padded with N, shifts (N, K, 3) int32 with the edge vector box (s_j - s_i + shift)
+    for the positions the list was built from (`reference_position`); the kernel corrects for
+    atoms that wrapped since. Rebuilt when an atom moved more than skin / 2 (minimum image);
+    overflow of the K slots sets `did_buffer_overflow`. O(N^2) per rebuild, like jax-md's
+    multi-image list (small cells only).
+
+    The image offsets per pair: where every perpendicular width h_a >= cutoff + skin (the
+    vacancy crystal's 3x3x3 cell), the 8 corners of {0, t_a}^3 with t_a the one image along each
+    axis that can come closer than the minimum image (`_near_images`); otherwise the
+    (2 n + 1)^3 offsets of `_image_stencil` (27 where n = 1)."""
     box = as_box_matrix(box)
     reach = float(cutoff + skin)
     stencil = _image_stencil(box, reach)
-    n_img = len(stencil)
+    near = bool(np.all(perpendicular_widths(box) >= reach))
+    offsets = _CORNERS if near else stencil
+    n_img = len(offsets)
     inv_t = np.linalg.inv(box).T
     cut_sq, half_skin_sq = reach ** 2, (0.5 * float(skin)) ** 2
 
     def candidates(R):
-        """(valid (N, N T) over candidates c = j T + t, base images -round(s_j - s_i) (N, N, 3))."""
+        """(valid (N, N T) over candidates c = j T + t, integer images (N, N, T, 3) of every
+        candidate, as R.dtype)."""
         N = R.shape[0]
         S = R @ jnp.asarray(inv_t, R.dtype)
         df = S[None, :, :] - S[:, None, :]
         base = -jnp.round(df)
-        u = (df + base)[:, :, None, :] + jnp.asarray(stencil, R.dtype)[None, None]
-        d = rows_times_box_t(u, jnp.asarray(box, R.dtype))
+        u = df + base  # minimum image, each component in [-1/2, 1/2]
+        if near:
+            images = base[:, :, None, :] + _near_images(u)
+        else:
+            images = base[:, :, None, :] + jnp.asarray(stencil, R.dtype)[None, None]
+        d = rows_times_box_t(df[:, :, None, :] + images, jnp.asarray(box, R.dtype))
         r2 = jnp.sum(d * d, axis=-1)  # (N, N, T)
         self_image = (jnp.arange(N)[:, None, None] == jnp.arange(N)[None, :, None]) & (jnp.arange(n_img) == 0)
         valid = (r2 < cut_sq) & ~self_image
-        return valid.reshape(N, N * n_img), base
+        return valid.reshape(N, N * n_img), images
 
     def build(R, max_occupancy: int, ref_dtype):
         N = R.shape[0]
-        valid, base = candidates(R)
+        valid, images = candidates(R)
         cols = jnp.broadcast_to(jnp.arange(N * n_img, dtype=jnp.int32), valid.shape)
         col, counts = _pack_rows(cols, valid, max_occupancy, N * n_img, n_img)
         real = col < N * n_img
+        flat = images.reshape(N, N * n_img, 3)
+        shift = jnp.take_along_axis(flat, jnp.where(real, col, 0)[..., None], axis=1).astype(jnp.int32)
         j = jnp.where(real, col // n_img, 0)
-        shift = jnp.take_along_axis(base, j[..., None], axis=1).astype(jnp.int32) + \
-            jnp.asarray(stencil)[jnp.where(real, col % n_img, 0)]
         box_j = jnp.asarray(box, ref_dtype)
         return custom_partition.NeighborListMultiImage(
             idx=jnp.where(real, j, N).astype(jnp.int32), shifts=jnp.where(real[..., None], shift, 0),

@@ -41,9 +41,19 @@ def _reference(R, box, reach) -> set:
     return {(i, j, tuple(np.round(d, 8))) for i, j, d in brute_force_pairs(R, box, reach)}
 
 
-@pytest.mark.parametrize("skin", [0.3, 1.0])
-def test_dense_multi_image_pairs_equal_brute_force(skin):
-    R, box = _small_triclinic()
+def _tiny_fcc(seed: int = 11):
+    """32 atoms in a 2x2x2 FCC cell (width 3.1 sigma): below rc + skin at skin 1.0, where each
+    pair needs the full 27-offset image stencil (the 3x3x3 cell takes 8 near-image offsets)."""
+    s = random_displacements(fcc(2, 1.5496), 0.1, seed)
+    return s.positions, s.box
+
+
+@pytest.mark.parametrize("cell,skin", [("3x3x3", 0.3), ("3x3x3", 1.0), ("2x2x2", 1.0)])
+def test_dense_multi_image_pairs_equal_brute_force(cell, skin):
+    from mlffbench.neighbors import perpendicular_widths
+
+    R, box = _small_triclinic() if cell == "3x3x3" else _tiny_fcc()
+    assert (np.min(perpendicular_widths(box)) >= RC + skin) == (cell == "3x3x3")  # which offsets
     spec = neighbor_spec(box, RC, skin=skin, fmt="dense")
     assert spec.multi_image
     nbrs = spec.allocate(jnp.asarray(R))
@@ -55,7 +65,7 @@ def test_dense_multi_image_pairs_equal_brute_force(skin):
     moved = jax.jit(spec.update)(jnp.asarray(R2), nbrs)
     assert not bool(moved.did_buffer_overflow)
     assert _listed(moved, R2, box) == _reference(R2, box, RC + skin)
-    if skin > 0.3:  # rows of 240 slots: 108 atoms cannot crowd one row past them
+    if skin > 0.3 or cell != "3x3x3":  # rows of 240 slots: 108 atoms cannot crowd one row past them
         return
     crowd = R.copy()  # 60 atoms piled around atom 0: its row outgrows the K slots, flagged
     crowd[1:61] = R[0] + np.random.default_rng(9).uniform(-1.0, 1.0, (60, 3))
