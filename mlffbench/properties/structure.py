@@ -12,7 +12,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Callable
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from mlffbench.neighbors import as_box_matrix, perpendicular_widths
 
@@ -55,7 +58,7 @@ def rdf_pair_counts(positions, box, r_max: float, n_bins: int = 100, chunk_pairs
 
     Each frame is one jitted call (`_pair_count_program`) that visits every unordered pair once:
     atom i against its N // 2 successors i + 1 ... i + N // 2 (mod N), in blocks of a few rows
-    (~`chunk_pairs` pairs a block, so the temporaries stay in cache). 3.6x faster than the numpy
+    (~`chunk_pairs` pairs a block, so the temporaries stay in cache). ~3.3x faster than the numpy
     loop it replaced at N = 4000 (same counts; docs/performance.md)."""
     R = _frames(positions)
     b = as_box_matrix(box)
@@ -80,10 +83,6 @@ def _pair_count_program(n_atoms: int, n_bins: int, rows: int) -> Callable:
     Row i pairs with i + m (mod N) for m = 1 ... N // 2; when N is even, the offset N / 2 reaches
     each pair from both ends, so it is kept for i < N / 2 only. That is every unordered pair once,
     with no triangular mask (half the distances of an (N, N) block) and no index arrays."""
-    import jax
-    import jax.numpy as jnp
-    from jax import lax
-
     N, M = n_atoms, n_atoms // 2
     n_blocks = -(-N // rows)
     reps = -(-(n_blocks * rows + rows + M) // N)  # copies of S so that every window is in range
