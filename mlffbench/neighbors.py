@@ -201,6 +201,20 @@ def _pack_rows(cand: Array, valid: Array, width: int, fill: int, group: int = 1)
     return jnp.where(col < C, idx, fill), pos[:, -1]
 
 
+def _pack_rows_by_scatter(cand: Array, valid: Array, width: int, fill: int, group: int = 1
+                          ) -> tuple[Array, Array]:
+    """`_pack_rows` by a scatter of each valid candidate to its slot (running count - 1) instead
+    of a binary search per slot. Faster for short rows (the small-cell dense list: 8 replicas of
+    107 atoms x 856 candidates, 1.9 against 3.8 ms); slower for the cell list's long ones (XLA's
+    CPU scatter, ~2.5x at N = 4000). Same result."""
+    N, C = cand.shape
+    pos = _running_count(valid, group)
+    slot = jnp.where(valid, jnp.minimum(pos - 1, width), width)  # overflow and invalid: slot `width`
+    rows = jnp.broadcast_to(jnp.arange(N)[:, None], (N, C))
+    idx = jnp.full((N, width + 1), fill, cand.dtype).at[rows, slot].set(cand, mode="drop")
+    return idx[:, :width], pos[:, -1]
+
+
 def _pack_flat(cand: Array, valid: Array, capacity: int) -> tuple[Array, Array]:
     """Sparse (2, capacity) list (row 0 neighbour, row 1 atom, padded with N) and pair count."""
     N = cand.shape[0]
@@ -373,7 +387,7 @@ def _multi_image_dense_fns(box, cutoff: float, skin: float, capacity_multiplier:
         N = R.shape[0]
         valid, images = candidates(R)
         cols = jnp.broadcast_to(jnp.arange(N * n_img, dtype=jnp.int32), valid.shape)
-        col, counts = _pack_rows(cols, valid, max_occupancy, N * n_img, n_img)
+        col, counts = _pack_rows_by_scatter(cols, valid, max_occupancy, N * n_img, n_img)
         real = col < N * n_img
         flat = images.reshape(N, N * n_img, 3)
         shift = jnp.take_along_axis(flat, jnp.where(real, col, 0)[..., None], axis=1).astype(jnp.int32)
