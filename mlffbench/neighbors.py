@@ -360,8 +360,7 @@ def _multi_image_dense_fns(box, cutoff: float, skin: float, capacity_multiplier:
     reach = float(cutoff + skin)
     stencil = _image_stencil(box, reach)
     near = bool(np.all(perpendicular_widths(box) >= reach))
-    offsets = _CORNERS if near else stencil
-    n_img = len(offsets)
+    n_img = len(_CORNERS) if near else len(stencil)
     inv_t = np.linalg.inv(box).T
     cut_sq, half_skin_sq = reach ** 2, (0.5 * float(skin)) ** 2
 
@@ -372,11 +371,9 @@ def _multi_image_dense_fns(box, cutoff: float, skin: float, capacity_multiplier:
         S = R @ jnp.asarray(inv_t, R.dtype)
         df = S[None, :, :] - S[:, None, :]
         base = -jnp.round(df)
-        u = df + base  # minimum image, each component in [-1/2, 1/2]
-        if near:
-            images = base[:, :, None, :] + _near_images(u)
-        else:
-            images = base[:, :, None, :] + jnp.asarray(stencil, R.dtype)[None, None]
+        # offsets from the minimum image (each component of df + base in [-1/2, 1/2])
+        offsets = _near_images(df + base) if near else jnp.asarray(stencil, R.dtype)[None, None]
+        images = base[:, :, None, :] + offsets
         d = rows_times_box_t(df[:, :, None, :] + images, jnp.asarray(box, R.dtype))
         r2 = jnp.sum(d * d, axis=-1)  # (N, N, T)
         self_image = (jnp.arange(N)[:, None, None] == jnp.arange(N)[None, :, None]) & (jnp.arange(n_img) == 0)
